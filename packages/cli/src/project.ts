@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { parse } from "yaml";
+
+export interface Project {
+  dir: string;
+  name: string;
+  /** Absolute path of the compiled program. */
+  main: string;
+  /** Defaults declared in Pulumi.yaml's config block, by key without namespace. */
+  defaults: Record<string, unknown>;
+}
+
+export class UsageError extends Error {}
+
+/** Finds Pulumi.yaml in `start` or above it and reads what the plan needs from it. */
+export function findProject(start: string): Project {
+  let dir = resolve(start);
+  while (!existsSync(join(dir, "Pulumi.yaml"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new UsageError(`no Pulumi.yaml in ${start} or any directory above it; pass --program DIR`);
+    dir = up;
+  }
+  const doc = parse(readFileSync(join(dir, "Pulumi.yaml"), "utf8")) ?? {};
+  if (typeof doc.name !== "string") throw new UsageError(`${join(dir, "Pulumi.yaml")} has no project name`);
+  const main = resolve(dir, typeof doc.main === "string" ? doc.main : ".");
+  const defaults: Record<string, unknown> = {};
+  for (const [key, decl] of Object.entries<Record<string, unknown> | unknown>(doc.config ?? {})) {
+    if (decl && typeof decl === "object" && "default" in decl) defaults[key] = (decl as { default: unknown }).default;
+    else if (typeof decl !== "object") defaults[key] = decl;
+  }
+  return { dir, name: doc.name, main, defaults };
+}
+
+export interface StackConfig {
+  stack: string;
+  /** Full keys (namespace:key) to the string values Pulumi hands a program. */
+  values: Record<string, string>;
+  secretKeys: string[];
+}
+
+const SECURE = (value: unknown): value is { secure: string } =>
+  typeof value === "object" && value !== null && Object.keys(value).length === 1 && "secure" in value;
+
+/** A bcrypt hash of a throwaway password, standing in for encrypted password hashes. */
+const PLACEHOLDER_HASH = "{BLF-CRYPT}$2b$10$ZUDnZFLyWULpJV/qWU2rc.XEThdZxhIbbWJepiA4ZKNDAB1Lb56sW";
+// Made only of characters no e-mail local part contains, so it passes the check that a
+// password does not contain the mailbox's name.
+const PLACEHOLDER_PASSWORD = "(:) [;] <,> (:) [;] <,>";
+
+/**
+ * Replaces `secure:` values (which only the Pulumi CLI can decrypt) with dummy values of the
+ * right form, and reports whether any were found.
+ */
+function substituteSecrets(value: unknown, path: string): { value: unknown; secret: boolean } {
+  if (SECURE(value)) {
+    return { value: path.endsWith("passwordHash") ? PLACEHOLDER_HASH : PLACEHOLDER_PASSWORD, secret: true };
+  }
+  if (Array.isArray(value)) {
+    const items = value.map((v, i) => substituteSecrets(v, `${path}[${i}]`));
+    return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
+  }
+  if (typeof value === "object" && value !== null) {
+    const entries = Object.entries(value).map(([k, v]) => [k, substituteSecrets(v, `${path}.${k}`)] as const);
+    return { value: Object.fromEntries(entries.map(([k, v]) => [k, v.value])), secret: entries.some(([, v]) => v.secret) };
+  }
+  return { value, secret: false };
+}
+
+/**
+ * Reads a stack settings file (Pulumi.<stack>.yaml) into the config a program would see,
+ * with Pulumi.yaml's defaults for keys the file leaves out.
+ */
+export function readStackFile(file: string, project: Project): StackConfig {
+  if (!existsSync(file)) throw new UsageError(`config file ${file} does not exist`);
+  const doc = parse(readFileSync(file, "utf8")) ?? {};
+  const match = /^Pulumi\.(.+)\.ya?ml$/.exec(basename(file));
+  const stack = match ? match[1] : "plan";
+  const given: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc.config ?? {})) {
+    given[key.includes(":") ? key : `${project.name}:${key}`] = value;
+  }
+  for (const [key, value] of Object.entries(project.defaults)) {
+    const full = key.includes(":") ? key : `${project.name}:${key}`;
+    if (!(full in given)) given[full] = value;
+  }
+  const values: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [key, raw] of Object.entries(given)) {
+    const { value, secret } = substituteSecrets(raw, key.slice(key.indexOf(":") + 1));
+    values[key] = typeof value === "string" ? value : JSON.stringify(value);
+    if (secret) secretKeys.push(key);
+  }
+  return { stack, values, secretKeys };
+}

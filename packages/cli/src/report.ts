@@ -1,0 +1,97 @@
+import type { PlanRecord, RecordedResource } from "./mock-runtime";
+import { maskedInputs } from "./plan";
+
+type Inputs = Record<string, any>;
+
+const short = (type: string) => {
+  // aws:ec2/instance:Instance -> aws.ec2.Instance; pulumi:pulumi:Stack stays as it is.
+  const [pkg, mod, name] = type.split(":");
+  const module = mod.split("/")[0];
+  return module === "index" || pkg === module ? `${pkg}.${name}` : `${pkg}.${module}.${name}`;
+};
+
+const clip = (text: string, width = 70) => (text.length > width ? `${text.slice(0, width - 1)}…` : text);
+
+function policyActions(policy: unknown): string {
+  try {
+    const doc = JSON.parse(String(policy));
+    const statements: { Action: string | string[]; Resource?: string | string[]; Effect: string }[] = doc.Statement ?? [];
+    return statements
+      .map((s) => `${s.Effect === "Deny" ? "deny " : ""}${[s.Action].flat().length} actions on ${[s.Resource].flat().map((r) => clip(String(r), 48)).join(", ")}`)
+      .join("; ");
+  } catch {
+    return "";
+  }
+}
+
+/** The inputs worth seeing for each resource type, in a line. */
+const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
+  "aws:ec2/instance:Instance": (i, r) =>
+    `${i.instanceType} ${i.ami} IMDS tokens=${i.metadataOptions?.httpTokens} hops=${i.metadataOptions?.httpPutResponseHopLimit}; root ${i.rootBlockDevice?.volumeSize} GiB ${i.rootBlockDevice?.volumeType}${i.rootBlockDevice?.encrypted ? " encrypted" : " UNENCRYPTED"}; user data ${Buffer.from(String(i.userDataBase64 ?? ""), "base64").length} B gzip${r.ignoreChanges.length ? `; ignores ${r.ignoreChanges.join(",")}` : ""}`,
+  "aws:ebs/volume:Volume": (i) => `${i.size} GiB ${i.type}${i.encrypted ? " encrypted" : " UNENCRYPTED"} in ${i.availabilityZone}${i.finalSnapshot ? ", snapshot on delete" : ""}`,
+  "aws:ec2/volumeAttachment:VolumeAttachment": (i) => `${i.volumeId} -> ${i.instanceId} as ${i.deviceName}`,
+  "aws:ec2/eip:Eip": (i) => `domain ${i.domain}`,
+  "aws:ec2/eipAssociation:EipAssociation": (i) => `${i.allocationId} -> ${i.instanceId}`,
+  "aws:ec2/eipDomainName:EipDomainName": (i) => `PTR -> ${i.domainName}`,
+  "aws:ec2/securityGroup:SecurityGroup": (i) => `in ${i.vpcId}`,
+  "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (i) => `allow in ${i.ipProtocol}/${i.fromPort} from ${i.cidrIpv4 ?? i.cidrIpv6} (${i.description})`,
+  "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (i) => `allow out ${i.ipProtocol}/${i.fromPort} to ${i.cidrIpv4 ?? i.cidrIpv6} (${i.description})`,
+  "aws:iam/role:Role": (i) => `assumed by ${JSON.parse(i.assumeRolePolicy).Statement.map((s: any) => s.Principal.Service).join(", ")}`,
+  "aws:iam/rolePolicy:RolePolicy": (i) => policyActions(i.policy),
+  "aws:iam/instanceProfile:InstanceProfile": (i) => `role ${i.role}`,
+  "aws:ssm/parameter:Parameter": (i) => `${i.name} ${i.type} ${i.tier}`,
+  "aws:s3/bucket:Bucket": (i) => `forceDestroy=${i.forceDestroy}`,
+  "aws:s3/bucketVersioning:BucketVersioning": (i) => `versioning ${i.versioningConfiguration?.status}`,
+  "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (i) =>
+    `default encryption ${i.rules?.[0]?.applyServerSideEncryptionByDefault?.sseAlgorithm}`,
+  "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (i) =>
+    ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"].every((k) => i[k]) ? "all public access blocked" : "SOME PUBLIC ACCESS ALLOWED",
+  "aws:s3/bucketPolicy:BucketPolicy": (i) => policyActions(i.policy),
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (i) =>
+    (i.rules ?? []).map((r: any) => `${r.id}: old versions expire after ${r.noncurrentVersionExpiration?.noncurrentDays} days`).join("; "),
+  "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (i) => `${i.rule?.objectOwnership}`,
+  "cloudflare:index/dnsRecord:DnsRecord": (i) =>
+    `${i.type.padEnd(4)} ${i.name} ${i.priority !== undefined ? `${i.priority} ` : ""}${clip(String(i.content), 60)}${i.proxied ? " PROXIED" : ""}`,
+  "tls:index/privateKey:PrivateKey": (i) => `${i.algorithm} ${i.rsaBits ?? ""}`.trim(),
+};
+
+function flags(r: RecordedResource): string {
+  return [r.protect ? "protected" : "", r.deleteBeforeReplace ? "replaced delete-first" : ""]
+    .filter(Boolean)
+    .join(" ");
+}
+
+/** Resources in tree order: each parent followed by its children, by name. */
+function tree(resources: RecordedResource[]): { resource: RecordedResource; depth: number }[] {
+  const children = new Map<string, RecordedResource[]>();
+  for (const r of resources) children.set(r.parent, [...(children.get(r.parent) ?? []), r]);
+  const out: { resource: RecordedResource; depth: number }[] = [];
+  const walk = (parent: string, depth: number) => {
+    for (const r of (children.get(parent) ?? []).sort((a, b) => a.name.localeCompare(b.name))) {
+      out.push({ resource: r, depth });
+      walk(r.urn, depth + 1);
+    }
+  };
+  walk("", 0);
+  return out;
+}
+
+/** A readable table of every resource: type, name (indented under its parent), key inputs. */
+export function formatTable(record: PlanRecord): string {
+  const rows = tree(record.resources).map(({ resource, depth }) => {
+    const detail = DETAILS[resource.type];
+    let text = "";
+    if (detail) {
+      try {
+        text = detail(maskedInputs(resource), resource);
+      } catch {
+        text = "";
+      }
+    }
+    const extra = flags(resource);
+    return [short(resource.type), `${"  ".repeat(depth)}${resource.name}`, [text, extra ? `[${extra}]` : ""].filter(Boolean).join(" ")];
+  });
+  const widths = [0, 1].map((c) => Math.max(...rows.map((r) => r[c].length), c === 0 ? 4 : 4));
+  const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2]}`.trimEnd();
+  return [line(["TYPE", "NAME", "DETAILS"]), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Install the runtime files (users, maps, DKIM keys) this host's stack keeps in SSM.
+
+The stack writes each file as one or more SecureString parameters and a manifest with each
+file's SHA-256. Every file is assembled and checked against the manifest before any is
+written, so a sync that races a `pulumi up` installs nothing and retries later (exit 75).
+Changed files are replaced atomically, and only the units that read them are reloaded.
+"""
+
+import argparse
+import grp
+import hashlib
+import json
+import os
+import pwd
+import subprocess
+import sys
+
+EX_TEMPFAIL = 75
+
+
+class Stale(Exception):
+    """The parameters do not (yet) agree with the manifest."""
+
+
+def fetch(prefix, region, endpoint):
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "ssm",
+        region_name=region,
+        endpoint_url=endpoint,
+        config=Config(retries={"max_attempts": 8, "mode": "standard"}),
+    )
+    values = {}
+    for page in client.get_paginator("get_parameters_by_path").paginate(
+        Path=prefix, Recursive=True, WithDecryption=True
+    ):
+        for parameter in page["Parameters"]:
+            values[parameter["Name"][len(prefix):].lstrip("/")] = parameter["Value"]
+    return values
+
+
+def assemble(values):
+    if "manifest" not in values:
+        raise Stale("no manifest parameter yet")
+    manifest = json.loads(values["manifest"])
+    if manifest.get("version") != 1:
+        raise Stale("manifest version %r is newer than this script" % manifest.get("version"))
+    files = {}
+    for entry in manifest["files"]:
+        name, count = entry["name"], entry["parts"]
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError("refusing unsafe file name %r" % name)
+        body = []
+        for index in range(count):
+            value = values.get("files/%s/%d" % (name, index))
+            if value is None:
+                raise Stale("%s: part %d of %d is missing" % (name, index + 1, count))
+            header, _, rest = value.partition("\n")
+            if header != "# mailstack %s %d/%d" % (name, index + 1, count):
+                raise Stale("%s: part %d carries header %r" % (name, index + 1, header))
+            body.append(rest)
+        content = "".join(body).encode("utf-8")
+        if hashlib.sha256(content).hexdigest() != entry["sha256"]:
+            raise Stale("%s does not match the manifest" % name)
+        files[name] = (entry, content)
+    return files
+
+
+def current(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def install(path, entry, content, chown):
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    temporary = "%s.mailstack-new" % path
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+        if chown:
+            os.fchown(fd, pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid)
+        os.fchmod(fd, int(entry["mode"], 8))
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
+    parser.add_argument("--endpoint-url", default=None, help="SSM endpoint (tests)")
+    parser.add_argument("--dest", default="/etc/mailstack", help="runtime directory")
+    parser.add_argument("--state", default="/var/lib/mailstack/sync-state.json")
+    parser.add_argument("--no-chown", action="store_true", help="leave ownership alone (tests without the daemons' users)")
+    parser.add_argument("--reload-command", default="systemctl reload-or-restart", help="run with each unit to reload")
+    parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")
+    args = parser.parse_args()
+    if not args.prefix:
+        parser.error("--prefix or MAILSTACK_SSM_PATH is required")
+
+    try:
+        files = assemble(fetch(args.prefix.rstrip("/"), args.region, args.endpoint_url))
+    except Stale as problem:
+        print("mailstack-sync: not installing: %s; will retry" % problem, file=sys.stderr)
+        return EX_TEMPFAIL
+
+    reload = set()
+    changed = []
+    for name, (entry, content) in sorted(files.items()):
+        path = os.path.join(args.dest, name)
+        if current(path) == content:
+            continue
+        install(path, entry, content, not args.no_chown)
+        changed.append(name)
+        reload.update(entry["reload"])
+
+    previous = set()
+    state = current(args.state)
+    if state is not None:
+        previous = set(json.loads(state.decode("utf-8"))["files"])
+    for name in sorted(previous - set(files)):
+        try:
+            os.unlink(os.path.join(args.dest, name))
+            changed.append("-" + name)
+        except FileNotFoundError:
+            pass
+    os.makedirs(os.path.dirname(args.state), mode=0o755, exist_ok=True)
+    with open(args.state + ".new", "w", encoding="utf-8") as handle:
+        json.dump({"files": sorted(files)}, handle)
+    os.replace(args.state + ".new", args.state)
+
+    if changed:
+        print("mailstack-sync: updated %s" % ", ".join(changed))
+    if reload and not args.no_reload:
+        for unit in sorted(reload):
+            print("mailstack-sync: reloading %s" % unit)
+            subprocess.run(args.reload_command.split() + [unit], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

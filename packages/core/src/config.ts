@@ -1,0 +1,707 @@
+import * as ipaddr from "ipaddr.js";
+import { z } from "zod";
+import { type Architecture, instanceArchitecture } from "./instance-types";
+import { checkAddress, checkDomain, domainOf, isWithin } from "./names";
+
+/**
+ * What a user writes: the Pulumi stack config of the reference program, the `--config` file
+ * of `mailstack plan`, and the args of the `MailStack` component all have this shape, so a
+ * field path in an error is the path the user typed.
+ *
+ * `password` and `passwordHash` are usually Pulumi secrets. The core checks their presence
+ * here and their value only when it is a plain string; the component checks secret values
+ * with {@link checkPassword} / {@link checkPasswordHash} once they resolve.
+ */
+export interface MailConfigInput {
+  /** Primary mail domain, e.g. example.com. IDNs are accepted and stored as xn-- names. */
+  domain: string;
+  /** Further domains this server receives and sends mail for. */
+  extraDomains?: string[];
+  /** Mail host name; default `mail.<domain>`. Must lie within one of the domains. */
+  hostname?: string;
+  mailboxes: MailboxInput[];
+  aliases?: AliasInput[];
+  /** Allow aliases to forward to domains this server does not host. Default false. */
+  allowExternalForwarding?: boolean;
+  /** Where postmaster@ of every domain goes. Default: the first mailbox. */
+  postmaster?: string;
+  /** Where abuse@ of every domain goes. Default: the postmaster. */
+  abuse?: string;
+  /** DMARC policy stage. Default quarantine. */
+  dmarcPolicy?: "none" | "quarantine" | "reject";
+  /** Mailbox or alias that receives DMARC aggregate reports. Default: the postmaster. */
+  dmarcReports?: string;
+  /** Require strict (exact-domain) SPF and DKIM alignment. Default false (relaxed). */
+  dmarcStrictAlignment?: boolean;
+  /** TLS on port 25 from other servers: opportunistic (default) or required. */
+  inboundTls?: "opportunistic" | "required";
+  /** TLS to other servers: dane (default, with a validating resolver), opportunistic or required. */
+  outboundTls?: "dane" | "opportunistic" | "required";
+  /** Lowest TLS version on port 25. Default TLSv1.2. */
+  inboundTlsMinVersion?: "TLSv1.2" | "TLSv1.3";
+  /** CIDRs allowed to reach SSH (port 22). Default none: use SSM Session Manager. */
+  adminCidrs?: string[];
+  /** EC2 instance type. Default t4g.small (arm64, 2 GiB). */
+  instanceType?: string;
+  /** CPU architecture, only needed for families mailstack does not know. */
+  architecture?: Architecture;
+  /** Root volume size in GiB. Default 16. */
+  rootVolumeGiB?: number;
+  /** Mail data volume size in GiB. Default 20. */
+  dataVolumeGiB?: number;
+  /** Offer POP3S on port 995. Default false. */
+  pop3?: boolean;
+  /** Largest message accepted, in MiB. Default 50. */
+  messageSizeLimitMiB?: number;
+  /** DKIM selector. Default "mail". */
+  dkimSelector?: string;
+  /** Days a replaced or deleted backup object version is kept. Default 90. */
+  backupRetentionDays?: number;
+  /** Address (preferably at another provider) that receives alerts about the host. */
+  alertEmail?: string;
+  /** Existing VPC; requires subnetId. Default: the account's default VPC. */
+  vpcId?: string;
+  /** Existing public subnet for the host. Default: the default subnet of availabilityZone. */
+  subnetId?: string;
+  /** Availability zone in the default VPC. Default: the region's first zone. */
+  availabilityZone?: string;
+  /** Cloudflare zone ids by domain; domains not listed are looked up by name. */
+  cloudflareZoneIds?: Record<string, string>;
+}
+
+/**
+ * How each field is written in Pulumi stack config, where every value arrives as a string:
+ * `string` fields are taken as they are, the others are JSON.
+ */
+export const FIELD_KINDS: Record<keyof MailConfigInput, "string" | "json"> = {
+  domain: "string",
+  extraDomains: "json",
+  hostname: "string",
+  mailboxes: "json",
+  aliases: "json",
+  allowExternalForwarding: "json",
+  postmaster: "string",
+  abuse: "string",
+  dmarcPolicy: "string",
+  dmarcReports: "string",
+  dmarcStrictAlignment: "json",
+  inboundTls: "string",
+  outboundTls: "string",
+  inboundTlsMinVersion: "string",
+  adminCidrs: "json",
+  instanceType: "string",
+  architecture: "string",
+  rootVolumeGiB: "json",
+  dataVolumeGiB: "json",
+  pop3: "json",
+  messageSizeLimitMiB: "json",
+  dkimSelector: "string",
+  backupRetentionDays: "json",
+  alertEmail: "string",
+  vpcId: "string",
+  subnetId: "string",
+  availabilityZone: "string",
+  cloudflareZoneIds: "json",
+};
+
+export interface MailboxInput {
+  address: string;
+  /** Plain password (a secret); hashed with bcrypt by the stack. */
+  password?: unknown;
+  /** Pre-hashed password with its Dovecot scheme prefix, e.g. from `doveadm pw -s BLF-CRYPT`. */
+  passwordHash?: unknown;
+  /** Storage quota such as 500M, 5G or unlimited. Default 5G. */
+  quota?: string;
+  /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
+  aliases?: string[];
+}
+
+export interface AliasInput {
+  address: string;
+  /** Mailboxes, other aliases, or (with allowExternalForwarding) outside addresses. */
+  to: string[];
+}
+
+/** A validated, normalised configuration: every default applied, every name in ASCII. */
+export interface MailConfig {
+  domain: string;
+  /** All hosted domains, primary first. */
+  domains: string[];
+  hostname: string;
+  mailboxes: Mailbox[];
+  /** Every alias, including mailbox aliases and the generated postmaster@/abuse@ ones. */
+  aliases: Alias[];
+  allowExternalForwarding: boolean;
+  postmaster: string;
+  abuse: string;
+  dmarc: { policy: "none" | "quarantine" | "reject"; reports: string; strictAlignment: boolean };
+  tls: {
+    inbound: "opportunistic" | "required";
+    outbound: "dane" | "opportunistic" | "required";
+    inboundMinVersion: "TLSv1.2" | "TLSv1.3";
+  };
+  adminCidrs: string[];
+  instanceType: string;
+  architecture: Architecture;
+  rootVolumeGiB: number;
+  dataVolumeGiB: number;
+  pop3: boolean;
+  messageSizeLimitMiB: number;
+  dkimSelector: string;
+  backupRetentionDays: number;
+  alertEmail?: string;
+  availabilityZone?: string;
+}
+
+export interface Mailbox {
+  address: string;
+  /** Where the secret comes from; the value itself never enters a MailConfig. */
+  credential: "password" | "passwordHash";
+  /** Quota in MiB; undefined means unlimited. */
+  quotaMiB?: number;
+  /** Position in the input's `mailboxes`, for error paths about its secret. */
+  index: number;
+}
+
+export interface Alias {
+  address: string;
+  to: string[];
+  /** Where it came from, for messages and for deciding who may send as it. */
+  origin: "alias" | "mailbox" | "generated";
+}
+
+export interface ConfigIssue {
+  /** Field path as the user wrote it, e.g. `mailboxes[2].address`. */
+  path: string;
+  message: string;
+}
+
+/** Every problem with a configuration at once, each naming its field and the fix. */
+export class ConfigError extends Error {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(
+      `invalid mailstack configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n` +
+        issues.map((i) => `  ${i.path || "(config)"}: ${i.message}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * A string checked against `pattern`, or a value that is not known yet (a Pulumi output from
+ * another resource): the core leaves those to the cloud provider.
+ */
+function deferrable(pattern: RegExp, message: string) {
+  return z.unknown().superRefine((value, ctx) => {
+    if (typeof value === "string") {
+      if (!pattern.test(value)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} ${message}` });
+    } else if (value === null || typeof value !== "object") {
+      ctx.addIssue({ code: "custom", message: `must be a string, not ${describe(value)}` });
+    }
+  });
+}
+
+const FIELDS = {
+  domain: z.string(),
+  extraDomains: z.array(z.string()).optional(),
+  hostname: z.string().optional(),
+  mailboxes: z.array(
+    z.strictObject({
+      address: z.string(),
+      password: z.unknown().optional(),
+      passwordHash: z.unknown().optional(),
+      quota: z.string().optional(),
+      aliases: z.array(z.string()).optional(),
+    }),
+  ),
+  aliases: z.array(z.strictObject({ address: z.string(), to: z.array(z.string()) })).optional(),
+  allowExternalForwarding: z.boolean().optional(),
+  postmaster: z.string().optional(),
+  abuse: z.string().optional(),
+  dmarcPolicy: z.enum(["none", "quarantine", "reject"]).optional(),
+  dmarcReports: z.string().optional(),
+  dmarcStrictAlignment: z.boolean().optional(),
+  inboundTls: z.enum(["opportunistic", "required"]).optional(),
+  outboundTls: z.enum(["dane", "opportunistic", "required"]).optional(),
+  inboundTlsMinVersion: z.enum(["TLSv1.2", "TLSv1.3"]).optional(),
+  adminCidrs: z.array(z.string()).optional(),
+  instanceType: z.string().optional(),
+  architecture: z.enum(["arm64", "x86_64"]).optional(),
+  rootVolumeGiB: z.number().int().min(8).max(1024).optional(),
+  dataVolumeGiB: z.number().int().min(1).max(16384).optional(),
+  pop3: z.boolean().optional(),
+  messageSizeLimitMiB: z.number().int().min(1).max(1024).optional(),
+  dkimSelector: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens")
+    .optional(),
+  backupRetentionDays: z.number().int().min(1).max(3650).optional(),
+  alertEmail: z.string().optional(),
+  vpcId: deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0").optional(),
+  subnetId: deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0").optional(),
+  availabilityZone: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must look like us-east-1a").optional(),
+  cloudflareZoneIds: z.record(z.string(), deferrable(/^[0-9a-f]{32}$/, "must be a 32-character hex zone id")).optional(),
+};
+
+/** Top-level field names, for Pulumi config readers and "did you mean" hints. */
+export const CONFIG_FIELDS = Object.keys(FIELDS) as (keyof MailConfigInput)[];
+
+const schema = z.strictObject(FIELDS);
+
+export const DEFAULTS = {
+  instanceType: "t4g.small",
+  rootVolumeGiB: 16,
+  dataVolumeGiB: 20,
+  messageSizeLimitMiB: 50,
+  dkimSelector: "mail",
+  backupRetentionDays: 90,
+  quota: "5G",
+  dmarcPolicy: "quarantine",
+} as const;
+
+/** Validates and normalises a configuration, or throws a {@link ConfigError} listing every problem. */
+export function parseConfig(input: unknown): MailConfig {
+  const shaped = schema.safeParse(input);
+  if (!shaped.success) throw new ConfigError(shaped.error.issues.map(fromZodIssue));
+  return new Checker(shaped.data as MailConfigInput).run();
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  const path = formatPath(issue.path);
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const known = issue.path.length === 0 ? CONFIG_FIELDS : knownKeysAt(issue.path);
+      const hints = issue.keys.map((k) => {
+        const near = closest(k, known);
+        return near ? `"${k}" (did you mean "${near}"?)` : `"${k}"`;
+      });
+      return { path, message: `unknown field ${hints.join(", ")}; known fields: ${known.join(", ")}` };
+    }
+    case "invalid_type": {
+      const got = describe(issue.input);
+      if (got === "undefined") return { path, message: `is required (${issue.expected})` };
+      return { path, message: `must be ${article(issue.expected)}, not ${got}` };
+    }
+    case "invalid_value":
+      return { path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` };
+    case "too_small":
+      return { path, message: `must be at least ${String(issue.minimum)}` };
+    case "too_big":
+      return { path, message: `must be at most ${String(issue.maximum)}` };
+    default:
+      return { path, message: issue.message };
+  }
+}
+
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  const top = path[0];
+  if (top === "mailboxes") return ["address", "password", "passwordHash", "quota", "aliases"];
+  if (top === "aliases") return ["address", "to"];
+  return [];
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "undefined";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function article(expected: string): string {
+  if (expected === "array") return "a list";
+  if (expected === "object") return "an object";
+  if (expected === "int") return "an integer";
+  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+const BCRYPT_MAX_BYTES = 72;
+export const MIN_PASSWORD_LENGTH = 12;
+
+/** Why a plain password is unusable, or undefined when it is fine. */
+export function checkPassword(password: unknown, address: string): string | undefined {
+  if (typeof password !== "string") return "must be a string";
+  if ([...password].length < MIN_PASSWORD_LENGTH) {
+    return `is shorter than ${MIN_PASSWORD_LENGTH} characters; use a longer passphrase`;
+  }
+  if (Buffer.byteLength(password, "utf8") > BCRYPT_MAX_BYTES) {
+    return `is longer than ${BCRYPT_MAX_BYTES} bytes, past which bcrypt ignores the rest; shorten it`;
+  }
+  const name = address.slice(0, address.indexOf("@"));
+  if (name.length >= 3 && password.toLowerCase().includes(name)) {
+    return "contains the mailbox name; choose a password unrelated to the address";
+  }
+  return undefined;
+}
+
+/** Dovecot schemes Ubuntu 24.04's Dovecot verifies and that resist offline guessing. */
+const HASH_FORMATS: Record<string, RegExp> = {
+  "BLF-CRYPT": /^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/,
+  "SHA512-CRYPT": /^\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}$/,
+  "SHA256-CRYPT": /^\$5\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43}$/,
+  ARGON2ID: /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/,
+  ARGON2I: /^\$argon2i\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/,
+};
+/** Longest accepted pre-hashed password, so the users file can be split at plan time. */
+export const MAX_PASSWORD_HASH_LENGTH = 160;
+
+/** Why a pre-hashed password is unusable, or undefined when it is fine. */
+export function checkPasswordHash(hash: unknown): string | undefined {
+  if (typeof hash !== "string") return "must be a string";
+  const match = /^\{([A-Z0-9-]+)\}(.*)$/.exec(hash.trim());
+  if (!match) {
+    return "must start with its scheme, e.g. {BLF-CRYPT}$2b$…; create one with `doveadm pw -s BLF-CRYPT`";
+  }
+  const [, scheme, body] = match;
+  const format = HASH_FORMATS[scheme];
+  if (!format) {
+    return `uses scheme {${scheme}}, which is weak or unsupported; use one of ${Object.keys(HASH_FORMATS).map((s) => `{${s}}`).join(", ")}`;
+  }
+  if (!format.test(body)) return `is not a well-formed {${scheme}} hash`;
+  if (hash.trim().length > MAX_PASSWORD_HASH_LENGTH) return `is longer than ${MAX_PASSWORD_HASH_LENGTH} characters`;
+  return undefined;
+}
+
+const QUOTA = /^(\d+(?:\.\d+)?)\s*([MGT])i?B?$/i;
+
+function quotaMiB(quota: string): number | undefined | "invalid" {
+  if (quota.trim().toLowerCase() === "unlimited") return undefined;
+  const match = QUOTA.exec(quota.trim());
+  if (!match) return "invalid";
+  const units = { M: 1, G: 1024, T: 1024 * 1024 }[match[2].toUpperCase() as "M" | "G" | "T"];
+  const mib = Math.round(Number(match[1]) * units);
+  return mib >= 1 ? mib : "invalid";
+}
+
+class Checker {
+  private readonly issues: ConfigIssue[] = [];
+
+  constructor(private readonly input: MailConfigInput) {}
+
+  private fail(path: string, message: string): void {
+    this.issues.push({ path, message });
+  }
+
+  private domain(path: string, raw: string): string | undefined {
+    const checked = checkDomain(raw);
+    if (checked.ok) return checked.value;
+    this.fail(path, checked.error);
+    return undefined;
+  }
+
+  private address(path: string, raw: string): string | undefined {
+    const checked = checkAddress(raw);
+    if (checked.ok) return checked.value;
+    this.fail(path, checked.error);
+    return undefined;
+  }
+
+  run(): MailConfig {
+    const input = this.input;
+    const domain = this.domain("domain", input.domain);
+    const domains: string[] = domain ? [domain] : [];
+    (input.extraDomains ?? []).forEach((raw, i) => {
+      const d = this.domain(`extraDomains[${i}]`, raw);
+      if (d === undefined) return;
+      if (domains.includes(d)) this.fail(`extraDomains[${i}]`, `"${raw}" is listed twice (or is the primary domain); remove it`);
+      else domains.push(d);
+    });
+    const hosted = (address: string) => domains.includes(domainOf(address));
+
+    let hostname = domain ? `mail.${domain}` : "";
+    if (input.hostname !== undefined) {
+      const h = this.domain("hostname", input.hostname);
+      if (h !== undefined) {
+        hostname = h;
+        if (domains.includes(h)) {
+          this.fail("hostname", `"${input.hostname}" is a mail domain itself; use a name below it such as mail.${h}, leaving the apex for your website`);
+        } else if (!domains.some((d) => isWithin(h, d))) {
+          this.fail("hostname", `"${input.hostname}" is not within any mail domain (${domains.join(", ")}), so its A record cannot be published; use e.g. mail.${domain}`);
+        }
+      }
+    }
+
+    // Every address that receives mail here, to catch duplicates across mailboxes and aliases.
+    const owners = new Map<string, string>();
+    const claim = (address: string, path: string) => {
+      const previous = owners.get(address);
+      if (previous) {
+        this.fail(path, `"${address}" is already used by ${previous}; each address may be a mailbox or an alias once`);
+        return false;
+      }
+      owners.set(address, path);
+      return true;
+    };
+
+    const mailboxes: Mailbox[] = [];
+    const aliases: Alias[] = [];
+    if (input.mailboxes.length === 0) {
+      this.fail("mailboxes", "is empty; add at least one mailbox, e.g. { address: you@" + (domain ?? "example.com") + " }");
+    }
+    input.mailboxes.forEach((m, i) => {
+      const path = `mailboxes[${i}]`;
+      const address = this.address(`${path}.address`, m.address);
+      const hasPassword = m.password !== undefined && m.password !== null;
+      const hasHash = m.passwordHash !== undefined && m.passwordHash !== null;
+      if (hasPassword && hasHash) this.fail(path, "sets both password and passwordHash; keep one");
+      if (!hasPassword && !hasHash) {
+        this.fail(`${path}.password`, "is required (or passwordHash); set it with `pulumi config set --secret --path 'mailboxes[" + i + "].password'`");
+      }
+      if (address && typeof m.password === "string") {
+        const problem = checkPassword(m.password, address);
+        if (problem) this.fail(`${path}.password`, problem);
+      }
+      if (typeof m.passwordHash === "string") {
+        const problem = checkPasswordHash(m.passwordHash);
+        if (problem) this.fail(`${path}.passwordHash`, problem);
+      }
+      const quota = quotaMiB(m.quota ?? DEFAULTS.quota);
+      if (quota === "invalid") {
+        this.fail(`${path}.quota`, `"${m.quota}" is not a size; write e.g. 500M, 5G, 1T or unlimited`);
+      }
+      if (address === undefined) return;
+      if (!hosted(address)) {
+        this.fail(`${path}.address`, `"${m.address}" is not in a hosted domain (${domains.join(", ")}); add its domain to extraDomains`);
+      }
+      if (!claim(address, `${path}.address`)) return;
+      mailboxes.push({ address, credential: hasHash ? "passwordHash" : "password", quotaMiB: quota === "invalid" ? undefined : quota, index: i });
+      (m.aliases ?? []).forEach((raw, j) => {
+        const aliasPath = `${path}.aliases[${j}]`;
+        const alias = this.address(aliasPath, raw);
+        if (alias === undefined) return;
+        if (!hosted(alias)) {
+          this.fail(aliasPath, `"${raw}" is not in a hosted domain (${domains.join(", ")}); add its domain to extraDomains`);
+          return;
+        }
+        if (claim(alias, aliasPath)) aliases.push({ address: alias, to: [address], origin: "mailbox" });
+      });
+    });
+
+    const explicitAliases: { alias: Alias; path: string; targetPaths: Map<string, string> }[] = [];
+    (input.aliases ?? []).forEach((a, i) => {
+      const path = `aliases[${i}]`;
+      if (a.address.trim().startsWith("@")) {
+        this.fail(`${path}.address`, `"${a.address}" is a catch-all, which collects spam for every guessed name; list the addresses you need`);
+        return;
+      }
+      const address = this.address(`${path}.address`, a.address);
+      if (a.to.length === 0) this.fail(`${path}.to`, "is empty; list at least one destination address");
+      const to: string[] = [];
+      const targetPaths = new Map<string, string>();
+      a.to.forEach((raw, j) => {
+        const target = this.address(`${path}.to[${j}]`, raw);
+        if (target === undefined) return;
+        if (target === address) this.fail(`${path}.to[${j}]`, `"${raw}" forwards the alias to itself; remove it`);
+        else if (to.includes(target)) this.fail(`${path}.to[${j}]`, `"${raw}" is listed twice; remove one`);
+        else {
+          to.push(target);
+          targetPaths.set(target, `${path}.to[${j}]`);
+        }
+      });
+      if (address === undefined) return;
+      if (!hosted(address)) {
+        this.fail(`${path}.address`, `"${a.address}" is not in a hosted domain (${domains.join(", ")}); add its domain to extraDomains`);
+        return;
+      }
+      if (!claim(address, `${path}.address`)) return;
+      const alias: Alias = { address, to, origin: "alias" };
+      aliases.push(alias);
+      explicitAliases.push({ alias, path, targetPaths });
+    });
+
+    const allowExternalForwarding = input.allowExternalForwarding ?? false;
+    const mailboxSet = new Set(mailboxes.map((m) => m.address));
+    const aliasMap = new Map(aliases.map((a) => [a.address, a]));
+    for (const { alias, targetPaths } of explicitAliases) {
+      alias.to.forEach((target) => {
+        const targetPath = targetPaths.get(target) ?? "aliases";
+        if (hosted(target)) {
+          if (!mailboxSet.has(target) && !aliasMap.has(target) && !isGeneratedLocal(target)) {
+            this.fail(targetPath, `"${target}" is neither a mailbox nor an alias here, so mail to ${alias.address} would bounce; add it or fix the spelling`);
+          }
+        } else if (!allowExternalForwarding) {
+          this.fail(targetPath, `"${target}" is outside the hosted domains; set allowExternalForwarding: true to forward mail off this server`);
+        }
+      });
+    }
+    for (const loop of findLoops(aliases)) {
+      const first = explicitAliases.find((e) => e.alias.address === loop[0]);
+      this.fail(first ? `${first.path}.to` : "aliases", `alias loop ${loop.join(" → ")} → ${loop[0]}; break the cycle`);
+    }
+
+    const firstMailbox = mailboxes[0]?.address;
+    const resolves = (address: string) => mailboxSet.has(address) || aliasMap.has(address);
+    const recipient = (field: "postmaster" | "abuse" | "dmarcReports", fallback: string | undefined) => {
+      const raw = input[field];
+      if (raw === undefined) return fallback;
+      const address = this.address(field, raw);
+      if (address === undefined) return fallback;
+      if (!hosted(address)) {
+        this.fail(field, `"${raw}" is outside the hosted domains; use a mailbox or alias on ${domains.join(", ")}`);
+      } else if (!resolves(address)) {
+        this.fail(field, `"${raw}" is neither a mailbox nor an alias; add it to mailboxes or aliases`);
+      }
+      return address;
+    };
+    const postmaster = recipient("postmaster", firstMailbox) ?? "";
+    const abuse = recipient("abuse", postmaster) ?? "";
+    const dmarcReports = recipient("dmarcReports", postmaster) ?? "";
+    // RFC 5321 requires postmaster@ and RFC 2142 abuse@ on every domain that receives mail.
+    for (const d of domains) {
+      for (const [local, target] of [["postmaster", postmaster], ["abuse", abuse]] as const) {
+        const address = `${local}@${d}`;
+        if (!owners.has(address) && target !== "" && target !== address) {
+          owners.set(address, "generated");
+          aliases.push({ address, to: [target], origin: "generated" });
+        }
+      }
+    }
+
+    const adminCidrs: string[] = [];
+    (input.adminCidrs ?? []).forEach((raw, i) => {
+      const cidr = this.cidr(`adminCidrs[${i}]`, raw);
+      if (cidr && !adminCidrs.includes(cidr)) adminCidrs.push(cidr);
+    });
+
+    const instanceType = input.instanceType ?? DEFAULTS.instanceType;
+    const arch = instanceArchitecture(instanceType, input.architecture);
+    if (!arch.ok) this.fail("instanceType", arch.error);
+
+    let alertEmail: string | undefined;
+    if (input.alertEmail !== undefined) alertEmail = this.address("alertEmail", input.alertEmail);
+
+    if (input.vpcId && !input.subnetId) {
+      this.fail("subnetId", "is required when vpcId is set: name the public subnet the mail host goes into");
+    }
+    if (input.subnetId && input.availabilityZone) {
+      this.fail("availabilityZone", "conflicts with subnetId, which already fixes the zone; remove one");
+    }
+
+    for (const raw of Object.keys(input.cloudflareZoneIds ?? {})) {
+      const d = this.domain(`cloudflareZoneIds.${raw}`, raw);
+      if (d !== undefined && !domains.includes(d)) {
+        this.fail(`cloudflareZoneIds.${raw}`, `"${raw}" is not a mail domain (${domains.join(", ")}); remove it or add it to extraDomains`);
+      }
+    }
+
+    if (this.issues.length > 0) throw new ConfigError(this.issues);
+    return {
+      domain: domains[0],
+      domains,
+      hostname,
+      mailboxes,
+      aliases: aliases.sort((a, b) => a.address.localeCompare(b.address)),
+      allowExternalForwarding,
+      postmaster,
+      abuse,
+      dmarc: {
+        policy: input.dmarcPolicy ?? DEFAULTS.dmarcPolicy,
+        reports: dmarcReports,
+        strictAlignment: input.dmarcStrictAlignment ?? false,
+      },
+      tls: {
+        inbound: input.inboundTls ?? "opportunistic",
+        outbound: input.outboundTls ?? "dane",
+        inboundMinVersion: input.inboundTlsMinVersion ?? "TLSv1.2",
+      },
+      adminCidrs,
+      instanceType,
+      architecture: arch.ok ? arch.architecture : "arm64",
+      rootVolumeGiB: input.rootVolumeGiB ?? DEFAULTS.rootVolumeGiB,
+      dataVolumeGiB: input.dataVolumeGiB ?? DEFAULTS.dataVolumeGiB,
+      pop3: input.pop3 ?? false,
+      messageSizeLimitMiB: input.messageSizeLimitMiB ?? DEFAULTS.messageSizeLimitMiB,
+      dkimSelector: input.dkimSelector ?? DEFAULTS.dkimSelector,
+      backupRetentionDays: input.backupRetentionDays ?? DEFAULTS.backupRetentionDays,
+      alertEmail,
+      availabilityZone: input.availabilityZone,
+    };
+  }
+
+  private cidr(path: string, raw: string): string | undefined {
+    let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+    try {
+      parsed = ipaddr.parseCIDR(raw.trim());
+    } catch {
+      this.fail(path, `"${raw}" is not a CIDR block; write e.g. 203.0.113.7/32 or 2001:db8::/48`);
+      return undefined;
+    }
+    const [address, prefix] = parsed;
+    if (prefix === 0) {
+      this.fail(path, `"${raw}" opens SSH to the whole internet; list your own address (e.g. 203.0.113.7/32) or use SSM Session Manager`);
+      return undefined;
+    }
+    const network =
+      address.kind() === "ipv4"
+        ? ipaddr.IPv4.networkAddressFromCIDR(raw.trim())
+        : ipaddr.IPv6.networkAddressFromCIDR(raw.trim());
+    if (network.toString() !== address.toString()) {
+      this.fail(path, `"${raw}" has host bits set; did you mean ${network.toString()}/${prefix}?`);
+      return undefined;
+    }
+    return `${address.toString()}/${prefix}`;
+  }
+}
+
+function isGeneratedLocal(address: string): boolean {
+  const local = address.slice(0, address.indexOf("@"));
+  return local === "postmaster" || local === "abuse";
+}
+
+/** Cycles among aliases (depth-first, linear in aliases and targets), each reported once. */
+function findLoops(aliases: Alias[]): string[][] {
+  const next = new Map(aliases.map((a) => [a.address, a.to]));
+  const state = new Map<string, "open" | "done">();
+  const loops: string[][] = [];
+  const trail: string[] = [];
+  const visit = (address: string) => {
+    state.set(address, "open");
+    trail.push(address);
+    for (const target of next.get(address) ?? []) {
+      const seen = state.get(target);
+      if (seen === "open") loops.push(trail.slice(trail.indexOf(target)));
+      else if (seen === undefined && next.has(target)) visit(target);
+    }
+    trail.pop();
+    state.set(address, "done");
+  };
+  for (const a of aliases) if (!state.has(a.address)) visit(a.address);
+  return loops;
+}

@@ -1,0 +1,114 @@
+import type { MailConfig } from "./config";
+import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+
+/** Client-facing TCP ports the host serves, with what each is for. */
+export function servicePorts(config: MailConfig, env: HostEnv = PRODUCTION_ENV): { port: number; description: string }[] {
+  return [
+    { port: env.ports.smtp, description: "SMTP from other mail servers" },
+    { port: env.ports.submissions, description: "submission over implicit TLS" },
+    { port: env.ports.submission, description: "submission with STARTTLS" },
+    { port: env.ports.imaps, description: "IMAP over TLS" },
+    ...(config.pop3 ? [{ port: env.ports.pop3s, description: "POP3 over TLS" }] : []),
+    { port: 80, description: "ACME HTTP-01 challenges for the certificate" },
+    { port: 443, description: "HTTPS (MTA-STS policy, autoconfig)" },
+  ];
+}
+
+/**
+ * /etc/nftables.conf: drop inbound except the mail ports, ICMP and replies; limit the rate of
+ * new connections per source. It owns only its own table, so reloading it leaves
+ * fail2ban's table and bans alone.
+ */
+export function nftablesConf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
+  const v4 = config.adminCidrs.filter((c) => !c.includes(":"));
+  const v6 = config.adminCidrs.filter((c) => c.includes(":"));
+  const ssh = [
+    v4.length ? `    ip saddr { ${v4.join(", ")} } tcp dport 22 accept` : "",
+    v6.length ? `    ip6 saddr { ${v6.join(", ")} } tcp dport 22 accept` : "",
+  ].filter(Boolean);
+  const limited = (name: string, ports: number[], perMinute: number) => [
+    `    tcp dport { ${ports.join(", ")} } ct state new add @${name}_v4 { ip saddr limit rate over ${perMinute}/minute burst ${perMinute * 2} packets } drop`,
+    `    tcp dport { ${ports.join(", ")} } ct state new add @${name}_v6 { ip6 saddr limit rate over ${perMinute}/minute burst ${perMinute * 2} packets } drop`,
+  ];
+  const sets = (name: string) =>
+    ["ipv4_addr", "ipv6_addr"].map(
+      (type) => `  set ${name}_${type === "ipv4_addr" ? "v4" : "v6"} {
+    type ${type}
+    size 65536
+    flags dynamic, timeout
+    timeout 10m
+  }`,
+    );
+  const imapPorts = [env.ports.imaps, ...(config.pop3 ? [env.ports.pop3s] : [])];
+  const open = servicePorts(config, env).map((p) => p.port);
+  return `#!/usr/sbin/nft -f
+${generatedHeader()}
+table inet mailstack
+delete table inet mailstack
+
+table inet mailstack {
+${[...sets("smtp"), ...sets("submission"), ...sets("mailbox")].join("\n")}
+
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iif "lo" accept
+    ct state invalid drop
+    ct state established,related accept
+    ip protocol icmp icmp type { echo-request, destination-unreachable, time-exceeded } limit rate 20/second accept
+    ip6 nexthdr icmpv6 icmpv6 type { echo-request, destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept
+    udp sport 67 udp dport 68 accept
+${ssh.length ? ssh.join("\n") + "\n" : ""}${[
+    ...limited("smtp", [env.ports.smtp], 60),
+    ...limited("submission", [env.ports.submission, env.ports.submissions], 30),
+    ...limited("mailbox", imapPorts, 60),
+  ].join("\n")}
+    tcp dport { ${open.join(", ")} } accept
+  }
+
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+  }
+}
+`;
+}
+
+/**
+ * fail2ban jails. Lenient on purpose (20 failures in 30 minutes): phones retrying an old
+ * password must not lock their owners out, while brute force still gets banned, and
+ * repeat offenders get a week from the recidive jail.
+ */
+export function fail2banJails(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
+  const mailPorts = [env.ports.smtp, env.ports.submission, env.ports.submissions, env.ports.imaps, ...(config.pop3 ? [env.ports.pop3s] : [])].join(",");
+  return `${generatedHeader()}
+[DEFAULT]
+backend = systemd
+banaction = nftables[type=multiport]
+banaction_allports = nftables[type=allports]
+bantime = 1h
+findtime = 30m
+maxretry = 20
+ignoreip = 127.0.0.1/8 ::1${config.adminCidrs.map((c) => ` ${c}`).join("")}
+
+[postfix-sasl]
+enabled = true
+filter = postfix[mode=auth]
+port = ${mailPorts}
+
+[dovecot]
+enabled = true
+port = ${mailPorts}
+
+[sshd]
+enabled = ${config.adminCidrs.length > 0 ? "true" : "false"}
+maxretry = 5
+
+[recidive]
+enabled = true
+backend = auto
+logpath = /var/log/fail2ban.log
+banaction = nftables[type=allports]
+bantime = 1w
+findtime = 1d
+maxretry = 5
+`;
+}

@@ -1,0 +1,95 @@
+import { domainToASCII, domainToUnicode } from "node:url";
+
+/** The result of checking a name: the normalised value, or why it is wrong and what to do. */
+export type Checked = { ok: true; value: string } | { ok: false; error: string };
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Normalises a DNS domain name to lower-case ASCII (IDNs become their xn-- form) and checks
+ * it is a name mail can be hosted under: at least two labels, LDH rules, lengths.
+ */
+export function checkDomain(raw: string): Checked {
+  const trimmed = raw.trim().replace(/\.$/, "");
+  if (trimmed === "") return { ok: false, error: "is empty; give a domain such as example.com" };
+  if (/[\s@/:]/.test(trimmed)) {
+    return { ok: false, error: `"${raw}" is not a domain name (no spaces, "@", "/" or ":"); give a name such as example.com` };
+  }
+  const ascii = domainToASCII(trimmed);
+  if (ascii === "") {
+    return { ok: false, error: `"${raw}" is not a valid internationalised domain name; check its spelling or give its xn-- form` };
+  }
+  const labels = ascii.split(".");
+  if (labels.length < 2) {
+    return { ok: false, error: `"${raw}" has a single label; give a fully qualified name such as example.com` };
+  }
+  if (ascii.length > 253) return { ok: false, error: `"${raw}" is longer than 253 characters` };
+  for (const label of labels) {
+    if (label.length > 63) {
+      return { ok: false, error: `"${raw}" has a label longer than 63 characters ("${label.slice(0, 20)}…")` };
+    }
+    if (!LABEL.test(label)) {
+      return {
+        ok: false,
+        error: `"${raw}" has an invalid label "${label}"; labels use letters, digits and inner hyphens only`,
+      };
+    }
+    if (label.startsWith("xn--") && domainToASCII(domainToUnicode(label)) !== label) {
+      return { ok: false, error: `"${raw}" has a malformed punycode label "${label}"` };
+    }
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1])) {
+    return { ok: false, error: `"${raw}" ends in a numeric label; IP addresses are not domains` };
+  }
+  return { ok: true, value: ascii };
+}
+
+// RFC 5322 dot-atom characters; quoted local parts are refused because Postfix maps,
+// Dovecot user names and SASL login names all mishandle them.
+const ATOM = /^[a-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$/;
+
+/**
+ * Normalises an e-mail address to lower case with an ASCII domain. Local parts must be
+ * ASCII dot-atoms without "+", which Postfix treats as the sub-address delimiter.
+ */
+export function checkAddress(raw: string): Checked {
+  const value = raw.trim();
+  const at = value.lastIndexOf("@");
+  if (at <= 0 || at === value.length - 1 || value.indexOf("@") !== at) {
+    return { ok: false, error: `"${raw}" is not an e-mail address; write it as name@domain` };
+  }
+  const local = value.slice(0, at).toLowerCase();
+  if (/[^\p{ASCII}]/u.test(local)) {
+    return {
+      ok: false,
+      error: `"${raw}" has a non-ASCII local part, which needs SMTPUTF8 that many senders lack; use an ASCII name`,
+    };
+  }
+  if (local.startsWith('"')) {
+    return { ok: false, error: `"${raw}" has a quoted local part; use a plain name such as first.last` };
+  }
+  if (local.includes("+")) {
+    return {
+      ok: false,
+      error: `"${raw}" contains "+", the sub-address delimiter (alice+tag@ already reaches alice@); remove it`,
+    };
+  }
+  if (local.length > 64 || !ATOM.test(local)) {
+    return {
+      ok: false,
+      error: `"${raw}" is not an e-mail address: the part before "@" must be letters, digits and . _ - (no leading, trailing or double dots)`,
+    };
+  }
+  const domain = checkDomain(value.slice(at + 1));
+  if (!domain.ok) return { ok: false, error: `"${raw}" has a bad domain: ${domain.error}` };
+  return { ok: true, value: `${local}@${domain.value}` };
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1);
+}
+
+/** True when `name` is `zone` or a name below it. */
+export function isWithin(name: string, zone: string): boolean {
+  return name === zone || name.endsWith(`.${zone}`);
+}

@@ -1,0 +1,17 @@
+import { createHash } from "node:crypto";
+import * as bcrypt from "bcryptjs";
+
+/** bcrypt work factor: 2^10 rounds, ~0.1 s per hash; Dovecot's auth cache absorbs it per login. */
+export const BCRYPT_COST = 10;
+
+/**
+ * Hashes a mailbox password for Dovecot as {BLF-CRYPT}. The salt is derived from the stack
+ * context and the address instead of drawn at random, so the same password yields the same
+ * hash on every preview and the users file shows no spurious diff. The salt never depends on
+ * the password: that would let a guesser check candidates against the salt without bcrypt.
+ */
+export function hashPassword(password: string, address: string, context: string): string {
+  const seed = createHash("sha256").update(`mailstack-salt\0${context}\0${address}`).digest();
+  const salt = `$2b$${String(BCRYPT_COST).padStart(2, "0")}$${bcrypt.encodeBase64(seed.subarray(0, 16), 16)}`;
+  return `{BLF-CRYPT}${bcrypt.hashSync(password, salt)}`;
+}

@@ -1,0 +1,233 @@
+import type { MailConfig } from "./config";
+import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+
+/** Mozilla "intermediate" TLS 1.2 ciphers; TLS 1.3 suites are always on in OpenSSL. */
+export const INTERMEDIATE_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "DHE-RSA-AES128-GCM-SHA256",
+  "DHE-RSA-AES256-GCM-SHA384",
+  "DHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+// Weighted DNSBLs for postscreen. SORBS closed in June 2024 and is not listed; DNSWL
+// entries lower the score of known-good senders. Spamhaus answers only resolvers that are
+// not public or cloud forwarders, hence the local unbound.
+const DNSBL_SITES = [
+  "zen.spamhaus.org=127.0.0.[2..11]*3",
+  "bl.spamcop.net*2",
+  "psbl.surriel.com*1",
+  "list.dnswl.org=127.0.[0..255].[2..3]*-2",
+  "list.dnswl.org=127.0.[0..255].0*-1",
+];
+
+function settings(entries: [string, string | number | undefined][]): string {
+  return entries
+    .filter((e): e is [string, string | number] => e[1] !== undefined)
+    .map(([k, v]) => (k.startsWith("#") ? `\n${k}` : `${k} = ${v}`))
+    .join("\n");
+}
+
+/** /etc/postfix/main.cf */
+export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
+  const p = env.paths;
+  const outbound = {
+    dane: { level: "dane", dns: "dnssec" },
+    opportunistic: { level: "may", dns: "enabled" },
+    required: { level: "encrypt", dns: "enabled" },
+  }[config.tls.outbound];
+  const minTls = `>=${config.tls.inboundMinVersion}`;
+  return (
+    generatedHeader() +
+    settings([
+      ["# Identity", undefined],
+      ["compatibility_level", "3.6"],
+      ["myhostname", config.hostname],
+      ["mydomain", config.domain],
+      ["myorigin", "$myhostname"],
+      ["mydestination", "$myhostname, localhost"],
+      ["mynetworks", "127.0.0.0/8 [::1]/128"],
+      ["inet_interfaces", "all"],
+      // The Elastic IP is IPv4; an IPv6 route without a AAAA and PTR only earns rejections.
+      ["inet_protocols", "ipv4"],
+      ["smtpd_banner", "$myhostname ESMTP"],
+      ["biff", "no"],
+      ["append_dot_mydomain", "no"],
+      ["readme_directory", "no"],
+      ["queue_directory", p.postfixQueue],
+      ["data_directory", p.postfixData],
+      ["recipient_delimiter", "+"],
+      ["message_size_limit", config.messageSizeLimitMiB * 1024 * 1024],
+      ["mailbox_size_limit", 0],
+      // System mail (cron, unattended-upgrades) for root goes to the postmaster.
+      ["alias_maps", `texthash:${p.runtime}/local-aliases`],
+      ["alias_database", ""],
+      ["# Hosted domains, mailboxes and aliases (synced from SSM; texthash needs no postmap)", undefined],
+      ["virtual_mailbox_domains", `texthash:${p.runtime}/domains`],
+      ["virtual_mailbox_maps", `texthash:${p.runtime}/mailboxes`],
+      ["virtual_alias_maps", `texthash:${p.runtime}/aliases`],
+      ["virtual_transport", "lmtp:unix:private/dovecot-lmtp"],
+      ["smtpd_sender_login_maps", `texthash:${p.runtime}/sender-logins`],
+      ["# Queue: give up on undeliverable mail after two days, warn senders after three hours", undefined],
+      ["maximal_queue_lifetime", "2d"],
+      ["bounce_queue_lifetime", "1d"],
+      ["delay_warning_time", "3h"],
+      ["# TLS as a server; submission ports tighten this in master.cf", undefined],
+      ["smtpd_tls_chain_files", `${p.tlsKey}, ${p.tlsCert}`],
+      ["smtpd_tls_security_level", config.tls.inbound === "required" ? "encrypt" : "may"],
+      ["smtpd_tls_auth_only", "yes"],
+      ["smtpd_tls_protocols", minTls],
+      ["smtpd_tls_mandatory_protocols", minTls],
+      ["smtpd_tls_mandatory_ciphers", "medium"],
+      ["tls_medium_cipherlist", INTERMEDIATE_CIPHERS],
+      ["tls_preempt_cipherlist", "no"],
+      ["tls_ssl_options", "NO_COMPRESSION, NO_RENEGOTIATION"],
+      ["smtpd_tls_loglevel", 1],
+      ["smtpd_tls_received_header", "yes"],
+      ["smtpd_tls_session_cache_database", "btree:${data_directory}/smtpd_scache"],
+      ["# TLS as a client", undefined],
+      ["smtp_tls_security_level", outbound.level],
+      ["smtp_dns_support_level", outbound.dns],
+      ["smtp_tls_CAfile", "/etc/ssl/certs/ca-certificates.crt"],
+      ["smtp_tls_mandatory_protocols", ">=TLSv1.2"],
+      ["smtp_tls_loglevel", 1],
+      ["smtp_tls_session_cache_database", "btree:${data_directory}/smtp_scache"],
+      ["smtp_address_preference", "ipv4"],
+      ["# Authentication through Dovecot, enabled per service in master.cf", undefined],
+      ["smtpd_sasl_type", "dovecot"],
+      ["smtpd_sasl_path", "private/auth"],
+      ["smtpd_sasl_auth_enable", "no"],
+      ["smtpd_sasl_security_options", "noanonymous"],
+      ["smtpd_sasl_tls_security_options", "noanonymous"],
+      ["smtpd_sasl_authenticated_header", "no"],
+      ["# Port 25: only mail for hosted domains, from well-formed senders", undefined],
+      ["smtpd_helo_required", "yes"],
+      ["disable_vrfy_command", "yes"],
+      ["strict_rfc821_envelopes", "yes"],
+      ["smtpd_helo_restrictions", "reject_invalid_helo_hostname"],
+      ["smtpd_sender_restrictions", "reject_non_fqdn_sender, reject_unknown_sender_domain"],
+      // No permit_mynetworks: a client on loopback must authenticate like anyone else.
+      ["smtpd_relay_restrictions", "permit_sasl_authenticated, reject_unauth_destination"],
+      [
+        "smtpd_recipient_restrictions",
+        // Dovecot's quota-status refuses mail for a full mailbox at RCPT time, before it is accepted.
+        "reject_non_fqdn_recipient, reject_unknown_recipient_domain, reject_unlisted_recipient, check_policy_service unix:private/quota-status",
+      ],
+      ["smtpd_data_restrictions", "reject_unauth_pipelining, reject_multi_recipient_bounce"],
+      // SMTP smuggling (CVE-2023-51764): normalise bare LF line endings.
+      ["smtpd_forbid_bare_newline", "normalize"],
+      ["smtpd_forbid_bare_newline_exclusions", "$mynetworks"],
+      ["smtpd_client_connection_rate_limit", 60],
+      ["smtpd_client_auth_rate_limit", 30],
+      ["smtpd_error_sleep_time", "1s"],
+      ["smtpd_soft_error_limit", 10],
+      ["smtpd_hard_error_limit", 20],
+      ["# postscreen on port 25: greeting and bare-newline tests, weighted DNSBLs", undefined],
+      ["postscreen_access_list", "permit_mynetworks"],
+      ["postscreen_denylist_action", "drop"],
+      ["postscreen_greet_action", "enforce"],
+      ["postscreen_dnsbl_sites", DNSBL_SITES.join(", ")],
+      ["postscreen_dnsbl_threshold", 3],
+      ["postscreen_dnsbl_allowlist_threshold", -1],
+      ["postscreen_dnsbl_action", "enforce"],
+      ["postscreen_bare_newline_enable", "yes"],
+      ["postscreen_bare_newline_action", "enforce"],
+      ["# rspamd: filtering, greylisting and DKIM signing", undefined],
+      ["smtpd_milters", `unix:${p.rspamdMilterSocket}`],
+      ["non_smtpd_milters", "$smtpd_milters"],
+      ["milter_protocol", 6],
+      ["milter_mail_macros", "i {mail_addr} {client_addr} {client_name} {auth_authen}"],
+      // Defer rather than pass mail unsigned and unfiltered while rspamd is down: senders
+      // retry, nothing is lost, and nothing leaves without its DKIM signature.
+      ["milter_default_action", "tempfail"],
+    ]) +
+    "\n"
+  );
+}
+
+interface Service {
+  name: string;
+  type: "inet" | "unix" | "unix-dgram" | "fifo" | "pass";
+  private?: "n" | "-";
+  unpriv?: "n" | "-";
+  chroot?: "n" | "-";
+  wakeup?: string;
+  maxproc?: string;
+  command: string;
+  options?: [string, string][];
+}
+
+function service(s: Service): string {
+  const head = [s.name, s.type, s.private ?? "-", s.unpriv ?? "-", s.chroot ?? "n", s.wakeup ?? "-", s.maxproc ?? "-", s.command]
+    .map((f, i) => (i < 7 ? f.padEnd(i === 0 ? 12 : 6) : f))
+    .join(" ");
+  return [head, ...(s.options ?? []).map(([k, v]) => `  -o ${k}=${v}`)].join("\n");
+}
+
+/**
+ * /etc/postfix/master.cf. No service is chrooted: the SASL, LMTP and milter sockets then
+ * resolve the same way in every process, and the jail adds little next to systemd's own
+ * sandboxing on Ubuntu.
+ */
+export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
+  const submission: [string, string][] = [
+    ["syslog_name", "postfix/submission"],
+    ["smtpd_tls_security_level", "encrypt"],
+    ["smtpd_tls_protocols", ">=TLSv1.2"],
+    ["smtpd_tls_mandatory_protocols", ">=TLSv1.2"],
+    ["smtpd_sasl_auth_enable", "yes"],
+    ["smtpd_client_restrictions", "permit_sasl_authenticated,reject"],
+    ["smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
+    ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
+    ["smtpd_recipient_restrictions", "reject_non_fqdn_recipient,permit_sasl_authenticated,reject"],
+    ["milter_macro_daemon_name", "ORIGINATING"],
+  ];
+  const services: Service[] = [
+    { name: String(env.ports.smtp), type: "inet", private: "n", maxproc: "1", command: "postscreen" },
+    { name: "smtpd", type: "pass", command: "smtpd" },
+    { name: "dnsblog", type: "unix", maxproc: "0", command: "dnsblog" },
+    { name: "tlsproxy", type: "unix", maxproc: "0", command: "tlsproxy" },
+    { name: String(env.ports.submission), type: "inet", private: "n", command: "smtpd", options: submission },
+    {
+      name: String(env.ports.submissions),
+      type: "inet",
+      private: "n",
+      command: "smtpd",
+      options: [["syslog_name", "postfix/submissions"], ["smtpd_tls_wrappermode", "yes"], ...submission.slice(1)],
+    },
+    { name: "pickup", type: "unix", private: "n", wakeup: "60", maxproc: "1", command: "pickup" },
+    { name: "cleanup", type: "unix", private: "n", maxproc: "0", command: "cleanup" },
+    { name: "qmgr", type: "unix", private: "n", wakeup: "300", maxproc: "1", command: "qmgr" },
+    { name: "tlsmgr", type: "unix", wakeup: "1000?", maxproc: "1", command: "tlsmgr" },
+    { name: "rewrite", type: "unix", command: "trivial-rewrite" },
+    { name: "bounce", type: "unix", maxproc: "0", command: "bounce" },
+    { name: "defer", type: "unix", maxproc: "0", command: "bounce" },
+    { name: "trace", type: "unix", maxproc: "0", command: "bounce" },
+    { name: "verify", type: "unix", maxproc: "1", command: "verify" },
+    { name: "flush", type: "unix", private: "n", wakeup: "1000?", maxproc: "0", command: "flush" },
+    { name: "proxymap", type: "unix", command: "proxymap" },
+    { name: "proxywrite", type: "unix", maxproc: "1", command: "proxymap" },
+    { name: "smtp", type: "unix", command: "smtp" },
+    { name: "relay", type: "unix", command: "smtp", options: [["syslog_name", "postfix/$service_name"]] },
+    { name: "showq", type: "unix", private: "n", command: "showq" },
+    { name: "error", type: "unix", command: "error" },
+    { name: "retry", type: "unix", command: "error" },
+    { name: "discard", type: "unix", command: "discard" },
+    { name: "local", type: "unix", unpriv: "n", command: "local" },
+    { name: "virtual", type: "unix", unpriv: "n", command: "virtual" },
+    { name: "lmtp", type: "unix", command: "lmtp" },
+    { name: "anvil", type: "unix", maxproc: "1", command: "anvil" },
+    { name: "scache", type: "unix", maxproc: "1", command: "scache" },
+    { name: "postlog", type: "unix-dgram", private: "n", maxproc: "1", command: "postlogd" },
+  ];
+  return (
+    generatedHeader() +
+    "# service     type   private unpriv chroot wakeup maxproc command\n" +
+    services.map(service).join("\n") +
+    "\n"
+  );
+}

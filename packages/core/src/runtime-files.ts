@@ -1,0 +1,220 @@
+import { createHash } from "node:crypto";
+import { MAX_PASSWORD_HASH_LENGTH, type MailConfig } from "./config";
+import { BCRYPT_COST } from "./passwords";
+
+/**
+ * A file that changes day to day (users, aliases, keys). It reaches the host through SSM
+ * Parameter Store, never through user data, and is installed into the runtime directory
+ * (`HostEnv.paths.runtime`) by the sync unit.
+ */
+export interface RuntimeFile {
+  /** Path relative to the runtime directory. */
+  name: string;
+  content: string;
+  mode: string;
+  owner: string;
+  group: string;
+  /** systemd units reloaded when the file changes. */
+  reload: string[];
+}
+
+export interface RuntimeSecrets {
+  /** Dovecot password hash ({SCHEME}...) for every mailbox address. */
+  passwordHashes: ReadonlyMap<string, string>;
+  /** PEM private key that signs with `config.dkimSelector`. */
+  dkimPrivateKeyPem: string;
+}
+
+const mib = (n: number) => `${n}M`;
+
+/** The Dovecot passwd-file; uid, gid and home come from the userdb's default_fields. */
+function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): string {
+  return config.mailboxes
+    .map((m) => {
+      const hash = hashes.get(m.address);
+      if (hash === undefined) throw new Error(`no password hash for ${m.address}`);
+      const quota = m.quotaMiB === undefined ? "" : `userdb_quota_rule=*:storage=${mib(m.quotaMiB)}`;
+      return `${m.address}:${hash}::::::${quota}\n`;
+    })
+    .join("");
+}
+
+/** Mailboxes each address delivers to, following aliases through other aliases. */
+function localRecipients(config: MailConfig): Map<string, string[]> {
+  const mailboxes = new Set(config.mailboxes.map((m) => m.address));
+  const aliases = new Map(config.aliases.map((a) => [a.address, a.to]));
+  const resolved = new Map<string, string[]>();
+  const resolve = (address: string, seen: Set<string>): string[] => {
+    if (mailboxes.has(address)) return [address];
+    const cached = resolved.get(address);
+    if (cached) return cached;
+    if (seen.has(address)) return [];
+    seen.add(address);
+    const out = [...new Set((aliases.get(address) ?? []).flatMap((t) => resolve(t, seen)))].sort();
+    resolved.set(address, out);
+    return out;
+  };
+  for (const a of config.aliases) resolve(a.address, new Set());
+  return resolved;
+}
+
+/**
+ * Who may send as which address (Postfix smtpd_sender_login_maps): a mailbox as itself, and
+ * every mailbox an alias delivers to as that alias.
+ */
+function senderLogins(config: MailConfig): string {
+  const recipients = localRecipients(config);
+  const lines = config.mailboxes.map((m) => `${m.address} ${m.address}`);
+  for (const a of config.aliases) {
+    const logins = recipients.get(a.address) ?? [];
+    if (logins.length > 0) lines.push(`${a.address} ${logins.join(",")}`);
+  }
+  return lines.sort().map((l) => `${l}\n`).join("");
+}
+
+/** Every runtime file for a config and its secrets, sorted by name. */
+export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
+  const postfixMap = (name: string, lines: string[]): RuntimeFile => ({
+    name,
+    content: lines.map((l) => `${l}\n`).join(""),
+    mode: "0644",
+    owner: "root",
+    group: "root",
+    reload: ["postfix.service"],
+  });
+  const files: RuntimeFile[] = [
+    {
+      name: "users",
+      content: usersFile(config, secrets.passwordHashes),
+      mode: "0640",
+      owner: "root",
+      group: "dovecot",
+      reload: ["dovecot.service"],
+    },
+    postfixMap("domains", config.domains.map((d) => `${d} OK`)),
+    postfixMap("mailboxes", config.mailboxes.map((m) => `${m.address} OK`)),
+    postfixMap("aliases", config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)),
+    // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
+    postfixMap("local-aliases", ["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)),
+    { ...postfixMap("sender-logins", []), content: senderLogins(config) },
+    {
+      name: `dkim/${config.dkimSelector}.key`,
+      content: secrets.dkimPrivateKeyPem.endsWith("\n") ? secrets.dkimPrivateKeyPem : `${secrets.dkimPrivateKeyPem}\n`,
+      mode: "0640",
+      owner: "root",
+      group: "_rspamd",
+      reload: ["rspamd.service"],
+    },
+    {
+      name: "dkim-selectors",
+      content: config.domains.map((d) => `${d} ${config.dkimSelector}\n`).join(""),
+      mode: "0644",
+      owner: "root",
+      group: "root",
+      reload: ["rspamd.service"],
+    },
+  ];
+  return files.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Largest value of one SSM parameter (the advanced tier; Intelligent-Tiering picks it only when needed). */
+export const PART_LIMIT = 8192;
+const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
+// A PEM RSA-4096 PKCS#8 key is ~3.3 KB; allow room so a later key size needs no new layout.
+const DKIM_KEY_BOUND = 3400;
+
+/** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
+function boundingSecrets(config: MailConfig): RuntimeSecrets {
+  return {
+    passwordHashes: new Map(
+      config.mailboxes.map((m) => [
+        m.address,
+        "x".repeat(m.credential === "password" ? BCRYPT_HASH_LENGTH : MAX_PASSWORD_HASH_LENGTH),
+      ]),
+    ),
+    dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
+  };
+}
+
+export interface ParameterLayout {
+  /** Number of SSM parameters each runtime file is split into, by file name. */
+  parts: Record<string, number>;
+}
+
+function partHeader(name: string, index: number, count: number): string {
+  return `# mailstack ${name} ${index + 1}/${count}\n`;
+}
+
+/**
+ * How many parameters each runtime file needs. It depends only on the plain config, so the
+ * parameters can be declared before the secrets resolve, and the real content always fits.
+ */
+export function parameterLayout(config: MailConfig): ParameterLayout {
+  const parts: Record<string, number> = {};
+  for (const file of runtimeFiles(config, boundingSecrets(config))) {
+    const size = Buffer.byteLength(file.content, "utf8");
+    let count = 1;
+    // The header shrinks each part's room, and grows by a digit now and then; iterate to a fit.
+    while (Math.ceil(size / count) > PART_LIMIT - Buffer.byteLength(partHeader(file.name, count - 1, count))) count++;
+    parts[file.name] = count;
+  }
+  return { parts };
+}
+
+export interface ParameterValue {
+  /** Path below the stack's parameter prefix, e.g. `files/users/0` or `manifest`. */
+  name: string;
+  value: string;
+}
+
+export interface Manifest {
+  version: 1;
+  files: {
+    name: string;
+    parts: number;
+    sha256: string;
+    mode: string;
+    owner: string;
+    group: string;
+    reload: string[];
+  }[];
+}
+
+/** Path below the stack prefix of one part of a runtime file. */
+export function partName(file: string, index: number): string {
+  return `files/${file}/${index}`;
+}
+
+/**
+ * Splits runtime files into parameter values following a layout, plus the manifest the host
+ * checks every file against before installing anything.
+ */
+export function parameterValues(files: RuntimeFile[], layout: ParameterLayout): { parts: ParameterValue[]; manifest: string } {
+  const parts: ParameterValue[] = [];
+  const manifest: Manifest = { version: 1, files: [] };
+  for (const file of files) {
+    const count = layout.parts[file.name];
+    if (count === undefined) throw new Error(`runtime file ${file.name} is missing from the parameter layout`);
+    const bytes = Buffer.from(file.content, "utf8");
+    const size = Math.ceil(bytes.length / count);
+    for (let i = 0; i < count; i++) {
+      const header = partHeader(file.name, i, count);
+      const value = header + bytes.subarray(i * size, (i + 1) * size).toString("utf8");
+      if (Buffer.byteLength(value) > PART_LIMIT) {
+        throw new Error(`runtime file ${file.name} outgrew its parameter layout (${bytes.length} bytes in ${count} parts)`);
+      }
+      parts.push({ name: partName(file.name, i), value });
+    }
+    manifest.files.push({
+      name: file.name,
+      parts: count,
+      sha256: createHash("sha256").update(bytes).digest("hex"),
+      mode: file.mode,
+      owner: file.owner,
+      group: file.group,
+      reload: file.reload,
+    });
+  }
+  return { parts, manifest: JSON.stringify(manifest, null, 1) };
+}
+

@@ -1,0 +1,239 @@
+import { cloudInit, compressedUserData, type MailConfig } from "@mailstack/core";
+import * as pulumi from "@pulumi/pulumi";
+import * as ebs from "@pulumi/aws/ebs";
+import * as ec2 from "@pulumi/aws/ec2";
+import { getCallerIdentityOutput } from "@pulumi/aws/getCallerIdentity";
+import { getPartitionOutput } from "@pulumi/aws/getPartition";
+import { getRegionOutput } from "@pulumi/aws/getRegion";
+import * as iam from "@pulumi/aws/iam";
+
+/** Canonical's AWS account, owner of the official Ubuntu images. */
+export const CANONICAL_OWNER_ID = "099720109477";
+
+export interface MailHostArgs {
+  /** The validated configuration: instance type and architecture, volume sizes, host files. */
+  config: MailConfig;
+  /** Subnet of the instance; it must route to an internet gateway. */
+  subnetId: pulumi.Input<string>;
+  /** The subnet's availability zone, where the data volume is created. */
+  availabilityZone: pulumi.Input<string>;
+  /** Security groups of the instance (usually MailFirewall's). */
+  securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
+  /** SSM path of the stack's runtime files; the instance role may read under it and nothing else. */
+  parameterPath: string;
+  /**
+   * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
+   * once; later images do not replace a running host (unattended-upgrades patches it), so
+   * set this, or `pulumi up --replace` the instance, to move to a new image.
+   */
+  amiId?: pulumi.Input<string>;
+  /**
+   * Protect the data volume and the Elastic IP from deletion. Default true: mail and the
+   * address's sending reputation outlive the instance and a mistaken `pulumi destroy`.
+   */
+  protect?: boolean;
+  tags?: Record<string, string>;
+}
+
+/**
+ * The mail host: an Ubuntu 24.04 instance built entirely by cloud-init, a separate encrypted
+ * data volume for mail that outlives it, an Elastic IP, and an instance role that can reach
+ * SSM Session Manager and its own parameters, nothing more.
+ *
+ * A change to the rendered host configuration replaces the instance (user data runs once per
+ * instance, so changing it in place would silently do nothing). The data volume, queue and
+ * certificates are on the data volume and carry over; mailbox and alias changes never touch
+ * user data and reach the host through SSM within minutes.
+ */
+export class MailHost extends pulumi.ComponentResource {
+  readonly instance: ec2.Instance;
+  readonly dataVolume: ebs.Volume;
+  readonly eip: ec2.Eip;
+  readonly role: iam.Role;
+  readonly instanceId: pulumi.Output<string>;
+  readonly publicIp: pulumi.Output<string>;
+  /** The #cloud-config document (before compression): no secret is ever part of it. */
+  readonly userData: pulumi.Output<string>;
+
+  constructor(name: string, args: MailHostArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("mailstack:aws:MailHost", name, {}, opts);
+    const { config } = args;
+    const parent = { parent: this };
+    const protect = args.protect ?? true;
+    const tags = { ...args.tags, Name: config.hostname };
+
+    const region = getRegionOutput({}, parent).region;
+    const account = getCallerIdentityOutput({}, parent).accountId;
+    const partition = getPartitionOutput({}, parent).partition;
+
+    this.role = new iam.Role(
+      `${name}-role`,
+      {
+        description: `mailstack host ${config.hostname}`,
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        }),
+        tags: args.tags,
+      },
+      parent,
+    );
+    // AmazonSSMManagedInstanceCore would also grant ssm:GetParameter on every parameter in
+    // the account; these are the agent's Session Manager and Run Command actions without it.
+    new iam.RolePolicy(
+      `${name}-ssm-agent`,
+      {
+        role: this.role.id,
+        policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "SsmAgent",
+              Effect: "Allow",
+              Action: [
+                "ssm:DescribeAssociation",
+                "ssm:DescribeDocument",
+                "ssm:GetDeployablePatchSnapshotForInstance",
+                "ssm:GetDocument",
+                "ssm:GetManifest",
+                "ssm:ListAssociations",
+                "ssm:ListInstanceAssociations",
+                "ssm:PutComplianceItems",
+                "ssm:PutConfigurePackageResult",
+                "ssm:PutInventory",
+                "ssm:UpdateAssociationStatus",
+                "ssm:UpdateInstanceAssociationStatus",
+                "ssm:UpdateInstanceInformation",
+              ],
+              Resource: "*",
+            },
+            {
+              Sid: "SessionManager",
+              Effect: "Allow",
+              Action: ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+              Resource: "*",
+            },
+            {
+              Sid: "RunCommand",
+              Effect: "Allow",
+              Action: ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"],
+              Resource: "*",
+            },
+          ],
+        }),
+      },
+      parent,
+    );
+    new iam.RolePolicy(
+      `${name}-parameters`,
+      {
+        role: this.role.id,
+        policy: pulumi.all([partition, region, account]).apply(([partition, region, account]) => {
+          const base = `arn:${partition}:ssm:${region}:${account}:parameter${args.parameterPath}`;
+          return JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "ReadOwnParameters",
+                Effect: "Allow",
+                Action: ["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
+                Resource: [base, `${base}/*`],
+              },
+            ],
+          });
+        }),
+      },
+      parent,
+    );
+    const profile = new iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags: args.tags }, parent);
+
+    this.dataVolume = new ebs.Volume(
+      `${name}-data`,
+      {
+        availabilityZone: args.availabilityZone,
+        size: config.dataVolumeGiB,
+        type: "gp3",
+        encrypted: true,
+        // Deleting the volume on purpose still leaves a snapshot behind.
+        finalSnapshot: true,
+        tags: { ...tags, Name: `${config.hostname} mail data`, "mailstack:role": "data" },
+      },
+      { parent: this, protect },
+    );
+
+    const arch = config.architecture === "arm64" ? "arm64" : "amd64";
+    const ami =
+      args.amiId ??
+      ec2.getAmiOutput(
+        {
+          owners: [CANONICAL_OWNER_ID],
+          mostRecent: true,
+          filters: [
+            { name: "name", values: [`ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-${arch}-server-*`] },
+            { name: "architecture", values: [config.architecture] },
+            { name: "virtualization-type", values: ["hvm"] },
+            { name: "root-device-type", values: ["ebs"] },
+          ],
+        },
+        parent,
+      ).id;
+
+    this.userData = pulumi
+      .all([region, this.dataVolume.id])
+      .apply(([region, dataVolumeId]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId }));
+
+    this.instance = new ec2.Instance(
+      `${name}-instance`,
+      {
+        ami,
+        instanceType: config.instanceType,
+        subnetId: args.subnetId,
+        vpcSecurityGroupIds: args.securityGroupIds,
+        iamInstanceProfile: profile.name,
+        userDataBase64: this.userData.apply((doc) => compressedUserData(doc).toString("base64")),
+        userDataReplaceOnChange: true,
+        metadataOptions: {
+          httpEndpoint: "enabled",
+          httpTokens: "required",
+          // One hop: containers or anything behind a NAT on the host cannot reach the role.
+          httpPutResponseHopLimit: 1,
+          instanceMetadataTags: "disabled",
+        },
+        rootBlockDevice: {
+          volumeType: "gp3",
+          volumeSize: config.rootVolumeGiB,
+          encrypted: true,
+          deleteOnTermination: true,
+          tags: { ...tags, Name: `${config.hostname} root` },
+        },
+        monitoring: false,
+        tags,
+      },
+      {
+        parent: this,
+        // The data volume can be attached to one instance at a time.
+        deleteBeforeReplace: true,
+        ignoreChanges: args.amiId === undefined ? ["ami"] : [],
+      },
+    );
+
+    new ec2.VolumeAttachment(
+      `${name}-data-attachment`,
+      {
+        deviceName: "/dev/sdf",
+        volumeId: this.dataVolume.id,
+        instanceId: this.instance.id,
+        // Stop the instance first so the filesystem is clean when the volume moves.
+        stopInstanceBeforeDetaching: true,
+      },
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    this.eip = new ec2.Eip(`${name}-eip`, { domain: "vpc", tags }, { parent: this, protect });
+    new ec2.EipAssociation(`${name}-eip-association`, { allocationId: this.eip.allocationId, instanceId: this.instance.id }, parent);
+
+    this.instanceId = this.instance.id;
+    this.publicIp = this.eip.publicIp;
+    this.registerOutputs({ instanceId: this.instanceId, publicIp: this.publicIp, dataVolumeId: this.dataVolume.id });
+  }
+}

@@ -1,0 +1,58 @@
+import { CONFIG_FIELDS, ConfigError, type ConfigIssue, FIELD_KINDS, parseConfig } from "@mailstack/core";
+import * as pulumi from "@pulumi/pulumi";
+import type { MailboxArgs, MailStackArgs } from "./mail-stack";
+
+/**
+ * A configuration error reported the way Pulumi reports program errors it expects: the
+ * message alone, without a stack trace.
+ */
+export class MailStackConfigError extends pulumi.RunError {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(new ConfigError(issues).message);
+    this.name = "MailStackConfigError";
+  }
+}
+
+/**
+ * Reads MailStackArgs from the stack's configuration (the `mailstack:` keys declared in
+ * Pulumi.yaml) and validates all of it, secret values included, before any resource exists.
+ * Passwords come back as Pulumi secrets whatever way they were set.
+ */
+export function readStackConfig(config: pulumi.Config = new pulumi.Config()): MailStackArgs {
+  const issues: ConfigIssue[] = [];
+  const input: Record<string, unknown> = {};
+  const prefix = `${config.name}:`;
+  const known = new Set<string>(CONFIG_FIELDS);
+  for (const key of Object.keys(pulumi.runtime.allConfig())) {
+    if (!key.startsWith(prefix)) continue;
+    const field = key.slice(prefix.length);
+    if (!known.has(field)) {
+      issues.push({ path: field, message: `is not a mailstack setting; see Pulumi.yaml for the known ones (${CONFIG_FIELDS.join(", ")})` });
+      continue;
+    }
+    const raw = config.get(field) as string;
+    if (FIELD_KINDS[field as keyof typeof FIELD_KINDS] === "string") {
+      // Pulumi.yaml declares optional strings with an empty default: empty means unset.
+      if (raw !== "") input[field] = raw;
+      continue;
+    }
+    try {
+      input[field] = JSON.parse(raw);
+    } catch {
+      issues.push({ path: field, message: `${JSON.stringify(raw)} is not a list, object, number or boolean; set it with \`pulumi config set --path\`` });
+    }
+  }
+  if (issues.length > 0) throw new MailStackConfigError(issues);
+  try {
+    parseConfig(input);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new MailStackConfigError(error.issues);
+    throw error;
+  }
+  const mailboxes = (input.mailboxes as MailboxArgs[]).map((m) => ({
+    ...m,
+    password: m.password === undefined ? undefined : pulumi.secret(m.password),
+    passwordHash: m.passwordHash === undefined ? undefined : pulumi.secret(m.passwordHash),
+  }));
+  return { ...(input as unknown as MailStackArgs), mailboxes };
+}

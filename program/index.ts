@@ -1,0 +1,11 @@
+// The reference deployment: one mail service from this stack's `mailstack:` configuration.
+import { MailStack, readStackConfig } from "@mailstack/pulumi";
+
+const mail = new MailStack("mail", readStackConfig());
+
+export const hostname = mail.hostname;
+export const publicIp = mail.publicIp;
+export const instanceId = mail.instanceId;
+export const dnsRecords = mail.dnsRecords;
+export const backupBucket = mail.backupBucketName;
+export const nextSteps = mail.nextSteps;

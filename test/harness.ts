@@ -1,0 +1,46 @@
+import * as pulumi from "@pulumi/pulumi";
+import { gunzipSync } from "node:zlib";
+import { drain, installMocks, type PlanRecord, type RecordedResource } from "../packages/cli/src/mock-runtime";
+
+export type { PlanRecord, RecordedResource };
+
+export interface Run {
+  record: PlanRecord;
+  outputs: Record<string, any>;
+  /** Every recorded resource of a type token, e.g. "aws:ec2/instance:Instance". */
+  ofType(type: string): RecordedResource[];
+  /** The one resource with this logical name. */
+  named(name: string): RecordedResource;
+  /** The cloud-init document the instance boots with. */
+  userData(): string;
+}
+
+/**
+ * Runs a Pulumi program under the recording mock runtime (the one `mailstack plan` uses)
+ * and returns every resource it registered, with inputs, secrets marked and options.
+ */
+export async function runProgram(
+  program: () => Record<string, unknown> | void,
+  options: { stack?: string; project?: string; config?: Record<string, string>; secretKeys?: string[] } = {},
+): Promise<Run> {
+  pulumi.runtime.setAllConfig(options.config ?? {}, options.secretKeys ?? []);
+  const record = installMocks(options.project ?? "mailstack", options.stack ?? "test");
+  const outputs = (await pulumi.runtime.runInPulumiStack(async () => program() ?? {})) as Record<string, any>;
+  await drain();
+  const run: Run = {
+    record,
+    outputs: outputs ?? {},
+    ofType: (type) => record.resources.filter((r) => r.type === type),
+    named: (name) => {
+      const found = record.resources.filter((r) => r.name === name);
+      if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}`);
+      return found[0];
+    },
+    userData: () => {
+      const instance = record.resources.find((r) => r.type === "aws:ec2/instance:Instance");
+      if (!instance) throw new Error("no instance was registered");
+      return gunzipSync(Buffer.from(instance.inputs.userDataBase64, "base64")).toString("utf8");
+    },
+  };
+  return run;
+}
