@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { gunzipSync } from "node:zlib";
-import { drain, installMocks, type PlanRecord, type RecordedResource } from "../packages/cli/src/mock-runtime";
+import { drain, installMocks, type PlanRecord, type RecordedResource } from "../../packages/cli/src/mock-runtime";
 
 export type { PlanRecord, RecordedResource };
 
