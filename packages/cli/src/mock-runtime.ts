@@ -1,4 +1,5 @@
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPair, type KeyObject } from "node:crypto";
+import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
@@ -63,13 +64,18 @@ export function unwrapSecrets(value: unknown, path = "", found: string[] = []): 
 
 const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
 
+const generateRsa = promisify(generateKeyPair) as (
+  type: "rsa",
+  options: { modulusLength: number },
+) => Promise<{ privateKey: KeyObject; publicKey: KeyObject }>;
+
 /** Realistic state for what the cloud would compute, so derived inputs are never silently dropped. */
-function computed(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+async function computed(type: string, name: string, inputs: Record<string, any>): Promise<{ id: string; state: Record<string, any> }> {
   const h = (n: number) => hex(`${type}/${name}`, n);
   switch (type) {
     case "tls:index/privateKey:PrivateKey": {
-      const bits = Number(inputs.rsaBits ?? 2048);
-      const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: bits });
+      // A real key, generated on libuv's thread pool while the program goes on registering.
+      const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: Number(inputs.rsaBits ?? 2048) });
       return {
         id: h(40),
         state: {
@@ -140,8 +146,11 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
       const zone = inputs.filter?.name ?? "example.com";
       return { id: hex(zone, 32), zoneId: hex(zone, 32), name: zone, nameServers: ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"], status: "active" };
     }
-    default:
-      throw new Error(`mailstack plan has no answer for the data source ${token}; add it to the mock runtime`);
+    default: {
+      const message = `mailstack plan has no answer for the data source ${token}; add it to the mock runtime`;
+      // The SDK reports a failed invoke by the gRPC error's `details`, not its message.
+      throw Object.assign(new Error(message), { details: message });
+    }
   }
 }
 
@@ -172,12 +181,12 @@ export function installMocks(project: string, stack: string, requireFrom: NodeRe
   const pending = new Map<string, MockRequest>();
 
   const mocks: pulumi.runtime.Mocks = {
-    newResource(args) {
+    async newResource(args) {
       const request = pending.get(`${args.type}::${args.name}`);
       const secretPaths: string[] = [];
       // The monitor passes inputs with secrets still marked (it deserialises them as such).
       const inputs = unwrapSecrets(args.inputs, "", secretPaths) as Record<string, any>;
-      const { id, state } = args.custom ? computed(args.type, args.name, inputs) : { id: "", state: {} };
+      const { id, state } = args.custom ? await computed(args.type, args.name, inputs) : { id: "", state: {} };
       record.resources.push({
         urn: "",
         type: args.type,

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { type DnsRecord, zoneFile } from "@mailstack/core";
-import { parse } from "yaml";
+import { load } from "js-yaml";
 import { drain, installMocks, type PlanRecord, type RecordedResource } from "./mock-runtime";
 import { findProject, readStackFile } from "./project";
 
@@ -88,7 +88,7 @@ function writeArtifacts(out: string, record: PlanRecord, outputs: Record<string,
   const userData = userDataOf(record);
   if (userData !== undefined) {
     write("user-data.yaml", userData);
-    for (const file of parse(userData).write_files ?? []) write(join("host", file.path), file.content);
+    for (const file of (load(userData) as any).write_files ?? []) write(join("host", file.path), file.content);
   }
   const records = (outputs.dnsRecords ?? []) as DnsRecord[];
   for (const zone of [...new Set(records.map((r) => r.zone))].sort()) write(join("zones", `${zone}.zone`), zoneFile(zone, records));

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { parse } from "yaml";
+import { load } from "js-yaml";
 
 export interface Project {
   dir: string;
@@ -21,7 +21,7 @@ export function findProject(start: string): Project {
     if (up === dir) throw new UsageError(`no Pulumi.yaml in ${start} or any directory above it; pass --program DIR`);
     dir = up;
   }
-  const doc = parse(readFileSync(join(dir, "Pulumi.yaml"), "utf8")) ?? {};
+  const doc = (load(readFileSync(join(dir, "Pulumi.yaml"), "utf8")) as any) ?? {};
   if (typeof doc.name !== "string") throw new UsageError(`${join(dir, "Pulumi.yaml")} has no project name`);
   const main = resolve(dir, typeof doc.main === "string" ? doc.main : ".");
   const defaults: Record<string, unknown> = {};
@@ -73,7 +73,7 @@ function substituteSecrets(value: unknown, path: string): { value: unknown; secr
  */
 export function readStackFile(file: string, project: Project): StackConfig {
   if (!existsSync(file)) throw new UsageError(`config file ${file} does not exist`);
-  const doc = parse(readFileSync(file, "utf8")) ?? {};
+  const doc = (load(readFileSync(file, "utf8")) as any) ?? {};
   const match = /^Pulumi\.(.+)\.ya?ml$/.exec(basename(file));
   const stack = match ? match[1] : "plan";
   const given: Record<string, unknown> = {};

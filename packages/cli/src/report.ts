@@ -12,12 +12,18 @@ const short = (type: string) => {
 
 const clip = (text: string, width = 70) => (text.length > width ? `${text.slice(0, width - 1)}…` : text);
 
+/** `arn:aws:ssm:us-east-1:123456789012:parameter/x` -> `ssm:parameter/x`: the part that differs. */
+function arnResource(arn: unknown): string {
+  const parts = String(arn).split(":");
+  return parts.length >= 6 && parts[0] === "arn" ? `${parts[2]}:${parts.slice(5).join(":")}` : String(arn);
+}
+
 function policyActions(policy: unknown): string {
   try {
     const doc = JSON.parse(String(policy));
     const statements: { Action: string | string[]; Resource?: string | string[]; Effect: string }[] = doc.Statement ?? [];
     return statements
-      .map((s) => `${s.Effect === "Deny" ? "deny " : ""}${[s.Action].flat().length} actions on ${[s.Resource].flat().map((r) => clip(String(r), 48)).join(", ")}`)
+      .map((s) => `${s.Effect === "Deny" ? "deny " : ""}${[s.Action].flat().length} actions on ${[s.Resource].flat().map(arnResource).join(", ")}`)
       .join("; ");
   } catch {
     return "";

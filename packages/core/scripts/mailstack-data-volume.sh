@@ -65,7 +65,8 @@ else
   mkdir -p "$mount_point"
   # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
   # keeps them from writing mail onto the root volume instead.
-  entries="$(grep -v " $mount_point[ /]" "$fstab" 2>/dev/null || true)"
+  # Braces: shellcheck reads "$mount_point[" as an array subscript (SC1087, an error).
+  entries="$(grep -v " ${mount_point}[ /]" "$fstab" 2>/dev/null || true)"
   {
     [ -n "$entries" ] && printf '%s\n' "$entries"
     echo "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"

@@ -201,6 +201,16 @@ function deferrable(pattern: RegExp, message: string) {
   });
 }
 
+/** A secret: a string, or a value not known yet (a Pulumi output) that the caller checks later. */
+function secretValue() {
+  return z.unknown().superRefine((value, ctx) => {
+    // null is how YAML writes an empty value: treated as not set, and reported as required.
+    if (value !== null && typeof value !== "string" && typeof value !== "object") {
+      ctx.addIssue({ code: "custom", message: `must be a string, not ${describe(value)}` });
+    }
+  });
+}
+
 const FIELDS = {
   domain: z.string(),
   extraDomains: z.array(z.string()).optional(),
@@ -208,8 +218,8 @@ const FIELDS = {
   mailboxes: z.array(
     z.strictObject({
       address: z.string(),
-      password: z.unknown().optional(),
-      passwordHash: z.unknown().optional(),
+      password: secretValue().optional(),
+      passwordHash: secretValue().optional(),
       quota: z.string().optional(),
       aliases: z.array(z.string()).optional(),
     }),
@@ -261,8 +271,9 @@ export const DEFAULTS = {
 
 /** Validates and normalises a configuration, or throws a {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): MailConfig {
-  const shaped = schema.safeParse(input);
-  if (!shaped.success) throw new ConfigError(shaped.error.issues.map(fromZodIssue));
+  // Without reportInput, zod v4 leaves issue.input unset and every wrong type reads "is required".
+  const shaped = schema.safeParse(input, { reportInput: true });
+  if (!shaped.success) throw new ConfigError(shaped.error.issues.flatMap(fromZodIssue));
   return new Checker(shaped.data as MailConfigInput).run();
 }
 
@@ -275,16 +286,17 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue | ConfigIssue[] {
   const path = formatPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys": {
+      // One issue per unknown key, at the key's own path, so the user sees where the typo is.
       const known = issue.path.length === 0 ? CONFIG_FIELDS : knownKeysAt(issue.path);
-      const hints = issue.keys.map((k) => {
+      return issue.keys.map((k) => {
         const near = closest(k, known);
-        return near ? `"${k}" (did you mean "${near}"?)` : `"${k}"`;
+        const hint = near ? ` Did you mean "${near}"?` : "";
+        return { path: formatPath([...issue.path, k]), message: `is not a known field.${hint} Known fields: ${known.join(", ")}` };
       });
-      return { path, message: `unknown field ${hints.join(", ")}; known fields: ${known.join(", ")}` };
     }
     case "invalid_type": {
       const got = describe(issue.input);
@@ -561,28 +573,25 @@ class Checker {
         }
       });
     }
-    for (const loop of findLoops(aliases)) {
-      const first = explicitAliases.find((e) => e.alias.address === loop[0]);
-      this.fail(first ? `${first.path}.to` : "aliases", `alias loop ${loop.join(" → ")} → ${loop[0]}; break the cycle`);
-    }
 
     const firstMailbox = mailboxes[0]?.address;
     const resolves = (address: string) => mailboxSet.has(address) || aliasMap.has(address);
-    const recipient = (field: "postmaster" | "abuse" | "dmarcReports", fallback: string | undefined) => {
+    // `generated`: local parts whose aliases are generated on every domain before this field is used.
+    const recipient = (field: "postmaster" | "abuse" | "dmarcReports", fallback: string | undefined, generated: string[] = []) => {
       const raw = input[field];
       if (raw === undefined) return fallback;
       const address = this.address(field, raw);
       if (address === undefined) return fallback;
       if (!hosted(address)) {
         this.fail(field, `"${raw}" is outside the hosted domains; use a mailbox or alias on ${domains.join(", ")}`);
-      } else if (!resolves(address)) {
+      } else if (!resolves(address) && !generated.includes(address.slice(0, address.indexOf("@")))) {
         this.fail(field, `"${raw}" is neither a mailbox nor an alias; add it to mailboxes or aliases`);
       }
       return address;
     };
     const postmaster = recipient("postmaster", firstMailbox) ?? "";
-    const abuse = recipient("abuse", postmaster) ?? "";
-    const dmarcReports = recipient("dmarcReports", postmaster) ?? "";
+    const abuse = recipient("abuse", postmaster, ["postmaster"]) ?? "";
+    const dmarcReports = recipient("dmarcReports", postmaster, ["postmaster", "abuse"]) ?? "";
     // RFC 5321 requires postmaster@ and RFC 2142 abuse@ on every domain that receives mail.
     for (const d of domains) {
       for (const [local, target] of [["postmaster", postmaster], ["abuse", abuse]] as const) {
@@ -592,6 +601,11 @@ class Checker {
           aliases.push({ address, to: [target], origin: "generated" });
         }
       }
+    }
+    // After the generated aliases: an alias to postmaster@ while postmaster is that alias loops too.
+    for (const loop of findLoops(aliases)) {
+      const first = explicitAliases.find((e) => loop.includes(e.alias.address));
+      this.fail(first ? `${first.path}.to` : "aliases", `alias loop ${loop.join(" → ")} → ${loop[0]}; break the cycle`);
     }
 
     const adminCidrs: string[] = [];
@@ -627,7 +641,8 @@ class Checker {
       domains,
       hostname,
       mailboxes,
-      aliases: aliases.sort((a, b) => a.address.localeCompare(b.address)),
+      // Code-unit order, not the locale's: rendered files must not depend on where they are rendered.
+      aliases: aliases.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)),
       allowExternalForwarding,
       postmaster,
       abuse,

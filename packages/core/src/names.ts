@@ -12,8 +12,8 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export function checkDomain(raw: string): Checked {
   const trimmed = raw.trim().replace(/\.$/, "");
   if (trimmed === "") return { ok: false, error: "is empty; give a domain such as example.com" };
-  if (/[\s@/:]/.test(trimmed)) {
-    return { ok: false, error: `"${raw}" is not a domain name (no spaces, "@", "/" or ":"); give a name such as example.com` };
+  if (/[\s@/:%]/.test(trimmed)) {
+    return { ok: false, error: `"${raw}" is not a domain name (no spaces, "@", "/", ":" or "%"); give a name such as example.com` };
   }
   const ascii = domainToASCII(trimmed);
   if (ascii === "") {

@@ -114,7 +114,7 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
       reload: ["rspamd.service"],
     },
   ];
-  return files.sort((a, b) => a.name.localeCompare(b.name));
+  return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** Largest value of one SSM parameter (the advanced tier; Intelligent-Tiering picks it only when needed). */
@@ -195,6 +195,8 @@ export function parameterValues(files: RuntimeFile[], layout: ParameterLayout): 
   for (const file of files) {
     const count = layout.parts[file.name];
     if (count === undefined) throw new Error(`runtime file ${file.name} is missing from the parameter layout`);
+    // Parts are cut at byte offsets, which is only safe for ASCII; validation keeps it so.
+    if (/[^\x20-\x7e\n]/.test(file.content)) throw new Error(`runtime file ${file.name} is not printable ASCII`);
     const bytes = Buffer.from(file.content, "utf8");
     const size = Math.ceil(bytes.length / count);
     for (let i = 0; i < count; i++) {

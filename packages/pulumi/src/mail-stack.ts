@@ -1,4 +1,4 @@
-import { checkAddress, ConfigError, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { checkAddress, ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
@@ -74,20 +74,24 @@ export class MailStack extends pulumi.ComponentResource {
 
   constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
     // Every bad field is reported at once, before any resource exists, this one included.
+    // The parameter path is checked too: unchecked, "mailstack/prod" or a trailing slash gave
+    // malformed SSM names and an IAM ARN ("…:parametermailstack/prod") failing mid-deployment.
+    const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
+    const pathIssues = checkParameterPath(parameterPath, args.parameterPath !== undefined);
     let config: MailConfig;
     try {
       config = parseConfig(coreInput(args));
     } catch (error) {
-      if (error instanceof ConfigError) throw new MailStackConfigError(error.issues);
+      if (error instanceof ConfigError) throw new MailStackConfigError([...error.issues, ...pathIssues]);
       throw error;
     }
+    if (pathIssues.length > 0) throw new MailStackConfigError(pathIssues);
     super("mailstack:index:MailStack", name, {}, opts);
     this.config = config;
     this.hostname = config.hostname;
     const parent = { parent: this };
     const tags = { ...args.tags, "mailstack:stack": `${pulumi.getProject()}/${pulumi.getStack()}` };
     const protect = args.protect ?? true;
-    const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
 
     const network = resolveNetwork(args, config, this);
     this.firewall = new MailFirewall(`${name}-firewall`, { config, vpcId: network.vpcId, tags }, parent);
@@ -152,6 +156,13 @@ export class MailStack extends pulumi.ComponentResource {
       nextSteps: this.nextSteps,
     });
   }
+}
+
+/** Why an SSM parameter path is unusable: SSM wants `/segment/segment` of letters, digits and `_ . -`. */
+function checkParameterPath(path: string, given: boolean): ConfigIssue[] {
+  if (/^(\/[A-Za-z0-9_.-]+)+$/.test(path)) return [];
+  const fix = given ? "write it like /mailstack/prod/mail" : "name the MailStack with letters, digits and _ . - only, or set parameterPath";
+  return [{ path: "parameterPath", message: `${JSON.stringify(path)} is not an SSM parameter path (a leading slash, none at the end, letters, digits and _ . - between); ${fix}` }];
 }
 
 /** The args as the core validates them: outputs stand for values the cloud checks later. */

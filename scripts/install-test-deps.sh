@@ -1,0 +1,20 @@
+#!/bin/bash
+# Installs, from Debian's or Ubuntu's repositories, every program the tests run for real:
+# the mail daemons whose rendered configuration they check, and the validators they use.
+# Installing does not configure or start anything the tests rely on.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root: sudo $0" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix would otherwise ask how to configure itself; the tests bring their own main.cf.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q \
+  postfix dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve \
+  rspamd redis-server unbound nftables \
+  python3 python3-boto3 bind9-utils iproute2 util-linux mount fdisk e2fsprogs openssl \
+  shellcheck systemd
+# No recommends: fail2ban would pull a mail server and python3-systemd, cloud-init a desktop's worth.
+apt-get install -y -q --no-install-recommends fail2ban cloud-init

@@ -1,0 +1,320 @@
+import { ConfigError, type ConfigIssue, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
+
+/** Runs parseConfig on an input that must be refused and returns every issue it reports. */
+function issuesOf(input: unknown): ConfigIssue[] {
+  let caught: unknown;
+  try {
+    parseConfig(input);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ConfigError);
+  const error = caught as ConfigError;
+  expect(error.name).toBe("ConfigError");
+  expect(error.issues.length).toBeGreaterThan(0);
+  // The message lists every issue with its path, so a CLI user sees them all.
+  for (const issue of error.issues) expect(error.message).toContain(issue.message);
+  return error.issues;
+}
+
+const PASSWORD = "correct horse battery staple";
+const base = (): MailConfigInput => minimalConfig();
+const withMailboxes = (...extra: MailConfigInput["mailboxes"]): MailConfigInput => ({
+  ...base(),
+  mailboxes: [...base().mailboxes, ...extra],
+});
+const withAliases = (...aliases: NonNullable<MailConfigInput["aliases"]>): MailConfigInput => ({
+  ...base(),
+  mailboxes: [...base().mailboxes, { address: "bob@example.com", password: PASSWORD }],
+  aliases,
+});
+const mailbox = (fields: Record<string, unknown>): MailConfigInput =>
+  ({ ...base(), mailboxes: [{ address: "alice@example.com", ...fields }] }) as MailConfigInput;
+const set = (fields: Record<string, unknown>): unknown => ({ ...base(), ...fields });
+
+// A {SHA512-CRYPT} hash that is well-formed but one character over the 160 limit.
+const LONG_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(33) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
+
+type Case = [title: string, input: unknown, path: string, phrase: string];
+
+const cases: Case[] = [
+  // --- domains ---
+  ["domain with a space", set({ domain: "exa mple.com" }), "domain", "is not a domain name"],
+  ["domain with an underscore", set({ domain: "ex_ample.com" }), "domain", 'invalid label "ex_ample"'],
+  ["domain with an @", set({ domain: "alice@example.com" }), "domain", "is not a domain name"],
+  ["domain with a URL scheme", set({ domain: "https://example.com" }), "domain", "is not a domain name"],
+  ["single-label domain", set({ domain: "localhost" }), "domain", "single label"],
+  ["label longer than 63", set({ domain: `${"a".repeat(64)}.com` }), "domain", "label longer than 63 characters"],
+  ["name longer than 253", set({ domain: `${Array(5).fill("a".repeat(60)).join(".")}.com` }), "domain", "longer than 253"],
+  ["label ending in a hyphen", set({ domain: "example-.com" }), "domain", 'invalid label "example-"'],
+  ["malformed punycode label xn--invalid-", set({ domain: "xn--invalid-.example" }), "domain", 'invalid label "xn--invalid-"'],
+  ["undecodable punycode label", set({ domain: "xn--a.example" }), "domain", "not a valid internationalised domain name"],
+  ["IPv4 address as domain", set({ domain: "192.0.2.1" }), "domain", "IP addresses are not domains"],
+  ["short-form IPv4 address as domain", set({ domain: "10.1" }), "domain", "IP addresses are not domains"],
+  ["empty domain", set({ domain: "" }), "domain", "is empty"],
+  ["blank domain", set({ domain: "   " }), "domain", "is empty"],
+  ["extra domain listed twice (case-insensitive)", set({ extraDomains: ["example.org", "Example.ORG."] }), "extraDomains[1]", "listed twice"],
+  ["extra domain equal to the primary", set({ extraDomains: ["example.com"] }), "extraDomains[0]", "listed twice (or is the primary domain)"],
+  ["invalid extra domain", set({ extraDomains: ["example.org", "org"] }), "extraDomains[1]", "single label"],
+  ["hostname outside hosted domains", set({ hostname: "mail.example.net" }), "hostname", "is not within any mail domain"],
+  ["hostname equal to a domain", set({ hostname: "example.com" }), "hostname", "is a mail domain itself"],
+  ["hostname equal to an extra domain", set({ extraDomains: ["example.org"], hostname: "EXAMPLE.org" }), "hostname", "use a name below it such as mail.example.org"],
+  ["hostname that is not a name", set({ hostname: "mail host" }), "hostname", "is not a domain name"],
+
+  // --- mailbox addresses ---
+  ["mailbox address without domain", withMailboxes({ address: "bob@", password: PASSWORD }), "mailboxes[1].address", "is not an e-mail address; write it as name@domain"],
+  ["mailbox address without @", withMailboxes({ address: "bob", password: PASSWORD }), "mailboxes[1].address", "write it as name@domain"],
+  ["mailbox address without local part", withMailboxes({ address: "@example.com", password: PASSWORD }), "mailboxes[1].address", "write it as name@domain"],
+  ["mailbox address with two @", withMailboxes({ address: "bob@carol@example.com", password: PASSWORD }), "mailboxes[1].address", "write it as name@domain"],
+  ["mailbox in a non-hosted domain", withMailboxes({ address: "bob@example.net", password: PASSWORD }), "mailboxes[1].address", "is not in a hosted domain (example.com); add its domain to extraDomains"],
+  ["mailbox with a bad domain", withMailboxes({ address: "bob@example..com", password: PASSWORD }), "mailboxes[1].address", "has a bad domain"],
+  ["duplicate mailbox, case-insensitive", withMailboxes({ address: "Alice@Example.com", password: PASSWORD }), "mailboxes[1].address", "already used by mailboxes[0].address"],
+  ["non-ASCII local part", withMailboxes({ address: "jürgen@example.com", password: PASSWORD }), "mailboxes[1].address", "SMTPUTF8"],
+  ["quoted local part", withMailboxes({ address: '"bob"@example.com', password: PASSWORD }), "mailboxes[1].address", "quoted local part"],
+  ["+ in the local part", withMailboxes({ address: "bob+news@example.com", password: PASSWORD }), "mailboxes[1].address", "sub-address delimiter"],
+  ["double dot in the local part", withMailboxes({ address: "bob..smith@example.com", password: PASSWORD }), "mailboxes[1].address", "no leading, trailing or double dots"],
+  ["leading dot in the local part", withMailboxes({ address: ".bob@example.com", password: PASSWORD }), "mailboxes[1].address", "no leading, trailing or double dots"],
+  ["local part longer than 64", withMailboxes({ address: `${"b".repeat(65)}@example.com`, password: PASSWORD }), "mailboxes[1].address", "the part before \"@\""],
+
+  // --- credentials ---
+  ["mailbox without password", mailbox({}), "mailboxes[0].password", "is required (or passwordHash)"],
+  ["mailbox with null password", mailbox({ password: null }), "mailboxes[0].password", "pulumi config set --secret --path 'mailboxes[0].password'"],
+  ["both password and passwordHash", mailbox({ password: PASSWORD, passwordHash: SAMPLE_HASH }), "mailboxes[0]", "sets both password and passwordHash"],
+  ["short password", mailbox({ password: "short pass" }), "mailboxes[0].password", "shorter than 12 characters"],
+  ["password of 11 multi-byte characters", mailbox({ password: "ü".repeat(11) }), "mailboxes[0].password", "shorter than 12 characters"],
+  ["password over 72 bytes (ASCII)", mailbox({ password: "x".repeat(73) }), "mailboxes[0].password", "longer than 72 bytes"],
+  ["password over 72 bytes but 37 characters (UTF-8)", mailbox({ password: "ü".repeat(37) }), "mailboxes[0].password", "bcrypt ignores the rest"],
+  ["password containing the mailbox name", mailbox({ password: "my-ALICE-password-2024" }), "mailboxes[0].password", "contains the mailbox name"],
+  ["passwordHash with {PLAIN}", mailbox({ passwordHash: "{PLAIN}correct horse battery" }), "mailboxes[0].passwordHash", "uses scheme {PLAIN}, which is weak or unsupported"],
+  ["passwordHash with {MD5-CRYPT}", mailbox({ passwordHash: "{MD5-CRYPT}$1$abcdefgh$abcdefghijklmnopqrstuv" }), "mailboxes[0].passwordHash", "{MD5-CRYPT}, which is weak"],
+  ["passwordHash with {SSHA}", mailbox({ passwordHash: "{SSHA}aGVsbG8gd29ybGQ=" }), "mailboxes[0].passwordHash", "use one of {BLF-CRYPT}"],
+  ["passwordHash without scheme", mailbox({ passwordHash: SAMPLE_HASH.replace("{BLF-CRYPT}", "") }), "mailboxes[0].passwordHash", "must start with its scheme"],
+  ["truncated {BLF-CRYPT} hash", mailbox({ passwordHash: SAMPLE_HASH.slice(0, -1) }), "mailboxes[0].passwordHash", "is not a well-formed {BLF-CRYPT} hash"],
+  ["bcrypt cost out of range", mailbox({ passwordHash: SAMPLE_HASH.replace("$10$", "$32$") }), "mailboxes[0].passwordHash", "not a well-formed {BLF-CRYPT}"],
+  ["malformed {SHA512-CRYPT} hash", mailbox({ passwordHash: "{SHA512-CRYPT}$6$salt$short" }), "mailboxes[0].passwordHash", "not a well-formed {SHA512-CRYPT} hash"],
+  ["passwordHash over 160 characters", mailbox({ passwordHash: LONG_HASH }), "mailboxes[0].passwordHash", "longer than 160 characters"],
+  ["quota that is not a size", mailbox({ password: PASSWORD, quota: "5 gallons" }), "mailboxes[0].quota", "is not a size; write e.g. 500M, 5G, 1T or unlimited"],
+  ["zero quota", mailbox({ password: PASSWORD, quota: "0M" }), "mailboxes[0].quota", "is not a size"],
+  ["quota rounding to zero MiB", mailbox({ password: PASSWORD, quota: "0.0001G" }), "mailboxes[0].quota", "is not a size"],
+  ["quota in kilobytes", mailbox({ password: PASSWORD, quota: "500K" }), "mailboxes[0].quota", "is not a size"],
+  ["mailbox alias outside hosted domains", mailbox({ password: PASSWORD, aliases: ["alice@example.net"] }), "mailboxes[0].aliases[0]", "is not in a hosted domain"],
+  ["mailbox alias equal to its own mailbox", mailbox({ password: PASSWORD, aliases: ["ALICE@example.com"] }), "mailboxes[0].aliases[0]", "already used by mailboxes[0].address"],
+  ["mailbox alias with +", mailbox({ password: PASSWORD, aliases: ["a+b@example.com"] }), "mailboxes[0].aliases[0]", "sub-address delimiter"],
+  [
+    "mailbox alias that is another mailbox",
+    { ...base(), mailboxes: [{ address: "alice@example.com", password: PASSWORD, aliases: ["x@example.com", "bob@example.com"] }, { address: "bob@example.com", password: PASSWORD }] },
+    "mailboxes[1].address",
+    "already used by mailboxes[0].aliases[1]",
+  ],
+
+  // --- aliases ---
+  ["alias colliding with a mailbox", withAliases({ address: "Bob@example.com", to: ["alice@example.com"] }), "aliases[0].address", "already used by mailboxes[1].address"],
+  ["alias listed twice", withAliases({ address: "info@example.com", to: ["alice@example.com"] }, { address: "info@example.com", to: ["bob@example.com"] }), "aliases[1].address", "already used by aliases[0].address"],
+  ["alias loop a → b → a", withAliases({ address: "a@example.com", to: ["b@example.com"] }, { address: "b@example.com", to: ["a@example.com"] }), "aliases[0].to", "alias loop a@example.com → b@example.com → a@example.com"],
+  [
+    "alias 3-cycle",
+    withAliases(
+      { address: "a@example.com", to: ["alice@example.com", "b@example.com"] },
+      { address: "b@example.com", to: ["c@example.com"] },
+      { address: "c@example.com", to: ["a@example.com"] },
+    ),
+    "aliases[0].to",
+    "alias loop a@example.com → b@example.com → c@example.com → a@example.com; break the cycle",
+  ],
+  [
+    "alias loop entered from outside the cycle",
+    withAliases(
+      { address: "entry@example.com", to: ["b@example.com"] },
+      { address: "b@example.com", to: ["c@example.com"] },
+      { address: "c@example.com", to: ["b@example.com"] },
+    ),
+    "aliases[1].to",
+    "alias loop b@example.com → c@example.com → b@example.com",
+  ],
+  [
+    "alias loop through the generated postmaster@",
+    { ...withAliases({ address: "team@example.com", to: ["postmaster@example.com"] }), postmaster: "team@example.com" },
+    "aliases[0].to",
+    "alias loop team@example.com → postmaster@example.com → team@example.com",
+  ],
+  [
+    "alias loop through the generated abuse@ of another domain",
+    { ...withAliases({ address: "team@example.com", to: ["alice@example.com", "abuse@example.org"] }), extraDomains: ["example.org"], abuse: "team@example.com" },
+    "aliases[0].to",
+    "alias loop",
+  ],
+  ["alias forwarding outside without allowExternalForwarding", withAliases({ address: "fwd@example.com", to: ["alice@example.com", "someone@gmail.com"] }), "aliases[0].to[1]", "set allowExternalForwarding: true"],
+  ["alias to an unknown local address", withAliases({ address: "info@example.com", to: ["carol@example.com"] }), "aliases[0].to[0]", "is neither a mailbox nor an alias here"],
+  ["alias with an empty target list", withAliases({ address: "info@example.com", to: [] }), "aliases[0].to", "is empty; list at least one destination"],
+  ["catch-all alias", withAliases({ address: "@example.com", to: ["alice@example.com"] }), "aliases[0].address", "is a catch-all"],
+  ["duplicate alias targets (case-insensitive)", withAliases({ address: "info@example.com", to: ["alice@example.com", "ALICE@example.com"] }), "aliases[0].to[1]", "is listed twice; remove one"],
+  ["alias to itself", withAliases({ address: "info@example.com", to: ["Info@example.com", "bob@example.com"] }), "aliases[0].to[0]", "forwards the alias to itself"],
+  ["alias address outside hosted domains", withAliases({ address: "info@example.net", to: ["bob@example.com"] }), "aliases[0].address", "is not in a hosted domain"],
+  ["alias target that is not an address", withAliases({ address: "info@example.com", to: ["bob@example.com", "bob"] }), "aliases[0].to[1]", "is not an e-mail address"],
+
+  // --- recipients of postmaster, abuse, DMARC reports ---
+  ["dmarcPolicy strict", set({ dmarcPolicy: "strict" }), "dmarcPolicy", 'must be one of "none", "quarantine", "reject"'],
+  ["dmarcReports outside hosted domains", set({ dmarcReports: "reports@example.net" }), "dmarcReports", "is outside the hosted domains; use a mailbox or alias on example.com"],
+  ["dmarcReports that does not exist", set({ dmarcReports: "reports@example.com" }), "dmarcReports", "is neither a mailbox nor an alias"],
+  ["dmarcReports that is not an address", set({ dmarcReports: "reports" }), "dmarcReports", "is not an e-mail address"],
+  ["postmaster that does not resolve", set({ postmaster: "root@example.com" }), "postmaster", "is neither a mailbox nor an alias; add it to mailboxes or aliases"],
+  ["postmaster@ as its own target", set({ postmaster: "postmaster@example.com" }), "postmaster", "is neither a mailbox nor an alias"],
+  ["postmaster outside hosted domains", set({ postmaster: "alice@example.net" }), "postmaster", "is outside the hosted domains"],
+  ["abuse that does not resolve", set({ abuse: "abuse-desk@example.com" }), "abuse", "is neither a mailbox nor an alias"],
+  ["abuse@ as its own target", set({ abuse: "abuse@example.com" }), "abuse", "is neither a mailbox nor an alias"],
+  ["alertEmail that is not an address", set({ alertEmail: "ops" }), "alertEmail", "is not an e-mail address"],
+
+  // --- admin CIDRs ---
+  ["adminCidrs 0.0.0.0/0", set({ adminCidrs: ["0.0.0.0/0"] }), "adminCidrs[0]", "opens SSH to the whole internet"],
+  ["adminCidrs ::/0", set({ adminCidrs: ["203.0.113.7/32", "::/0"] }), "adminCidrs[1]", "whole internet"],
+  ["IPv4 CIDR with host bits set", set({ adminCidrs: ["10.1.2.3/8"] }), "adminCidrs[0]", "has host bits set; did you mean 10.0.0.0/8?"],
+  ["IPv6 CIDR with host bits set", set({ adminCidrs: ["2001:db8::1/48"] }), "adminCidrs[0]", "did you mean 2001:db8::/48?"],
+  ["address without prefix length", set({ adminCidrs: ["203.0.113.7"] }), "adminCidrs[0]", "is not a CIDR block"],
+  ["prefix length over 32", set({ adminCidrs: ["10.0.0.0/33"] }), "adminCidrs[0]", "is not a CIDR block"],
+  ["name instead of a CIDR", set({ adminCidrs: ["10.0.0.0/8", "office.example.com/32"] }), "adminCidrs[1]", "write e.g. 203.0.113.7/32"],
+  ["adminCidrs as a string", set({ adminCidrs: "10.0.0.0/8" }), "adminCidrs", "must be a list, not the string"],
+
+  // --- instance ---
+  ["instance type of an unknown family", set({ instanceType: "zz9.large" }), "instanceType", 'instance family "zz9" is not in mailstack\'s architecture table; set architecture'],
+  ["instance type t4g.micro", set({ instanceType: "t4g.micro" }), "instanceType", "under 2 GiB of memory"],
+  ["instance type t3.nano", set({ instanceType: "t3.nano" }), "instanceType", "under 2 GiB of memory"],
+  ["architecture contradicting the family", set({ instanceType: "t4g.small", architecture: "x86_64" }), "instanceType", "is arm64, but architecture says x86_64"],
+  ["x86 family with arm64", set({ instanceType: "m7i.large", architecture: "arm64" }), "instanceType", "is x86_64, but architecture says arm64"],
+  ["instance type without size", set({ instanceType: "large" }), "instanceType", "is not an EC2 instance type; write it as family.size"],
+  ["unknown architecture", set({ instanceType: "zz9.large", architecture: "sparc" }), "architecture", 'must be one of "arm64", "x86_64"'],
+  ["rootVolumeGiB below 8", set({ rootVolumeGiB: 4 }), "rootVolumeGiB", "must be at least 8"],
+  ["non-integer dataVolumeGiB", set({ dataVolumeGiB: 20.5 }), "dataVolumeGiB", "must be an integer, not number 20.5"],
+  ["dataVolumeGiB as a string", set({ dataVolumeGiB: "20" }), "dataVolumeGiB", 'must be a number, not the string "20"'],
+  ["messageSizeLimitMiB of 0", set({ messageSizeLimitMiB: 0 }), "messageSizeLimitMiB", "must be at least 1"],
+  ["backupRetentionDays over ten years", set({ backupRetentionDays: 5000 }), "backupRetentionDays", "must be at most 3650"],
+  ["dkimSelector with upper case and underscore", set({ dkimSelector: "Mail_2024" }), "dkimSelector", "must be one DNS label"],
+  ["outboundTls typo", set({ outboundTls: "must" }), "outboundTls", 'must be one of "dane", "opportunistic", "required"'],
+  ["pop3 as a string", set({ pop3: "yes" }), "pop3", 'must be a boolean, not the string "yes"'],
+
+  // --- network ---
+  ["vpcId without subnetId", set({ vpcId: "vpc-0123456789abcdef0" }), "subnetId", "is required when vpcId is set"],
+  ["subnetId with availabilityZone", set({ subnetId: "subnet-0123456789abcdef0", availabilityZone: "us-east-1a" }), "availabilityZone", "conflicts with subnetId"],
+  ["malformed subnetId", set({ vpcId: "vpc-0123456789abcdef0", subnetId: "subnet-xyz" }), "subnetId", '"subnet-xyz" must look like subnet-0123456789abcdef0'],
+  ["malformed vpcId", set({ vpcId: "vpc-12", subnetId: "subnet-0123456789abcdef0" }), "vpcId", "must look like vpc-0123456789abcdef0"],
+  ["subnetId as a number", set({ subnetId: 42 }), "subnetId", "must be a string, not number 42"],
+  ["subnetId null", set({ subnetId: null }), "subnetId", "must be a string, not null"],
+  ["malformed availabilityZone", set({ availabilityZone: "useast1a" }), "availabilityZone", "must look like us-east-1a"],
+
+  // --- structure ---
+  ["unknown top-level key mailbox", { domain: "example.com", mailbox: base().mailboxes }, "mailbox", 'is not a known field. Did you mean "mailboxes"?'],
+  ["unknown top-level key hostName", set({ hostName: "mail.example.com" }), "hostName", 'Did you mean "hostname"?'],
+  ["unknown top-level key far from any field", set({ colour: "blue" }), "colour", "is not a known field. Known fields: domain, extraDomains"],
+  ["unknown key inside a mailbox", mailbox({ password: PASSWORD, quoat: "5G" }), "mailboxes[0].quoat", 'Did you mean "quota"? Known fields: address, password, passwordHash, quota, aliases'],
+  ["unknown key inside an alias", withAliases({ address: "info@example.com", too: ["alice@example.com"] } as never), "aliases[0].too", 'Did you mean "to"?'],
+  ["domain as a number", set({ domain: 42 }), "domain", "must be a string, not number 42"],
+  ["domain missing", { mailboxes: base().mailboxes }, "domain", "is required"],
+  ["mailboxes not a list", set({ mailboxes: "alice@example.com" }), "mailboxes", 'must be a list, not the string "alice@example.com"'],
+  ["mailboxes as an object", set({ mailboxes: { address: "alice@example.com" } }), "mailboxes", "must be a list, not an object"],
+  ["mailbox that is a string", set({ mailboxes: ["alice@example.com"] }), "mailboxes[0]", "must be an object"],
+  ["mailbox address missing", mailbox({ address: undefined, password: PASSWORD }), "mailboxes[0].address", "is required"],
+  ["empty mailboxes list", set({ mailboxes: [] }), "mailboxes", "is empty; add at least one mailbox"],
+  ["alias targets as a string", withAliases({ address: "info@example.com", to: "alice@example.com" } as never), "aliases[0].to", "must be a list"],
+  ["config that is not an object", null, "", "must be an object, not null"],
+  ["config that is a list", [], "", "must be an object, not a list"],
+
+  // --- Cloudflare ---
+  ["cloudflareZoneIds key that is not a mail domain", set({ cloudflareZoneIds: { "example.net": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds.example.net", "is not a mail domain (example.com)"],
+  ["cloudflareZoneIds key that is not a domain", set({ cloudflareZoneIds: { "my zone": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds.my zone", "is not a domain name"],
+  ["bad Cloudflare zone id", set({ cloudflareZoneIds: { "example.com": "not-a-zone-id" } }), "cloudflareZoneIds.example.com", "must be a 32-character hex zone id"],
+  ["upper-case Cloudflare zone id", set({ cloudflareZoneIds: { "example.com": "0123456789ABCDEF0123456789ABCDEF" } }), "cloudflareZoneIds.example.com", "32-character hex zone id"],
+];
+
+describe("parseConfig refuses invalid configurations", () => {
+  test("the table has many distinct cases", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(35);
+    expect(new Set(cases.map((c) => c[0])).size).toBe(cases.length);
+  });
+
+  test.each(cases)("%s", (_title, input, path, phrase) => {
+    const issues = issuesOf(input);
+    const atPath = issues.filter((i) => i.path === path);
+    if (atPath.length === 0) throw new Error(`no issue at ${JSON.stringify(path)}; got ${JSON.stringify(issues, null, 1)}`);
+    expect(atPath.map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringContaining(phrase)]));
+  });
+});
+
+describe("one ConfigError reports every problem", () => {
+  test("independent semantic problems are all listed", () => {
+    const input: MailConfigInput = {
+      domain: "example.com",
+      hostname: "mail.example.net",
+      mailboxes: [
+        { address: "alice@example.com", password: "short" },
+        { address: "bob@example.com", passwordHash: "{PLAIN}secret" },
+        { address: "carol@example.org", password: PASSWORD },
+      ],
+      aliases: [{ address: "info@example.com", to: ["dave@example.com"] }],
+      adminCidrs: ["0.0.0.0/0", "10.0.0.1/8"],
+      instanceType: "t4g.micro",
+      rootVolumeGiB: 16,
+      vpcId: "vpc-0123456789abcdef0",
+    };
+    const issues = issuesOf(input);
+    expect(issues.map((i) => i.path).sort()).toEqual(
+      [
+        "hostname",
+        "mailboxes[0].password",
+        "mailboxes[1].passwordHash",
+        "mailboxes[2].address",
+        "aliases[0].to[0]",
+        "adminCidrs[0]",
+        "adminCidrs[1]",
+        "instanceType",
+        "subnetId",
+      ].sort(),
+    );
+    expect(issues).toHaveLength(9);
+  });
+
+  test("independent shape problems are all listed", () => {
+    const issues = issuesOf({
+      domain: 7,
+      mailboxes: [{ address: "alice@example.com", password: PASSWORD, colour: "red" }],
+      pop3: "yes",
+      dmarcPolicy: "strict",
+      rootVolumeGiB: 2,
+      mailbox: [],
+    });
+    expect(issues.map((i) => i.path).sort()).toEqual(["mailbox", "dmarcPolicy", "domain", "mailboxes[0].colour", "pop3", "rootVolumeGiB"].sort());
+    expect(issues).toHaveLength(6);
+  });
+
+  test("the error message counts and lists the problems", () => {
+    let error: unknown;
+    try {
+      parseConfig({ ...fullConfig(), dmarcPolicy: "strict", pop3: 1 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/^invalid mailstack configuration \(2 problems\):\n/);
+    expect(message).toContain("  dmarcPolicy: must be one of");
+    expect(message).toContain("  pop3: must be a boolean, not number 1");
+  });
+
+  test("an issue without a path is shown as (config)", () => {
+    const error = new ConfigError([{ path: "", message: "must be an object" }]);
+    expect(error.message).toBe("invalid mailstack configuration (1 problem):\n  (config): must be an object");
+  });
+});
+
+describe("secrets never appear in error messages", () => {
+  test("a rejected password is not echoed", () => {
+    const secret = "alice-is-my-secret-phrase";
+    const issues = issuesOf(mailbox({ password: secret }));
+    expect(JSON.stringify(issues)).not.toContain(secret);
+  });
+
+  test("a rejected password hash is not echoed", () => {
+    const secret = "{PLAIN}hunter2-hunter2";
+    const issues = issuesOf(mailbox({ passwordHash: secret }));
+    expect(JSON.stringify(issues)).not.toContain("hunter2");
+  });
+});

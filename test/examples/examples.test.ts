@@ -1,0 +1,292 @@
+// The example projects under examples/, run under the recording mock runtime with the stack
+// config each one reads, and type-checked with their own tsconfig as a user would.
+//
+// Each example's index.ts is required inside the program callback: jest transforms it and
+// maps @mailstack/* to the sources. A module runs once per test file, so each example runs
+// once (in beforeAll) and the tests below read what it registered.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { runProgram, type RecordedResource, type Run } from "../support/harness";
+import { SAMPLE_HASH } from "../support/fixtures";
+
+const ROOT = join(__dirname, "..", "..");
+
+const INSTANCE = "aws:ec2/instance:Instance";
+const VOLUME = "aws:ebs/volume:Volume";
+const SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup";
+const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+const DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord";
+const PARAMETER = "aws:ssm/parameter:Parameter";
+const BUCKET = "aws:s3/bucket:Bucket";
+const LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration";
+
+function one(run: Run, type: string): RecordedResource {
+  const found = run.ofType(type);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${found.length}`);
+  return found[0];
+}
+
+function invoked(run: Run, token: string) {
+  return run.record.invokes.filter((i) => i.token === token);
+}
+
+/** Records of MailStack's own zone, by record name and type. */
+function record(run: Run, name: string, type: string): RecordedResource {
+  const found = run.ofType(DNS_RECORD).filter((r) => r.inputs.name === name && r.inputs.type === type && String(r.inputs.comment).startsWith("mailstack:"));
+  if (found.length !== 1) throw new Error(`expected one ${type} record ${name}, found ${found.length}`);
+  return found[0];
+}
+
+describe("examples/complete", () => {
+  const project = "mailstack-example-complete";
+  const passwords = { alice: "correct horse battery staple", bob: "tulip-gravel-Orbit-42-lantern" };
+  let run: Run;
+
+  beforeAll(async () => {
+    run = await runProgram(() => require("../../examples/complete/index.ts"), {
+      project,
+      stack: "prod",
+      config: {
+        [`${project}:domain`]: "example.com",
+        [`${project}:secondDomain`]: "example.org",
+        [`${project}:alertEmail`]: "ops@example.net",
+        [`${project}:adminCidrs`]: JSON.stringify(["203.0.113.0/24"]),
+        [`${project}:alicePassword`]: passwords.alice,
+        [`${project}:bobPassword`]: passwords.bob,
+        [`${project}:carolPasswordHash`]: SAMPLE_HASH,
+      },
+      secretKeys: [`${project}:alicePassword`, `${project}:bobPassword`, `${project}:carolPasswordHash`],
+    });
+  });
+
+  test("one instance with the explicit size, volumes and IMDSv2", () => {
+    const instance = one(run, INSTANCE);
+    expect(instance.inputs.instanceType).toBe("t4g.medium");
+    expect(instance.inputs.rootBlockDevice).toMatchObject({ volumeSize: 20, encrypted: true });
+    expect(instance.inputs.metadataOptions).toMatchObject({ httpTokens: "required" });
+    expect(instance.inputs.tags).toMatchObject({ project: "mail", environment: "prod", "cost-center": "it" });
+    expect(one(run, VOLUME).inputs).toMatchObject({ size: 50, encrypted: true, type: "gp3" });
+    // The AMI matches the instance type's architecture.
+    const ami = invoked(run, "aws:ec2/getAmi:getAmi");
+    expect(ami).toHaveLength(1);
+    expect(ami[0].inputs.filters).toContainEqual({ name: "architecture", values: ["arm64"] });
+  });
+
+  test("DNS records for both domains, with the chosen DMARC stage", () => {
+    const records = run.ofType(DNS_RECORD);
+    // host A and SPF; MX, SPF, DKIM, DMARC per domain; the report authorisation for example.org.
+    expect(records).toHaveLength(11);
+    expect(record(run, "example.com", "MX").inputs).toMatchObject({ content: "mail.example.com", priority: 10, proxied: false });
+    expect(record(run, "example.org", "MX").inputs).toMatchObject({ content: "mail.example.com" });
+    expect(record(run, "mail._domainkey.example.org", "TXT").inputs.content).toMatch(/^"v=DKIM1; k=rsa; p=[A-Za-z0-9+/]/);
+    expect(record(run, "_dmarc.example.org", "TXT").inputs.content).toBe('"v=DMARC1; p=none; rua=mailto:dmarc@example.com; adkim=r; aspf=r"');
+    expect(record(run, "example.org._report._dmarc.example.com", "TXT").inputs.content).toBe('"v=DMARC1"');
+    expect(record(run, "mail.example.com", "A").inputs.content).toBe(run.outputs.publicIp);
+  });
+
+  test("runtime parameters hold the hashed passwords, as secrets, under the stack's path", () => {
+    const parameters = run.ofType(PARAMETER);
+    expect(parameters.map((p) => p.inputs.name)).toContain("/mailstack/prod/mail/manifest");
+    for (const p of parameters) {
+      expect(p.inputs.name).toMatch(/^\/mailstack\/prod\/mail\//);
+      expect(p.inputs.type).toBe("SecureString");
+      expect(p.secretPaths).toContain("value");
+    }
+    const users = parameters.filter((p) => p.inputs.name.startsWith("/mailstack/prod/mail/files/users/")).map((p) => p.inputs.value).join("");
+    expect(users).toMatch(/^alice@example\.com:\{BLF-CRYPT\}\$2b\$10\$/m);
+    expect(users).toContain(`carol@example.org:${SAMPLE_HASH}:`);
+    expect(users).toContain("userdb_quota_rule=*:storage=10240M");
+    const everything = JSON.stringify(run.record.resources.map((r) => r.inputs));
+    for (const password of Object.values(passwords)) expect(everything).not.toContain(password);
+    const aliases = parameters.filter((p) => p.inputs.name.startsWith("/mailstack/prod/mail/files/aliases/")).map((p) => p.inputs.value).join("");
+    expect(aliases).toContain("hello@example.org info@example.com");
+    expect(aliases).toContain("abuse@example.org bob@example.com");
+  });
+
+  test("no secret and no mailbox reaches the user data", () => {
+    const userData = run.userData();
+    expect(userData).not.toMatch(/BLF-CRYPT|alice@|carol@|PRIVATE KEY/);
+    expect(userData).toContain("dovecot-pop3d");
+    expect(userData).toContain("message_size_limit = 41943040");
+  });
+
+  test("firewall opens POP3S and SSH only from the admin network", () => {
+    const ingress = run.ofType(INGRESS).map((r) => r.inputs);
+    expect(ingress.map((i) => i.fromPort).sort((a, b) => a - b)).toEqual([22, 25, 80, 443, 465, 587, 993, 995]);
+    expect(ingress.find((i) => i.fromPort === 22)).toMatchObject({ cidrIpv4: "203.0.113.0/24" });
+  });
+
+  test("backups are kept for the chosen retention, and outputs are exported", () => {
+    expect(one(run, BUCKET).protect).toBe(true);
+    expect(one(run, LIFECYCLE).inputs.rules[0].noncurrentVersionExpiration).toEqual({ noncurrentDays: 180 });
+    expect(run.outputs.hostname).toBe("mail.example.com");
+    expect(run.outputs.instanceId).toBe(one(run, INSTANCE).id);
+    expect(run.outputs.backupBucket).toBe(one(run, BUCKET).state.bucket);
+    expect(run.outputs.dnsRecords).toHaveLength(11);
+    expect(run.outputs.nextSteps).toContain("ec2-email-limit-rdns-request");
+  });
+});
+
+describe("examples/existing-vpc", () => {
+  const project = "mailstack-example-existing-vpc";
+  const ids = {
+    vpc: "vpc-0fedcba9876543210",
+    subnet: "subnet-0123456789abcdef0",
+    zone: "0123456789abcdef0123456789abcdef",
+    ami: "ami-0a1b2c3d4e5f67890",
+  };
+  let run: Run;
+
+  beforeAll(async () => {
+    run = await runProgram(() => require("../../examples/existing-vpc/index.ts"), {
+      project,
+      config: {
+        [`${project}:domain`]: "example.com",
+        [`${project}:vpcId`]: ids.vpc,
+        [`${project}:subnetId`]: ids.subnet,
+        [`${project}:cloudflareZoneIds`]: JSON.stringify({ "example.com": ids.zone }),
+        [`${project}:amiId`]: ids.ami,
+        [`${project}:adminPassword`]: "correct horse battery staple",
+      },
+      secretKeys: [`${project}:adminPassword`],
+    });
+  });
+
+  test("no default-VPC, zone or availability-zone lookup; the subnet is read by id", () => {
+    expect(run.record.invokes.filter((i) => i.token === "aws:ec2/getVpc:getVpc" && i.inputs.default === true)).toEqual([]);
+    expect(invoked(run, "aws:ec2/getVpc:getVpc")).toEqual([]);
+    expect(invoked(run, "aws:index/getAvailabilityZones:getAvailabilityZones")).toEqual([]);
+    expect(invoked(run, "aws:ec2/getSubnet:getSubnet").map((i) => i.inputs)).toEqual([{ id: ids.subnet }]);
+  });
+
+  test("the instance runs in the given subnet, the security group in the given VPC", () => {
+    expect(one(run, INSTANCE).inputs.subnetId).toBe(ids.subnet);
+    expect(one(run, SECURITY_GROUP).inputs.vpcId).toBe(ids.vpc);
+    // The zone comes from the subnet (the mock's answer for it), and the data volume follows.
+    expect(one(run, VOLUME).inputs.availabilityZone).toBe("us-east-1a");
+    expect(run.outputs.availabilityZone).toBe("us-east-1a");
+    expect(run.outputs.securityGroupId).toBe(one(run, SECURITY_GROUP).id);
+  });
+
+  test("every record goes into the given zone, with no zone lookup", () => {
+    expect(invoked(run, "cloudflare:index/getZone:getZone")).toEqual([]);
+    const records = run.ofType(DNS_RECORD);
+    expect(records.length).toBeGreaterThan(0);
+    for (const r of records) expect(r.inputs.zoneId).toBe(ids.zone);
+  });
+
+  test("the pinned AMI is used and never looked up, and changing it is not ignored", () => {
+    const instance = one(run, INSTANCE);
+    expect(instance.inputs.ami).toBe(ids.ami);
+    expect(instance.ignoreChanges).not.toContain("ami");
+    expect(invoked(run, "aws:ec2/getAmi:getAmi")).toEqual([]);
+  });
+});
+
+describe("examples/extend", () => {
+  const project = "mailstack-example-extend";
+  let run: Run;
+
+  beforeAll(async () => {
+    run = await runProgram(() => require("../../examples/extend/index.ts"), {
+      project,
+      config: {
+        "mailstack:domain": "example.com",
+        "mailstack:mailboxes": JSON.stringify([{ address: "alice@example.com", password: "correct horse battery staple" }]),
+        "mailstack:alertEmail": "Ops@Example.net",
+        [`${project}:googleSiteVerification`]: "rXOxyZounnZasA8Z7oaD3c14JdjS9aKSWvsR1EbUSIQ",
+        [`${project}:backupReaderRole`]: "mail-admins",
+      },
+      secretKeys: ["mailstack:mailboxes"],
+    });
+  });
+
+  /** The one resource of a type that the example's own component owns. */
+  const extra = (type: string) => {
+    const component = one(run, "mailstack-example:extend:MailExtras");
+    expect(component.parent).toMatch(/pulumi:pulumi:Stack::/);
+    const found = run.ofType(type).filter((r) => r.parent === component.urn);
+    expect(found).toHaveLength(1);
+    return found[0];
+  };
+
+  test("MailStack is built from the mailstack: keys", () => {
+    expect(one(run, "mailstack:index:MailStack").name).toBe("mail");
+    expect(one(run, INSTANCE)).toBeDefined();
+    expect(record(run, "example.com", "MX")).toBeDefined();
+    expect(run.ofType(PARAMETER).length).toBeGreaterThan(0);
+  });
+
+  test("the status-check alarm watches MailStack's instance and notifies the alert address", () => {
+    const alarm = extra("aws:cloudwatch/metricAlarm:MetricAlarm");
+    const topic = extra("aws:sns/topic:Topic");
+    const subscription = extra("aws:sns/topicSubscription:TopicSubscription");
+    expect(alarm.inputs).toMatchObject({
+      namespace: "AWS/EC2",
+      metricName: "StatusCheckFailed",
+      dimensions: { InstanceId: one(run, INSTANCE).id },
+      comparisonOperator: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+    });
+    // The mock runtime computes no ARN for a topic, so the alarm's actions are checked as a
+    // dependency. (The subscription's `topic` input, a bare ARN, arrives undefined and with it
+    // the dependency: the mock cannot show that wiring.)
+    expect(alarm.dependsOn).toContain(topic.urn);
+    // The address as MailStack normalised it (lower case).
+    expect(subscription.inputs).toMatchObject({ protocol: "email", endpoint: "ops@example.net" });
+  });
+
+  test("the site-verification record goes into MailStack's zone for the domain", () => {
+    const verification = extra(DNS_RECORD);
+    expect(verification.inputs).toMatchObject({
+      zoneId: record(run, "example.com", "MX").inputs.zoneId,
+      name: "example.com",
+      type: "TXT",
+      content: '"google-site-verification=rXOxyZounnZasA8Z7oaD3c14JdjS9aKSWvsR1EbUSIQ"',
+    });
+    expect(verification.inputs.zoneId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  test("the admin role gets read-only access to MailStack's backup bucket", () => {
+    const policy = extra("aws:iam/policy:Policy");
+    const attachment = extra("aws:iam/rolePolicyAttachment:RolePolicyAttachment");
+    const bucketArn = one(run, BUCKET).state.arn;
+    expect(bucketArn).toMatch(/^arn:aws:s3:::/);
+    const document = JSON.parse(policy.inputs.policy);
+    const resources = document.Statement.flatMap((s: { Resource: string | string[] }) => [s.Resource].flat());
+    expect(resources.sort()).toEqual([bucketArn, `${bucketArn}/*`]);
+    const actions: string[] = document.Statement.flatMap((s: { Action: string[] }) => s.Action);
+    for (const action of actions) expect(action).toMatch(/^s3:(Get|List)/);
+    expect(document.Statement.every((s: { Effect: string }) => s.Effect === "Allow")).toBe(true);
+    // The attachment's policyArn cannot be checked: the mock computes no ARN for a policy.
+    expect(attachment.inputs.role).toBe("mail-admins");
+  });
+
+  test("outputs include MailStack's and the extension's", () => {
+    expect(run.outputs.hostname).toBe("mail.example.com");
+    expect(run.outputs.instanceId).toBe(one(run, INSTANCE).id);
+    expect(Object.keys(run.outputs)).toEqual(expect.arrayContaining(["alarmTopicArn", "backupBucket", "nextSteps"]));
+  });
+});
+
+/** Runs tsc from node_modules/.bin on one example, as `npx tsc -p examples/<name> --noEmit`. */
+function typecheck(name: string): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(ROOT, "node_modules", ".bin", "tsc"), ["-p", join("examples", name), "--noEmit"], { cwd: ROOT });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, output }));
+  });
+}
+
+// The examples resolve @mailstack/pulumi to the built package (packages/pulumi/dist), as a
+// user's project would; `npm test` builds it first (pretest), and so does `npm ci`.
+describe("the examples type-check", () => {
+  test.each(["complete", "existing-vpc", "extend"])("examples/%s", async (name) => {
+    const { status, output } = await typecheck(name);
+    if (status !== 0) throw new Error(`tsc -p examples/${name} --noEmit exited with ${status}:\n${output}`);
+    expect(status).toBe(0);
+  });
+});

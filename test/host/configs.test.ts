@@ -1,0 +1,665 @@
+/**
+ * Every host file of a configuration, checked by the program that reads it on the host:
+ * cloud-init, BIND's zone checker, Postfix, Dovecot, rspamd, nftables (loaded into a
+ * throwaway network namespace), unbound, fail2ban, systemd, apt, bash/shellcheck, python.
+ */
+import { spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  cloudInit,
+  compressedUserData,
+  dkimPublicKeyFromPem,
+  dkimRecordValue,
+  dnsRecords,
+  type MailConfig,
+  type MailConfigInput,
+  parseConfig,
+  PRODUCTION_ENV,
+  runtimeFiles,
+  servicePorts,
+  txtValue,
+  zoneFile,
+} from "@mailstack/core";
+import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
+import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, tempRoot, TOOL_PATH } from "../support/tools";
+
+requireTools(
+  "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
+  "nft", "ip", "unbound-checkconf", "fail2ban-client", "shellcheck", "python3", "openssl", "systemd-analyze", "apt-config",
+);
+requireRoot("nft -c and network namespaces need CAP_NET_ADMIN");
+
+const CONFIGS: [string, MailConfigInput][] = [
+  ["minimal", minimalConfig()],
+  ["full", fullConfig()],
+  [
+    "pop3 with IPv4 and IPv6 admin CIDRs",
+    { ...minimalConfig(), pop3: true, adminCidrs: ["198.51.100.0/24", "2001:db8:1::/48", "192.0.2.7/32"] },
+  ],
+  [
+    "strict TLS, IDN domain, reports in another domain",
+    {
+      domain: "example.com",
+      extraDomains: ["bücher.example", "example.org"],
+      mailboxes: [
+        { address: "alice@example.com", password: "correct horse battery staple", quota: "500M" },
+        { address: "carol@example.org", passwordHash: SAMPLE_HASH },
+      ],
+      dmarcReports: "carol@example.org",
+      dmarcPolicy: "reject",
+      dmarcStrictAlignment: true,
+      inboundTls: "required",
+      outboundTls: "required",
+      inboundTlsMinVersion: "TLSv1.3",
+      dkimSelector: "s2026",
+      messageSizeLimitMiB: 25,
+    },
+  ],
+];
+
+// A real RSA-2048 DKIM key pair, as the stack generates.
+const DKIM = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: "spki", format: "pem" },
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+});
+
+const lines = (text: string) => text.split("\n").filter((l) => l.trim() !== "");
+
+// --- nft JSON helpers -------------------------------------------------------------------
+type Expr = Record<string, any>;
+interface NftRule {
+  chain: string;
+  expr: Expr[];
+}
+
+function matchesOn(rule: NftRule, protocol: string | string[], field: string): Expr[] {
+  const protocols = Array.isArray(protocol) ? protocol : [protocol];
+  return rule.expr.filter((e) => e.match && protocols.includes(e.match.left?.payload?.protocol) && e.match.left?.payload?.field === field);
+}
+
+function values(right: any): any[] {
+  if (right && typeof right === "object" && Array.isArray(right.set)) return right.set.flatMap(values);
+  return [right];
+}
+
+function portsOf(rule: NftRule): number[] {
+  return matchesOn(rule, "tcp", "dport").flatMap((m) =>
+    values(m.match.right).flatMap((v) => {
+      if (typeof v === "number") return [v];
+      if (v && Array.isArray(v.range)) {
+        const out: number[] = [];
+        for (let p = v.range[0]; p <= v.range[1]; p++) out.push(p);
+        return out;
+      }
+      throw new Error(`unexpected port value ${JSON.stringify(v)}`);
+    }),
+  );
+}
+
+function sourcesOf(rule: NftRule): string[] {
+  return matchesOn(rule, ["ip", "ip6"], "saddr").flatMap((m) =>
+    values(m.match.right).map((v) => (typeof v === "string" ? (v.includes(":") ? `${v}/128` : `${v}/32`) : `${v.prefix.addr}/${v.prefix.len}`)),
+  );
+}
+
+const verdict = (rule: NftRule) => (rule.expr.some((e) => "accept" in e) ? "accept" : rule.expr.some((e) => "drop" in e) ? "drop" : "other");
+
+/** An address inside an admin CIDR, to connect from. */
+function hostIn(cidr: string): string {
+  const [address, len] = cidr.split("/");
+  if (address.includes(":")) {
+    if (len === "128") return address;
+    if (!address.endsWith("::")) throw new Error(`pick a test host for ${cidr} by hand`);
+    return `${address}9`;
+  }
+  if (len === "32") return address;
+  const octets = address.split(".").map(Number);
+  if (Number(len) > 28 || octets[3] !== 0) throw new Error(`pick a test host for ${cidr} by hand`);
+  return [...octets.slice(0, 3), 9].join(".");
+}
+
+/** Accepts (and closes) TCP connections on every port given, IPv4 and IPv6. */
+const LISTENER = `
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+for port in map(int, sys.argv[1:]):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(64)
+    sel.register(s, selectors.EVENT_READ)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        conn, _ = key.fileobj.accept()
+        conn.close()
+`;
+
+/** Connects from each source|destination|port at once; a dropped SYN shows as a timeout. */
+const CONNECTOR = `
+import json, socket, sys, threading
+result = {}
+def attempt(spec):
+    source, dest, port = spec.split("|")
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.bind((source, 0))
+        s.connect((dest, int(port)))
+        result[spec] = "open"
+    except socket.timeout:
+        result[spec] = "dropped"
+    except ConnectionRefusedError:
+        result[spec] = "refused"
+    except OSError as e:
+        result[spec] = "error: %s" % e
+    finally:
+        s.close()
+threads = [threading.Thread(target=attempt, args=(spec,)) for spec in sys.argv[1:]]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(result))
+`;
+
+// --- fail2ban helpers -------------------------------------------------------------------
+function fail2banWarnings(stderr: string): string[] {
+  return lines(stderr)
+    .filter((l) => /WARNING|ERROR|CRITICAL/.test(l))
+    .map((l) => l.replace(/^.*?\]: /, ""));
+}
+
+describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_label, input) => {
+  const config: MailConfig = parseConfig(input);
+  let host: RenderedHost;
+
+  beforeAll(() => {
+    host = renderHost(config);
+    // The runtime files (normally synced from SSM) in the runtime directory, so that map
+    // lookups below read what the host would.
+    for (const f of runtimeFiles(config, {
+      passwordHashes: new Map(config.mailboxes.map((m) => [m.address, SAMPLE_HASH])),
+      dkimPrivateKeyPem: DKIM.privateKey,
+    })) {
+      const dest = join(host.env.paths.runtime, f.name);
+      mkdirSync(dirname(dest), { recursive: true });
+      writeFileSync(dest, f.content, { mode: parseInt(f.mode, 8) });
+    }
+  });
+  afterAll(() => host?.cleanup());
+
+  describe("cloud-init", () => {
+    test("cloud-init schema validates the user data document", () => {
+      const file = join(host.root, "user-data.yaml");
+      writeFileSync(file, cloudInit(config, TEST_PARAMS, PRODUCTION_ENV));
+      const r = run("cloud-init", ["schema", "--config-file", file]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(r.stdout).toContain(`Valid cloud-config: ${file}`);
+      expect(r.stdout + r.stderr).not.toMatch(/deprecat/i);
+    });
+
+    test("an invalid document is rejected by the same check (the check can fail)", () => {
+      const file = join(host.root, "user-data-bad.yaml");
+      writeFileSync(file, cloudInit(config, TEST_PARAMS).replace("package_update: true", "package_update: maybe"));
+      const r = run("cloud-init", ["schema", "--config-file", file]);
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).not.toContain("Valid cloud-config");
+    });
+
+    test("cloud-init's own user-data processing inflates the gzipped user data to the cloud-config", () => {
+      const document = cloudInit(config, TEST_PARAMS);
+      const file = join(host.root, "user-data.gz");
+      writeFileSync(file, compressedUserData(document));
+      const script = [
+        "import sys, json",
+        "from cloudinit import user_data, helpers",
+        "paths = helpers.Paths({'cloud_dir': sys.argv[2] + '/cloud', 'run_dir': sys.argv[2] + '/run'})",
+        "msg = user_data.UserDataProcessor(paths).process(open(sys.argv[1], 'rb').read())",
+        "parts = [p for p in msg.walk() if not p.is_multipart()]",
+        "print(json.dumps([[p.get_content_type(), p.get_payload(decode=True).decode('utf-8')] for p in parts]))",
+      ].join("\n");
+      const r = runOk("/usr/bin/python3", ["-c", script, file, host.root]);
+      expect(JSON.parse(r.stdout)).toEqual([["text/cloud-config", document]]);
+    });
+  });
+
+  describe("DNS zones", () => {
+    const records = dnsRecords(config, { ipv4: "198.51.100.25", dkimPublicKey: dkimPublicKeyFromPem(DKIM.publicKey) });
+
+    test.each(config.domains)("named-checkzone accepts the zone of %s with every record intact", (zone) => {
+      const file = join(host.root, `${zone}.zone`);
+      writeFileSync(file, zoneFile(zone, records));
+      const check = run("named-checkzone", ["-i", "full", "-k", "fail", "-n", "fail", "-M", "fail", "-S", "fail", zone, file]);
+      expect(check.status).toBe(0);
+      expect(check.stdout).toMatch(/loaded serial 1\nOK\n$/);
+
+      // The zone as BIND parsed it: every record the stack publishes, with its value intact.
+      const dump = lines(runOk("named-checkzone", ["-D", "-o", "-", zone, file]).stdout).map((l) => {
+        const [owner, ttl, cls, type, ...rest] = l.split(/\s+/);
+        return { owner, ttl: Number(ttl), cls, type, rdata: rest.join(" ") };
+      });
+      const mine = records.filter((r) => r.zone === zone);
+      expect(mine.length).toBeGreaterThan(0);
+      for (const r of mine) {
+        const found = dump.filter((d) => d.owner === `${r.name}.` && d.type === r.type);
+        if (r.type === "TXT") {
+          expect(found.map((d) => txtValue(d.rdata))).toEqual([txtValue(r.content)]);
+        } else if (r.type === "MX") {
+          expect(found.map((d) => d.rdata)).toEqual([`${r.priority} ${r.content}.`]);
+        } else {
+          expect(found.map((d) => d.rdata)).toEqual([r.content]);
+        }
+        expect(found[0].ttl).toBe(r.ttl);
+      }
+      const dkim = dump.find((d) => d.owner === `${config.dkimSelector}._domainkey.${zone}.`);
+      expect(dkim && txtValue(dkim.rdata)).toBe(dkimRecordValue(dkimPublicKeyFromPem(DKIM.publicKey)));
+    });
+  });
+
+  describe("Postfix", () => {
+    const dir = () => host.env.paths.postfixConfig;
+    const param = (name: string) => runOk("postconf", ["-c", dir(), "-h", name]).stdout.trim();
+    const serviceParam = (name: string) => runOk("postconf", ["-c", dir(), "-P", "-h", name]).stdout.trim();
+
+    test("postconf -n reads main.cf without a warning (no unknown or unused parameter)", () => {
+      const r = run("postconf", ["-c", dir(), "-n"]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(r.stdout).toContain(`myhostname = ${config.hostname}`);
+    });
+
+    test("postconf -M and -P parse master.cf without a warning", () => {
+      for (const flag of ["-M", "-P", "-F"]) {
+        const r = run("postconf", ["-c", dir(), flag]);
+        expect({ flag, status: r.status, stderr: r.stderr }).toEqual({ flag, status: 0, stderr: "" });
+      }
+      const services = lines(runOk("postconf", ["-c", dir(), "-M"]).stdout).map((l) => l.split(/\s+/));
+      const byName = new Map(services.map((s) => [`${s[0]}/${s[1]}`, s]));
+      expect(byName.get("25/inet")?.[7]).toBe("postscreen");
+      expect(byName.get("587/inet")?.[7]).toBe("smtpd");
+      expect(byName.get("465/inet")?.[7]).toBe("smtpd");
+      expect(byName.get("smtpd/pass")?.[7]).toBe("smtpd");
+      expect(byName.get("postlog/unix-dgram")?.[7]).toBe("postlogd");
+      // No chroot anywhere: the SASL, LMTP and milter socket paths resolve the same in every process.
+      const chroots = lines(runOk("postconf", ["-c", dir(), "-F", "*/*/chroot"]).stdout);
+      expect(chroots.length).toBe(services.length);
+      for (const c of chroots) expect(c).toMatch(/ = n$/);
+    });
+
+    test("port 25 never relays for loopback or mynetworks, and AUTH needs TLS", () => {
+      expect(param("smtpd_relay_restrictions")).not.toContain("permit_mynetworks");
+      expect(param("smtpd_relay_restrictions")).toContain("reject_unauth_destination");
+      expect(param("smtpd_recipient_restrictions")).not.toContain("permit_mynetworks");
+      expect(param("smtpd_tls_auth_only")).toBe("yes");
+      expect(param("smtpd_sasl_auth_enable")).toBe("no");
+      expect(param("smtpd_tls_security_level")).toBe(config.tls.inbound === "required" ? "encrypt" : "may");
+      expect(param("smtpd_tls_protocols")).toBe(`>=${config.tls.inboundMinVersion}`);
+      expect(param("milter_default_action")).toBe("tempfail");
+      expect(Number(param("message_size_limit"))).toBe(config.messageSizeLimitMiB * 1024 * 1024);
+    });
+
+    test.each(["587", "465"])("submission port %s requires TLS, authentication and the sender's own address", (port) => {
+      expect(serviceParam(`${port}/inet/smtpd_tls_security_level`)).toBe("encrypt");
+      expect(serviceParam(`${port}/inet/smtpd_sasl_auth_enable`)).toBe("yes");
+      expect(serviceParam(`${port}/inet/smtpd_sender_restrictions`)).toContain("reject_sender_login_mismatch");
+      expect(serviceParam(`${port}/inet/smtpd_relay_restrictions`)).toBe("permit_sasl_authenticated,reject");
+      expect(serviceParam(`${port}/inet/smtpd_client_restrictions`)).toBe("permit_sasl_authenticated,reject");
+      if (port === "465") expect(serviceParam("465/inet/smtpd_tls_wrappermode")).toBe("yes");
+    });
+
+    test("the maps main.cf names resolve, with the real postmap, to the synced runtime files", () => {
+      const lookup = (mapParam: string, key: string) => {
+        const maps = param(mapParam);
+        expect(maps).toMatch(new RegExp(`^texthash:${host.env.paths.runtime}/`));
+        const r = run("postmap", ["-c", dir(), "-q", key, maps]);
+        return r.status === 0 ? r.stdout.trim() : undefined;
+      };
+      const first = config.mailboxes[0].address;
+      for (const d of config.domains) expect(lookup("virtual_mailbox_domains", d)).toBe("OK");
+      for (const m of config.mailboxes) expect(lookup("virtual_mailbox_maps", m.address)).toBe("OK");
+      expect(lookup("virtual_mailbox_maps", `nobody@${config.domain}`)).toBeUndefined();
+      expect(lookup("virtual_alias_maps", `postmaster@${config.domain}`)).toBe(config.postmaster);
+      expect(lookup("smtpd_sender_login_maps", first)).toBe(first);
+      expect(lookup("alias_maps", "root")).toBe(config.postmaster);
+    });
+  });
+
+  describe("Dovecot", () => {
+    const conf = () => host.path("/etc/dovecot/dovecot.conf");
+    const setting = (name: string) => runOk("doveconf", ["-c", conf(), "-h", name]).stdout.trim();
+
+    test("doveconf -n reads dovecot.conf without a warning or error", () => {
+      const r = run("doveconf", ["-c", conf(), "-n"]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(r.stdout).toContain(`base_dir = ${host.env.paths.dovecotBase}`);
+    });
+
+    test("TLS is required everywhere and plaintext authentication is off", () => {
+      expect(setting("ssl")).toBe("required");
+      expect(setting("disable_plaintext_auth")).toBe("yes");
+      expect(setting("ssl_min_protocol")).toBe("TLSv1.2");
+      expect(setting("ssl_prefer_server_ciphers")).toBe("no");
+      expect(setting("service/imap-login/inet_listener/imap/port")).toBe("0");
+      expect(setting("service/imap-login/inet_listener/imaps/port")).toBe(String(host.env.ports.imaps));
+      expect(setting("service/imap-login/inet_listener/imaps/ssl")).toBe("yes");
+    });
+
+    test(`POP3 (port 995) is served ${config.pop3 ? "over TLS only" : "not at all"}`, () => {
+      const protocols = setting("protocols").split(/\s+/);
+      const effective = runOk("doveconf", ["-c", conf(), "-n"]).stdout;
+      if (config.pop3) {
+        expect(protocols).toContain("pop3");
+        expect(setting("service/pop3-login/inet_listener/pop3s/port")).toBe("995");
+        expect(setting("service/pop3-login/inet_listener/pop3s/ssl")).toBe("yes");
+        expect(setting("service/pop3-login/inet_listener/pop3/port")).toBe("0");
+      } else {
+        expect(protocols).not.toContain("pop3");
+        expect(effective).not.toMatch(/\b995\b/);
+        expect(effective).not.toContain("pop3");
+      }
+    });
+
+    test("Dovecot's LMTP and auth sockets are where Postfix looks for them", () => {
+      const effective = runOk("doveconf", ["-c", conf(), "-n"]).stdout;
+      const listeners = [...effective.matchAll(/unix_listener (\S+) \{/g)].map((m) => m[1]);
+      const pf = (name: string) => runOk("postconf", ["-c", host.env.paths.postfixConfig, "-h", name]).stdout.trim();
+      const queue = pf("queue_directory");
+      expect(queue).toBe(host.env.paths.postfixQueue);
+      expect(listeners).toContain(`${queue}/${pf("virtual_transport").replace(/^lmtp:unix:/, "")}`);
+      expect(listeners).toContain(`${queue}/${pf("smtpd_sasl_path")}`);
+      const policy = pf("smtpd_recipient_restrictions").match(/check_policy_service unix:(\S+)/)?.[1];
+      expect(policy && listeners).toContain(`${queue}/${policy}`);
+    });
+
+    test("users come from the runtime directory's passwd-file", () => {
+      const effective = runOk("doveconf", ["-c", conf(), "-n"]).stdout;
+      const args = [...effective.matchAll(/^\s*args = (.*)$/gm)].map((m) => m[1]);
+      expect(args).toEqual([`username_format=%Lu ${host.env.paths.runtime}/users`, `username_format=%Lu ${host.env.paths.runtime}/users`]);
+    });
+
+    test("sievec compiles the global before-script under this config", () => {
+      const out = join(host.root, "before.svbin");
+      const r = run("sievec", ["-c", conf(), host.path("/etc/dovecot/sieve/before.sieve"), out]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    });
+  });
+
+  describe("rspamd", () => {
+    const vars = () => [`--var=LOCAL_CONFDIR=${host.path("/etc/rspamd")}`];
+
+    test("rspamadm configtest: syntax OK", () => {
+      const r = run("rspamadm", [...vars(), "configtest"]);
+      // Offline, rspamd warns that it cannot resolve its fuzzy servers; the verdict is the result line.
+      expect(r.stdout.trim().split("\n").pop()).toBe("syntax OK");
+      expect(r.status).toBe(0);
+      expect(r.stderr).not.toMatch(/ucl parser error|failed to load config/);
+    });
+
+    test("the merged configuration is what mailstack means", () => {
+      const dump = JSON.parse(runOk("rspamadm", [...vars(), "configdump", "-j"]).stdout);
+      const workers: Record<string, any> = Object.assign({}, ...dump.worker);
+      expect(workers.normal.enabled).toBe(false);
+      const proxy = workers.rspamd_proxy;
+      expect(proxy.milter).toBe(true);
+      expect(proxy.upstream.local.self_scan).toBe(true);
+      expect(proxy.bind_socket.split(" ")[0]).toBe(host.env.paths.rspamdMilterSocket);
+      expect(dump.dkim_signing.selector_map).toBe(`${host.env.paths.runtime}/dkim-selectors`);
+      expect(dump.dkim_signing.path).toBe(`${host.env.paths.runtime}/dkim/$selector.key`);
+      expect(dump.options.dns.nameserver).toEqual([`${host.env.resolver}:53`]);
+      expect(dump.classifier.bayes.backend).toBe("redis");
+      expect(dump.actions).toMatchObject({ reject: 15, add_header: 6, greylist: 4 });
+      // Postfix talks to that socket.
+      const milters = runOk("postconf", ["-c", host.env.paths.postfixConfig, "-h", "smtpd_milters"]).stdout.trim();
+      expect(milters).toBe(`unix:${host.env.paths.rspamdMilterSocket}`);
+    });
+
+    test("the DKIM key named by the selector map exists among the runtime files", () => {
+      const selectors = readFileSync(join(host.env.paths.runtime, "dkim-selectors"), "utf8");
+      for (const d of config.domains) expect(selectors).toContain(`${d} ${config.dkimSelector}\n`);
+      const key = readFileSync(join(host.env.paths.runtime, "dkim", `${config.dkimSelector}.key`), "utf8");
+      expect(runOk("openssl", ["pkey", "-noout", "-check"], { input: key }).status).toBe(0);
+    });
+  });
+
+  describe("nftables", () => {
+    const file = () => host.path("/etc/nftables.conf");
+
+    test("nft -c accepts the ruleset", () => {
+      const r = run("nft", ["-c", "-f", file()]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    });
+
+    test("loaded in a throwaway network namespace: input drops by default, SSH only from admin CIDRs", () => {
+      const ns = `ms-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+      runOk("ip", ["netns", "add", ns]);
+      try {
+        runOk("ip", ["netns", "exec", ns, "nft", "-f", file()]);
+        // Loading again (a reload) replaces the table rather than failing or duplicating it.
+        runOk("ip", ["netns", "exec", ns, "nft", "-f", file()]);
+        const ruleset = JSON.parse(runOk("ip", ["netns", "exec", ns, "nft", "-j", "list", "ruleset"]).stdout).nftables as Record<string, any>[];
+        const tables = ruleset.filter((o) => o.table).map((o) => `${o.table.family} ${o.table.name}`);
+        expect(tables).toEqual(["inet mailstack"]);
+        const chains = ruleset.filter((o) => o.chain).map((o) => o.chain);
+        const input = chains.find((c) => c.name === "input");
+        expect(input).toMatchObject({ type: "filter", hook: "input", policy: "drop" });
+        expect(chains.find((c) => c.name === "forward")).toMatchObject({ hook: "forward", policy: "drop" });
+        const rules: NftRule[] = ruleset.filter((o) => o.rule && o.rule.chain === "input").map((o) => o.rule);
+
+        // Every rule that accepts is conditional.
+        for (const r of rules) expect(r.expr.filter((e) => e.match).length).toBeGreaterThan(0);
+
+        const ssh = rules.filter((r) => portsOf(r).includes(22));
+        for (const r of ssh) {
+          expect(verdict(r)).toBe("accept");
+          expect(sourcesOf(r).length).toBeGreaterThan(0);
+        }
+        expect(ssh.flatMap(sourcesOf).sort()).toEqual([...config.adminCidrs].sort());
+
+        // Every port accepted without a source condition is a service port; 995 only with POP3.
+        const open = rules.filter((r) => verdict(r) === "accept" && sourcesOf(r).length === 0).flatMap(portsOf);
+        expect([...new Set(open)].sort((a, b) => a - b)).toEqual(servicePorts(config).map((p) => p.port).sort((a, b) => a - b));
+        expect(open.includes(995)).toBe(config.pop3);
+        expect(open).not.toContain(22);
+
+        // New connections to the mail ports are rate-limited per source, IPv4 and IPv6 alike.
+        const limited = rules.filter((r) => r.expr.some((e) => e.set?.op === "add"));
+        const limitedPorts = new Set(limited.flatMap(portsOf));
+        for (const p of [25, 587, 465, 993, ...(config.pop3 ? [995] : [])]) expect(limitedPorts.has(p)).toBe(true);
+        expect(limitedPorts.has(995)).toBe(config.pop3);
+        for (const r of limited) expect(verdict(r)).toBe("drop");
+      } finally {
+        run("ip", ["netns", "delete", ns]);
+      }
+    });
+    test("packets: from a client namespace over a veth pair, SSH opens only to admin sources, mail ports to all", async () => {
+      const tag = `${process.pid % 100000}${Math.random().toString(36).slice(2, 5)}`;
+      const server = `ms-s-${tag}`;
+      const client = `ms-c-${tag}`;
+      const serverV4 = "10.255.0.1";
+      const serverV6 = "fd00:ff::1";
+      const denied = ["100.64.0.9", "fd00:bad::9"];
+      const allowed = config.adminCidrs.map(hostIn);
+      const closedPort = 8080;
+      const ports = [22, ...servicePorts(config).map((p) => p.port), ...(config.pop3 ? [] : [995]), closedPort];
+      let listener: ReturnType<typeof spawn> | undefined;
+      try {
+        runOk("ip", ["netns", "add", server]);
+        runOk("ip", ["netns", "add", client]);
+        for (const ns of [server, client]) {
+          // No duplicate address detection: addresses are usable at once.
+          runOk("ip", ["netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"]);
+        }
+        runOk("ip", ["link", "add", "vs", "netns", server, "type", "veth", "peer", "name", "vc", "netns", client]);
+        const inServer = (...args: string[]) => runOk("ip", ["netns", "exec", server, "ip", ...args]);
+        const inClient = (...args: string[]) => runOk("ip", ["netns", "exec", client, "ip", ...args]);
+        inServer("addr", "add", `${serverV4}/32`, "dev", "vs");
+        inServer("addr", "add", `${serverV6}/128`, "dev", "vs", "nodad");
+        inServer("link", "set", "vs", "up");
+        inClient("link", "set", "vc", "up");
+        inClient("route", "add", `${serverV4}/32`, "dev", "vc");
+        inClient("-6", "route", "add", `${serverV6}/128`, "dev", "vc");
+        for (const source of [...allowed, ...denied]) {
+          const v6 = source.includes(":");
+          inClient(...(v6 ? ["-6"] : []), "addr", "add", `${source}/${v6 ? 128 : 32}`, "dev", "vc", ...(v6 ? ["nodad"] : []));
+          inServer(...(v6 ? ["-6"] : []), "route", "add", `${source}/${v6 ? 128 : 32}`, "dev", "vs");
+        }
+        runOk("ip", ["netns", "exec", server, "nft", "-f", file()]);
+
+        listener = spawn("ip", ["netns", "exec", server, "/usr/bin/python3", "-c", LISTENER, ...ports.map(String)], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH: TOOL_PATH } });
+        await new Promise<void>((resolve, reject) => {
+          let err = "";
+          listener!.stderr!.on("data", (d) => (err += d));
+          listener!.stdout!.once("data", () => resolve());
+          listener!.once("exit", (code) => reject(new Error(`listener exited ${code}: ${err}`)));
+        });
+
+        const attempts = [...allowed, ...denied].flatMap((source) =>
+          ports.map((port) => `${source}|${source.includes(":") ? serverV6 : serverV4}|${port}`),
+        );
+        const outcome = JSON.parse((await runAsync("ip", ["netns", "exec", client, "/usr/bin/python3", "-c", CONNECTOR, ...attempts])).stdout) as Record<string, string>;
+        const expected: Record<string, string> = {};
+        for (const source of [...allowed, ...denied]) {
+          for (const port of ports) {
+            const dest = source.includes(":") ? serverV6 : serverV4;
+            const open = port === 22 ? allowed.includes(source) : servicePorts(config).some((p) => p.port === port);
+            expected[`${source}|${dest}|${port}`] = open ? "open" : "dropped";
+          }
+        }
+        expect(outcome).toEqual(expected);
+      } finally {
+        listener?.kill();
+        run("ip", ["netns", "delete", server]);
+        run("ip", ["netns", "delete", client]);
+      }
+    });
+  });
+
+  describe("unbound", () => {
+    const file = () => host.path("/etc/unbound/unbound.conf.d/mailstack.conf");
+    test("unbound-checkconf: no errors, listening only on the local resolver address", () => {
+      const r = run("unbound-checkconf", [file()]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain("no errors in");
+      const option = (name: string) => runOk("unbound-checkconf", ["-o", name, file()]).stdout.trim();
+      expect(option("interface")).toBe(host.env.resolver);
+      expect(option("access-control")).toBe("127.0.0.0/8 allow");
+      expect(option("harden-dnssec-stripped")).toBe("yes");
+      // The daemons' resolv.conf points at this resolver.
+      expect(readFileSync(host.path("/etc/mailstack-resolv.conf"), "utf8")).toContain(`nameserver ${option("interface")}\n`);
+    });
+  });
+
+  describe("fail2ban", () => {
+    test("fail2ban-client -t accepts /etc/fail2ban with our jail file, and the jails are the intended ones", () => {
+      const stock = join(host.root, "f2b-stock");
+      const ours = join(host.root, "f2b");
+      cpSync("/etc/fail2ban", stock, { recursive: true });
+      cpSync("/etc/fail2ban", ours, { recursive: true });
+      writeFileSync(join(ours, "jail.d", "mailstack.local"), host.file("/etc/fail2ban/jail.d/mailstack.local").content);
+
+      const r = run("fail2ban-client", ["-c", ours, "-t"]);
+      expect(r.status).toBe(0);
+      expect(r.stdout + r.stderr).toContain("OK: configuration test is successful");
+      // Only warnings the stock configuration gives too (Debian's own allowipv6 notice).
+      const baseline = new Set(fail2banWarnings(run("fail2ban-client", ["-c", stock, "-t"]).stderr));
+      expect(fail2banWarnings(r.stderr).filter((w) => !baseline.has(w))).toEqual([]);
+
+      const dump = lines(runOk("fail2ban-client", ["-c", ours, "-d"]).stdout);
+      const started = dump.map((l) => l.match(/^\['start', '([^']+)'\]$/)?.[1]).filter(Boolean).sort();
+      expect(started).toEqual(["dovecot", "postfix-sasl", "recidive", ...(config.adminCidrs.length > 0 ? ["sshd"] : [])].sort());
+      const ignored = dump.find((l) => l.startsWith("['set', 'dovecot', 'addignoreip'"));
+      for (const c of config.adminCidrs) expect(ignored).toContain(`'${c}'`);
+      const action = dump.find((l) => l.startsWith("['multi-set', 'dovecot', 'action'")) ?? "";
+      const ports = action.match(/\['port', '([^']*)'\]/)?.[1].split(",").map(Number);
+      expect(ports).toEqual([25, 587, 465, 993, ...(config.pop3 ? [995] : [])]);
+    });
+  });
+
+  describe("systemd, apt and the defaults file", () => {
+    test("systemd-analyze verify loads the units and drop-ins without complaint", () => {
+      const unitDir = host.path("/etc/systemd/system");
+      const r = run(
+        "systemd-analyze",
+        ["verify", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
+        // A trailing colon keeps the system's unit directories after ours, for the packages' units.
+        { env: { ...process.env, SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_LEVEL: "info" } },
+      );
+      expect(r.status).toBe(0);
+      expect(lines(r.stderr).filter((l) => l.includes(host.root))).toEqual([]);
+    });
+
+    test("apt-config parses the unattended-upgrades settings", () => {
+      const dump = runOk("apt-config", ["-c", host.path("/etc/apt/apt.conf.d/52mailstack-unattended-upgrades"), "dump"]).stdout;
+      expect(dump).toContain('APT::Periodic::Unattended-Upgrade "1";');
+      expect(dump).toContain('Unattended-Upgrade::Automatic-Reboot "true";');
+    });
+
+    test("/etc/default/mailstack sources cleanly and defines every setting the scripts read", () => {
+      const defaults = host.path("/etc/default/mailstack");
+      expect(runOk("bash", ["-n", defaults]).status).toBe(0);
+      const sbin = host.env.paths.sbin;
+      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync"].map((s) => readFileSync(join(sbin, s), "utf8"));
+      // Test-only overrides and certbot's own variable are not part of the defaults.
+      const optional = new Set(["MAILSTACK_DATA_DEVICE", "MAILSTACK_FSTAB", "MAILSTACK_LETSENCRYPT"]);
+      const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
+      const needed = [...used].filter((v) => !optional.has(v)).sort();
+      expect(needed.length).toBeGreaterThan(5);
+      const out = runOk("bash", ["-c", `set -eu; . "$1"; shift; for v in "$@"; do printf '%s=%s\\n' "$v" "\${!v}"; done`, "bash", defaults, ...needed], {
+        env: { PATH: "/usr/bin:/bin" },
+      }).stdout;
+      const values = Object.fromEntries(lines(out).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+      for (const v of needed) expect(values[v]).not.toBe("");
+      expect(values.MAILSTACK_SSM_PATH).toBe(TEST_PARAMS.ssmPath);
+      expect(values.MAILSTACK_HOSTNAME).toBe(config.hostname);
+      expect(values.MAILSTACK_TLS_CERT).toBe(host.env.paths.tlsCert);
+    });
+  });
+
+  describe("scripts", () => {
+    const shellScripts = () =>
+      host.files.filter((f) => f.content.startsWith("#!/bin/bash") || f.content.startsWith("#!/bin/sh")).map((f) => (f.path.startsWith(host.root) ? f.path : host.path(f.path)));
+
+    test("bash -n and shellcheck accept every shell script", () => {
+      const scripts = shellScripts();
+      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume"]);
+      for (const s of scripts) {
+        const r = run("bash", ["-n", s]);
+        expect({ s, status: r.status, stderr: r.stderr }).toEqual({ s, status: 0, stderr: "" });
+      }
+      // SC1091: /etc/default/mailstack is sourced from its production path, absent here.
+      const r = run("shellcheck", ["--shell=bash", "--exclude=SC1091", ...scripts]);
+      expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: "" });
+    });
+
+    test("python3 compiles the sync script", () => {
+      const script = join(host.env.paths.sbin, "mailstack-sync");
+      expect(readFileSync(script, "utf8").startsWith("#!/usr/bin/python3\n")).toBe(true);
+      const r = run("/usr/bin/python3", ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)", script, join(host.root, "sync.pyc")]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    });
+  });
+});
+
+describe("the checks can fail", () => {
+  // Guards against a check that passes whatever it is given (a tool that prints nothing).
+  test("postconf warns about an unknown parameter, doveconf and nft reject broken files", () => {
+    const root = tempRoot();
+    try {
+      mkdirSync(join(root, "pf"));
+      writeFileSync(join(root, "pf", "main.cf"), "smtpd_tls_auth_onyl = yes\n");
+      writeFileSync(join(root, "pf", "master.cf"), "");
+      expect(run("postconf", ["-c", join(root, "pf"), "-n"]).stderr).toContain("unused parameter: smtpd_tls_auth_onyl=yes");
+      writeFileSync(join(root, "dovecot.conf"), "ssl = maybe\n");
+      expect(run("doveconf", ["-c", join(root, "dovecot.conf"), "-n"]).status).not.toBe(0);
+      writeFileSync(join(root, "nft.conf"), "table inet t { chain c { type filter hook input priority filter; policy dorp; } }\n");
+      expect(run("nft", ["-c", "-f", join(root, "nft.conf")]).status).not.toBe(0);
+      writeFileSync(join(root, "bad.zone"), "$ORIGIN example.com.\n@ 3600 IN SOA ns1 host 1 2 3 4 5\n@ IN TXT \"" + "x".repeat(300) + "\"\n");
+      expect(run("named-checkzone", ["example.com", join(root, "bad.zone")]).status).not.toBe(0);
+    } finally {
+      run("rm", ["-rf", root]);
+    }
+  });
+});

@@ -1,0 +1,60 @@
+// Which changes reach the host through user data (replacing the instance) and which reach it
+// only through SSM: mailbox, alias and DMARC changes must never replace the mail host.
+import type { MailConfigInput } from "@mailstack/core";
+import { MailStack } from "@mailstack/pulumi";
+import { fullConfig } from "../support/fixtures";
+import { runProgram } from "../support/harness";
+import { stackArgs } from "./args";
+import { one, T } from "./helpers";
+
+/** What a config deploys that a change could touch: user data, parameters, the DMARC record. */
+async function deploy(input: MailConfigInput) {
+  const run = await runProgram(() => {
+    new MailStack("mail", stackArgs(input));
+  });
+  return {
+    userData: run.userData(),
+    userDataBase64: one(run, T.instance).inputs.userDataBase64 as string,
+    parameters: JSON.stringify(run.ofType(T.parameter).map((p) => [p.inputs.name, p.inputs.value]).sort()),
+    dmarc: run.named("mail-dns-dmarc-example.com").inputs.content as string,
+  };
+}
+
+const changed = (label: string, change: (c: MailConfigInput) => void) => {
+  const input = fullConfig();
+  change(input);
+  return [label, input] as const;
+};
+
+test("mailbox, alias and DMARC changes leave the user data byte-identical; hostname and POP3 change it", async () => {
+  const base = await deploy(fullConfig());
+  expect(base.userData.startsWith("#cloud-config\n")).toBe(true);
+
+  const invisible = [
+    changed("add a mailbox", (c) => c.mailboxes.push({ address: "carol@example.com", password: "a wholly different passphrase" })),
+    changed("change a password", (c) => (c.mailboxes[0].password = "another passphrase entirely")),
+    changed("change a quota", (c) => (c.mailboxes[0].quota = "20G")),
+    changed("change the aliases", (c) => {
+      c.aliases = [...(c.aliases ?? []), { address: "sales@example.org", to: ["bob@example.com"] }];
+      c.aliases[0].to = ["bob@example.com"];
+    }),
+    changed("change the DMARC policy", (c) => (c.dmarcPolicy = "reject")),
+  ];
+  for (const [label, input] of invisible) {
+    const after = await deploy(input);
+    expect({ label, userData: after.userData === base.userData, sent: after.userDataBase64 === base.userDataBase64 }).toEqual({
+      label,
+      userData: true,
+      sent: true,
+    });
+    // The change was real: it reaches the host through SSM (or DNS) instead.
+    const elsewhere = label.includes("DMARC") ? after.dmarc !== base.dmarc : after.parameters !== base.parameters;
+    expect({ label, elsewhere }).toEqual({ label, elsewhere: true });
+  }
+
+  const visible = [changed("change the hostname", (c) => (c.hostname = "mx.example.com")), changed("turn POP3 off", (c) => (c.pop3 = false))];
+  for (const [label, input] of visible) {
+    const after = await deploy(input);
+    expect({ label, same: after.userData === base.userData }).toEqual({ label, same: false });
+  }
+});

@@ -1,0 +1,206 @@
+import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, PRODUCTION_ENV } from "@mailstack/core";
+
+/**
+ * Tools the host tests run, with the Debian package that provides each. A test that checks
+ * rendered files with the real daemons' own parsers must not pass because a parser is
+ * absent: a missing tool fails the suite and names what to install.
+ */
+const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
+  bash: { pkg: "bash" },
+  "cloud-init": { pkg: "cloud-init" },
+  "named-checkzone": { pkg: "bind9-utils" },
+  postconf: { pkg: "postfix" },
+  postmap: { pkg: "postfix" },
+  doveconf: { pkg: "dovecot-core" },
+  doveadm: { pkg: "dovecot-core" },
+  sievec: { pkg: "dovecot-sieve" },
+  rspamadm: { pkg: "rspamd" },
+  nft: { pkg: "nftables" },
+  ip: { pkg: "iproute2" },
+  "unbound-checkconf": { pkg: "unbound" },
+  "fail2ban-client": { pkg: "fail2ban" },
+  shellcheck: { pkg: "shellcheck" },
+  openssl: { pkg: "openssl" },
+  "systemd-analyze": { pkg: "systemd" },
+  "apt-config": { pkg: "apt" },
+  losetup: { pkg: "mount" },
+  mount: { pkg: "mount" },
+  umount: { pkg: "mount" },
+  mountpoint: { pkg: "util-linux" },
+  findmnt: { pkg: "util-linux" },
+  blkid: { pkg: "util-linux" },
+  "mkfs.ext4": { pkg: "e2fsprogs" },
+  sfdisk: { pkg: "fdisk" },
+  // Debian's interpreter, not a pyenv or venv one: the host runs the sync script with it.
+  python3: { pkg: "python3", command: ["/usr/bin/python3", "-c", "import sys"] },
+  boto3: { pkg: "python3-boto3", command: ["/usr/bin/python3", "-c", "import boto3, botocore"] },
+  "cloud-init (python)": { pkg: "cloud-init", command: ["/usr/bin/python3", "-c", "import cloudinit.user_data"] },
+};
+
+/** PATH for every tool the tests run: daemons' tools live in sbin, which a user's PATH may lack. */
+export const TOOL_PATH = [...new Set([...(process.env.PATH ?? "").split(":").filter(Boolean), "/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"])].join(":");
+
+function onPath(name: string): boolean {
+  return TOOL_PATH.split(":").some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const INSTALL_HINT = "run sudo scripts/install-test-deps.sh";
+
+/**
+ * Call first thing in a suite's describe block. Throws (failing the whole suite, never
+ * skipping it, on CI or not) when a tool is missing, naming its Debian package.
+ */
+export function requireTools(...names: string[]): void {
+  const missing: string[] = [];
+  for (const name of names) {
+    const tool = TOOLS[name];
+    if (!tool) throw new Error(`requireTools: unknown tool ${name}; add it and its Debian package to test/support/tools.ts`);
+    const ok = tool.command ? spawnSync(tool.command[0], tool.command.slice(1), { stdio: "ignore" }).status === 0 : onPath(name);
+    if (!ok) missing.push(`${name} (Debian package ${tool.pkg})`);
+  }
+  if (missing.length > 0) {
+    throw new Error(`missing test tools: ${missing.join(", ")}; ${INSTALL_HINT}`);
+  }
+}
+
+/** For suites that load firewall rules into a namespace or mount loop devices. */
+export function requireRoot(why: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`this suite must run as root (${why}); run the host tests as root, after ${INSTALL_HINT}`);
+  }
+}
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion; a command that cannot start at all throws. */
+export function run(command: string, args: string[], options: SpawnSyncOptions & { input?: string | Buffer } = {}): RunResult {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+    ...options,
+    env: { ...(options.env ?? process.env), PATH: TOOL_PATH },
+  });
+  if (result.error) throw result.error;
+  return {
+    status: result.status ?? -1,
+    stdout: String(result.stdout ?? ""),
+    stderr: String(result.stderr ?? ""),
+  };
+}
+
+/** Runs a command and throws with its output unless it exits 0. */
+export function runOk(command: string, args: string[], options: SpawnSyncOptions & { input?: string | Buffer } = {}): RunResult {
+  const result = run(command, args, options);
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(" ")} exited ${result.status}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
+  }
+  return result;
+}
+
+/**
+ * A fresh directory under /tmp with a short name: Dovecot's and Postfix's unix sockets live
+ * below it, and socket paths are limited to 107 bytes.
+ */
+export function tempRoot(tag = "ms"): string {
+  const root = mkdtempSync(`/tmp/${tag}-`);
+  // Daemons drop privileges (dovecot, postfix, _rspamd) and must traverse it; mkdtemp gives 0700.
+  chmodSync(root, 0o755);
+  return root;
+}
+
+/** PRODUCTION_ENV with every path moved below `root` (ports and ids unchanged). */
+export function tempEnv(root: string): HostEnv {
+  const paths = Object.fromEntries(Object.entries(PRODUCTION_ENV.paths).map(([k, v]) => [k, `${root}${v}`])) as HostEnv["paths"];
+  return { ...PRODUCTION_ENV, paths };
+}
+
+export const TEST_PARAMS: HostParams = {
+  region: "us-east-1",
+  ssmPath: "/mailstack/test/mail",
+  dataVolumeId: "vol-0123456789abcdef0",
+};
+
+export interface RenderedHost {
+  root: string;
+  env: HostEnv;
+  files: HostFile[];
+  /** Where the file that production keeps at `productionPath` lies in the temp root. */
+  path(productionPath: string): string;
+  /** The rendered file whose production path is `productionPath`. */
+  file(productionPath: string): HostFile;
+  cleanup(): void;
+}
+
+/**
+ * Renders the host files of a config into a fresh temp root, each at <root><production path>
+ * with its mode, with the HostEnv pointing there (so Postfix's and Dovecot's paths, and the
+ * runtime directory, are the temp ones). With `tls` (default) a self-signed certificate and
+ * key are created at the env's TLS paths, which Dovecot reads while parsing its config.
+ */
+export function renderHost(config: MailConfig, options: { params?: HostParams; tls?: boolean } = {}): RenderedHost {
+  const root = tempRoot();
+  const env = tempEnv(root);
+  const files = hostFiles(config, options.params ?? TEST_PARAMS, env);
+  const located = (path: string) => (path.startsWith(`${root}/`) ? path : `${root}${path}`);
+  for (const f of files) {
+    const dest = located(f.path);
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, f.content);
+    chmodSync(dest, parseInt(f.mode, 8));
+  }
+  if (options.tls ?? true) selfSignedPair(env.paths.tlsCert, env.paths.tlsKey, config.hostname);
+  const byProduction = new Map(files.map((f) => [located(f.path).slice(root.length), f]));
+  return {
+    root,
+    env,
+    files,
+    path: (p) => `${root}${p}`,
+    file: (p) => {
+      const f = byProduction.get(p);
+      if (!f) throw new Error(`no rendered host file at ${p}; have ${[...byProduction.keys()].join(", ")}`);
+      return f;
+    },
+    cleanup: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+/** A self-signed ECDSA certificate and key, as mailstack-certificate --self-signed makes. */
+export function selfSignedPair(certPath: string, keyPath: string, host: string): void {
+  mkdirSync(dirname(certPath), { recursive: true });
+  mkdirSync(dirname(keyPath), { recursive: true });
+  runOk("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+    "-subj", `/CN=${host}`, "-addext", `subjectAltName=DNS:${host}`, "-keyout", keyPath, "-out", certPath,
+  ]);
+  chmodSync(keyPath, 0o600);
+}
+
+/**
+ * Runs a command without blocking the event loop, for commands that talk to a server the
+ * test itself serves (spawnSync would starve it).
+ */
+export function runAsync(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: TOOL_PATH }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr }));
+  });
+}
