@@ -5,25 +5,21 @@
 import { MailStack, readStackConfig } from "@mailstack/pulumi";
 import * as cloudwatch from "@pulumi/aws/cloudwatch";
 import * as iam from "@pulumi/aws/iam";
-import * as sns from "@pulumi/aws/sns";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 
 interface MailExtrasArgs {
   /** The mail stack to watch and extend. */
   mail: MailStack;
-  /** Where alarms are sent: an address at another provider, or you learn of an outage by not getting mail. */
-  alertEmail: string;
   /** Token of a `google-site-verification=` TXT record on the primary domain. */
   googleSiteVerification?: string;
   /** Name of an existing IAM role (e.g. your administrators') that may read the backups. */
   backupReaderRole?: string;
 }
 
-/** An instance health alarm, an extra DNS record and read access to the backups. */
+/** A CPU-credit alarm on MailStack's alert topic, an extra DNS record and read access to the backups. */
 class MailExtras extends pulumi.ComponentResource {
-  readonly alarmTopic: sns.Topic;
-  readonly statusAlarm: cloudwatch.MetricAlarm;
+  readonly creditAlarm?: cloudwatch.MetricAlarm;
   readonly siteVerification?: cloudflare.DnsRecord;
   readonly backupReadPolicy?: iam.Policy;
 
@@ -32,33 +28,29 @@ class MailExtras extends pulumi.ComponentResource {
     const parent = { parent: this };
     const { mail } = args;
 
-    // Not KMS-encrypted: CloudWatch cannot publish to a topic under the AWS-managed SNS key,
-    // and a customer key would need its own key policy. Alarm messages carry no secrets.
-    this.alarmTopic = new sns.Topic(`${name}-alarms`, { displayName: `Mail alarms for ${mail.hostname}` }, parent);
-    // AWS mails a confirmation link first; nothing is delivered until it is clicked.
-    new sns.TopicSubscription(`${name}-alarms-email`, { topic: this.alarmTopic.arn, protocol: "email", endpoint: args.alertEmail }, parent);
-
-    // The host runs with basic monitoring, so EC2 metrics arrive every 5 minutes.
-    this.statusAlarm = new cloudwatch.MetricAlarm(
-      `${name}-status-check`,
-      {
-        alarmDescription: `${mail.hostname} failed an EC2 status check (instance or underlying host)`,
-        namespace: "AWS/EC2",
-        metricName: "StatusCheckFailed",
-        dimensions: { InstanceId: mail.instanceId },
-        statistic: "Maximum",
-        period: 300,
-        evaluationPeriods: 2,
-        threshold: 1,
-        comparisonOperator: "GreaterThanOrEqualToThreshold",
-        // A mail host that stops reporting is as good as down. Expect one alarm while the
-        // instance is replaced after a host-configuration change.
-        treatMissingData: "breaching",
-        alarmActions: [this.alarmTopic.arn],
-        okActions: [this.alarmTopic.arn],
-      },
-      parent,
-    );
+    // MailStack already alarms on failed status checks when alertEmail is set. A burstable
+    // instance (t3, t4g) also slows to its baseline when its CPU credits run out, for
+    // instance under a spam flood: warn before that, on the same topic.
+    if (mail.alerts && /^t\d/.test(mail.config.instanceType)) {
+      this.creditAlarm = new cloudwatch.MetricAlarm(
+        `${name}-cpu-credits`,
+        {
+          alarmDescription: `${mail.hostname} is running out of CPU credits and will slow to its baseline`,
+          namespace: "AWS/EC2",
+          metricName: "CPUCreditBalance",
+          dimensions: { InstanceId: mail.instanceId },
+          statistic: "Minimum",
+          period: 300,
+          evaluationPeriods: 3,
+          threshold: 20,
+          comparisonOperator: "LessThanThreshold",
+          treatMissingData: "notBreaching",
+          alarmActions: [mail.alerts.topicArn],
+          okActions: [mail.alerts.topicArn],
+        },
+        parent,
+      );
+    }
 
     if (args.googleSiteVerification) {
       const domain = mail.config.domain;
@@ -101,24 +93,18 @@ class MailExtras extends pulumi.ComponentResource {
       new iam.RolePolicyAttachment(`${name}-backup-read-attachment`, { role: args.backupReaderRole, policyArn: this.backupReadPolicy.arn }, parent);
     }
 
-    this.registerOutputs({ alarmTopicArn: this.alarmTopic.arn, statusAlarmArn: this.statusAlarm.arn });
+    this.registerOutputs({ creditAlarmArn: this.creditAlarm?.arn });
   }
 }
 
 // The mail service, from the same `mailstack:` keys the reference program reads. The
 // namespace is passed explicitly because readStackConfig rejects keys it does not know,
 // and this program's own keys live in the project namespace.
-const mailArgs = readStackConfig(new pulumi.Config("mailstack"));
-if (!mailArgs.alertEmail) {
-  throw new pulumi.RunError("set mailstack:alertEmail to an address at another provider: the mail host cannot deliver alarms about itself");
-}
-const mail = new MailStack("mail", mailArgs);
+const mail = new MailStack("mail", readStackConfig(new pulumi.Config("mailstack")));
 
 const config = new pulumi.Config();
-const extras = new MailExtras("mail-extras", {
+new MailExtras("mail-extras", {
   mail,
-  // The address as MailStack validated and normalised it.
-  alertEmail: mail.config.alertEmail ?? mailArgs.alertEmail,
   googleSiteVerification: config.get("googleSiteVerification") || undefined,
   backupReaderRole: config.get("backupReaderRole") || undefined,
 });
@@ -127,5 +113,5 @@ export const hostname = mail.hostname;
 export const publicIp = mail.publicIp;
 export const instanceId = mail.instanceId;
 export const backupBucket = mail.backupBucketName;
-export const alarmTopicArn = extras.alarmTopic.arn;
+export const alarmTopicArn = mail.alerts?.topicArn;
 export const nextSteps = mail.nextSteps;

@@ -55,9 +55,17 @@ describe("runtimeFiles", () => {
       ["domains", "0644", "root", "root", "postfix.service"],
       ["local-aliases", "0644", "root", "root", "postfix.service"],
       ["mailboxes", "0644", "root", "root", "postfix.service"],
+      ["nftables-admin.nft", "0644", "root", "root", "nftables.service"],
       ["sender-logins", "0644", "root", "root", "postfix.service"],
       ["users", "0640", "root", "dovecot", "dovecot.service"],
     ]);
+  });
+
+  test("the SSH sources for the host firewall: nft commands filling the admin sets", () => {
+    // fullConfig lists one IPv4 admin network and no IPv6 one.
+    expect(file(files, "nftables-admin.nft").content).toBe(
+      "# Sources allowed to reach SSH (adminCidrs); none means SSH is closed.\n" + "add element inet mailstack admin_v4 { 203.0.113.0/24 }\n",
+    );
   });
 
   test("users file: address:{HASH}:::::: and the quota rule, none when unlimited", () => {

@@ -2,11 +2,11 @@
 // secrets only ever reach actions, never a shell.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
+import { load } from "js-yaml";
 
 const FILE = join(__dirname, "..", "..", ".github", "workflows", "pulumi-preview.yml");
 const text = readFileSync(FILE, "utf8");
-const workflow = parse(text);
+const workflow = load(text) as Record<string, unknown>;
 
 type Step = { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, unknown>; name?: string };
 type Job = { permissions?: Record<string, string>; steps: Step[]; if?: string; env?: unknown };

@@ -5,7 +5,7 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   hashPassword,
@@ -251,7 +251,7 @@ describe("mailstack-sync.py against a fake SSM endpoint", () => {
     const installed = Object.keys(snapshot(h)).filter((p) => p.startsWith("/etc/mailstack/")).map((p) => p.slice("/etc/mailstack/".length)).sort();
     expect(installed).toEqual(base.files.map((f) => f.name).sort());
     expect(h.reloads().sort()).toEqual(unitsOf(base.files));
-    expect(unitsOf(base.files)).toEqual(["dovecot.service", "postfix.service", "rspamd.service"]);
+    expect(unitsOf(base.files)).toEqual(["dovecot.service", "nftables.service", "postfix.service", "rspamd.service"]);
   });
 
   test("every page was fetched: recursive, decrypted, following NextToken to the end", async () => {
@@ -306,18 +306,33 @@ describe("mailstack-sync.py against a fake SSM endpoint", () => {
     expect(h.reloads().slice(marker)).toEqual(["rspamd.service"]);
   });
 
-  test("a file dropped from the manifest is deleted", async () => {
+  test("a file dropped from the manifest is deleted and its readers reloaded", async () => {
     const h = host();
     expect((await h.sync()).status).toBe(0);
     expect(existsSync(join(h.dest, "dkim", "mail.key"))).toBe(true);
     const renamed = stack({ selector: "s2026" });
     expect(renamed.files.map((f) => f.name)).not.toContain("dkim/mail.key");
     fake.publish(renamed.values);
+    const before = h.reloads().length;
     const r = await h.sync();
     expect(r.status).toBe(0);
     expect(existsSync(join(h.dest, "dkim", "mail.key"))).toBe(false);
     expectInstalled(h, renamed);
-    expect(JSON.parse(readFileSync(h.state, "utf8")).files).toEqual(renamed.files.map((f) => f.name).sort());
+    expect(h.reloads().slice(before)).toEqual(["rspamd.service"]);
+    const state = JSON.parse(readFileSync(h.state, "utf8")).files as Record<string, string[]>;
+    expect(Object.keys(state).sort()).toEqual(renamed.files.map((f) => f.name).sort());
+    expect(state["dkim/s2026.key"]).toEqual(["rspamd.service"]);
+  });
+
+  test("a file whose mode was changed on the host gets its mode back, content untouched", async () => {
+    const h = host();
+    expect((await h.sync()).status).toBe(0);
+    const users = join(h.dest, "users");
+    chmodSync(users, 0o644);
+    const before = h.reloads().length;
+    expect((await h.sync()).status).toBe(0);
+    expect(statSync(users).mode & 0o7777).toBe(0o640);
+    expect(h.reloads().slice(before)).toEqual(["dovecot.service"]);
   });
 
   describe("parameters that do not agree with the manifest: exit 75, nothing written", () => {

@@ -197,9 +197,9 @@ describe("security group", () => {
           return r.inputs.fromPort as number;
         })
         .sort((a, b) => a - b);
-    expect(publicPorts(full)).toEqual([25, 80, 443, 465, 587, 993, 995]);
-    expect(publicPorts(x86)).toEqual([25, 80, 443, 465, 587, 993]);
-    expect(publicPorts(pinned)).toEqual([25, 80, 443, 465, 587, 993]);
+    expect(publicPorts(full)).toEqual([25, 80, 465, 587, 993, 995]);
+    expect(publicPorts(x86)).toEqual([25, 80, 465, 587, 993]);
+    expect(publicPorts(pinned)).toEqual([25, 80, 465, 587, 993]);
   });
 
   test("SSH is reachable only from each admin CIDR, never from the whole internet", () => {

@@ -19,7 +19,6 @@ const FULL_CONFIG_NAMES = [
   "mail-firewall-in-993",
   "mail-firewall-in-995",
   "mail-firewall-in-80",
-  "mail-firewall-in-443",
   "mail-firewall-in-ssh-203-0-113-0-24",
   "mail-firewall-out-smtp",
   "mail-firewall-out-http",
@@ -38,6 +37,7 @@ const FULL_CONFIG_NAMES = [
   "mail-parameters-domains-0",
   "mail-parameters-local-aliases-0",
   "mail-parameters-mailboxes-0",
+  "mail-parameters-nftables-admin-nft-0",
   "mail-parameters-sender-logins-0",
   "mail-parameters-users-0",
   "mail-parameters-manifest",
@@ -75,9 +75,16 @@ const FULL_CONFIG_NAMES = [
   "mail-backup-encryption",
   "mail-backup-tls-only",
   "mail-backup-lifecycle",
+  // alerts (fullConfig sets alertEmail)
+  "mail-alerts",
+  "mail-alerts-topic",
+  "mail-alerts-email",
+  "mail-alerts-system-check",
+  "mail-alerts-instance-check",
 ];
 
 const COMPONENT_TYPES = [
+  "mailstack:aws:MailAlerts",
   "mailstack:aws:MailBackup",
   "mailstack:aws:MailFirewall",
   "mailstack:aws:MailHost",

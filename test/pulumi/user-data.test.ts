@@ -17,6 +17,7 @@ async function deploy(input: MailConfigInput) {
     userDataBase64: one(run, T.instance).inputs.userDataBase64 as string,
     parameters: JSON.stringify(run.ofType(T.parameter).map((p) => [p.inputs.name, p.inputs.value]).sort()),
     dmarc: run.named("mail-dns-dmarc-example.com").inputs.content as string,
+    alarms: JSON.stringify(run.ofType("aws:sns/topicSubscription:TopicSubscription").map((r) => r.inputs.endpoint)),
   };
 }
 
@@ -26,7 +27,7 @@ const changed = (label: string, change: (c: MailConfigInput) => void) => {
   return [label, input] as const;
 };
 
-test("mailbox, alias and DMARC changes leave the user data byte-identical; hostname and POP3 change it", async () => {
+test("mailbox, alias, postmaster, admin CIDR and DMARC changes leave the user data byte-identical; hostname and POP3 change it", async () => {
   const base = await deploy(fullConfig());
   expect(base.userData.startsWith("#cloud-config\n")).toBe(true);
 
@@ -39,6 +40,12 @@ test("mailbox, alias and DMARC changes leave the user data byte-identical; hostn
       c.aliases[0].to = ["bob@example.com"];
     }),
     changed("change the DMARC policy", (c) => (c.dmarcPolicy = "reject")),
+    // The first mailbox is the default postmaster: replacing it must not rebuild the host.
+    changed("put a new mailbox first", (c) => c.mailboxes.unshift({ address: "carol@example.com", password: "a wholly different passphrase" })),
+    changed("name another postmaster", (c) => (c.postmaster = "bob@example.com")),
+    changed("change the admin CIDRs", (c) => (c.adminCidrs = ["198.51.100.0/24", "2001:db8::/48"])),
+    changed("drop the admin CIDRs", (c) => (c.adminCidrs = [])),
+    changed("change the alert address", (c) => (c.alertEmail = "pager@example.net")),
   ];
   for (const [label, input] of invisible) {
     const after = await deploy(input);
@@ -48,7 +55,11 @@ test("mailbox, alias and DMARC changes leave the user data byte-identical; hostn
       sent: true,
     });
     // The change was real: it reaches the host through SSM (or DNS) instead.
-    const elsewhere = label.includes("DMARC") ? after.dmarc !== base.dmarc : after.parameters !== base.parameters;
+    const elsewhere = label.includes("DMARC")
+      ? after.dmarc !== base.dmarc
+      : label.includes("alert")
+        ? after.alarms !== base.alarms
+        : after.parameters !== base.parameters;
     expect({ label, elsewhere }).toEqual({ label, elsewhere: true });
   }
 

@@ -109,8 +109,12 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
     }
     case "aws:ssm/parameter:Parameter":
       return { id: inputs.name, state: { ...inputs, arn: `arn:aws:ssm:us-east-1:123456789012:parameter${inputs.name}`, version: 1 } };
-    default:
-      return { id: `${name}-${h(8)}`, state: { ...inputs } };
+    default: {
+      // Every AWS resource has an ARN; without one, inputs derived from it would vanish.
+      const [pkg, module] = type.split(/[:/]/);
+      const arn = pkg === "aws" ? { arn: `arn:aws:${module}:us-east-1:123456789012:${name}-${h(8)}` } : {};
+      return { id: `${name}-${h(8)}`, state: { ...arn, ...inputs } };
+    }
   }
 }
 

@@ -22,6 +22,15 @@ label="${MAILSTACK_DATA_LABEL:-mailstack-data}"
 
 log() { echo "mailstack-data-volume: $*" >&2; }
 
+# Replaces the fstab entry for one mount point (its second field, compared exactly) with $2.
+set_fstab_entry() {
+  local target="$1" line="$2"
+  touch "$fstab"
+  awk -v target="$target" '$2 != target' "$fstab" >"$fstab.mailstack-new"
+  echo "$line" >>"$fstab.mailstack-new"
+  mv "$fstab.mailstack-new" "$fstab"
+}
+
 find_device() {
   if [ -n "${MAILSTACK_DATA_DEVICE:-}" ]; then
     echo "$MAILSTACK_DATA_DEVICE"
@@ -65,14 +74,14 @@ else
   mkdir -p "$mount_point"
   # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
   # keeps them from writing mail onto the root volume instead.
-  # Braces: shellcheck reads "$mount_point[" as an array subscript (SC1087, an error).
-  entries="$(grep -v " ${mount_point}[ /]" "$fstab" 2>/dev/null || true)"
-  {
-    [ -n "$entries" ] && printf '%s\n' "$entries"
-    echo "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"
-  } >"$fstab.mailstack-new"
-  mv "$fstab.mailstack-new" "$fstab"
+  set_fstab_entry "$mount_point" "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"
   mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
+fi
+
+# After the volume was grown (dataVolumeGiB raised), grow the filesystem to match; ext4
+# grows online, and an already full-size filesystem is left as it is.
+if [ "$(findmnt -n -o FSTYPE --target "$mount_point")" = "ext4" ]; then
+  resize2fs "$(findmnt -n -o SOURCE --target "$mount_point")" >/dev/null 2>&1 || log "could not grow the filesystem on $mount_point"
 fi
 
 for pair in ${MAILSTACK_DATA_BINDS:-}; do
@@ -90,12 +99,7 @@ for pair in ${MAILSTACK_DATA_BINDS:-}; do
     fi
     touch "$mount_point/.seeded-$dir"
   fi
-  entries="$(grep -v " $target none bind" "$fstab" || true)"
-  {
-    [ -n "$entries" ] && printf '%s\n' "$entries"
-    echo "$source $target none bind,nofail,x-systemd.requires-mounts-for=$mount_point 0 0"
-  } >"$fstab.mailstack-new"
-  mv "$fstab.mailstack-new" "$fstab"
+  set_fstab_entry "$target" "$source $target none bind,nofail,x-systemd.requires-mounts-for=$mount_point 0 0"
   mount --bind "$source" "$target"
 done
 log "data volume ready at $mount_point"

@@ -77,6 +77,18 @@ def current(path):
         return None
 
 
+def up_to_date(path, entry, content, chown):
+    """Whether the installed file has this content, mode and (when managed) owner."""
+    if current(path) != content:
+        return False
+    status = os.stat(path)
+    if status.st_mode & 0o7777 != int(entry["mode"], 8):
+        return False
+    if chown and (status.st_uid, status.st_gid) != (pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid):
+        return False
+    return True
+
+
 def install(path, entry, content, chown):
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     temporary = "%s.mailstack-new" % path
@@ -116,26 +128,29 @@ def main():
     changed = []
     for name, (entry, content) in sorted(files.items()):
         path = os.path.join(args.dest, name)
-        if current(path) == content:
+        if up_to_date(path, entry, content, not args.no_chown):
             continue
         install(path, entry, content, not args.no_chown)
         changed.append(name)
         reload.update(entry["reload"])
 
-    previous = set()
+    # The state maps each installed file to the units that read it, so that a file the
+    # stack no longer has is removed and its readers reloaded.
     state = current(args.state)
-    if state is not None:
-        previous = set(json.loads(state.decode("utf-8"))["files"])
-    for name in sorted(previous - set(files)):
+    previous = json.loads(state.decode("utf-8"))["files"] if state is not None else {}
+    for name in sorted(set(previous) - set(files)):
         try:
             os.unlink(os.path.join(args.dest, name))
-            changed.append("-" + name)
         except FileNotFoundError:
             pass
-    os.makedirs(os.path.dirname(args.state), mode=0o755, exist_ok=True)
-    with open(args.state + ".new", "w", encoding="utf-8") as handle:
-        json.dump({"files": sorted(files)}, handle)
-    os.replace(args.state + ".new", args.state)
+        changed.append("-" + name)
+        reload.update(previous[name])
+    installed = {name: entry["reload"] for name, (entry, _) in files.items()}
+    if installed != previous:
+        os.makedirs(os.path.dirname(args.state), mode=0o755, exist_ok=True)
+        with open(args.state + ".new", "w", encoding="utf-8") as handle:
+            json.dump({"files": installed}, handle, sort_keys=True)
+        os.replace(args.state + ".new", args.state)
 
     if changed:
         print("mailstack-sync: updated %s" % ", ".join(changed))

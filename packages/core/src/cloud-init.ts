@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import { stringify } from "yaml";
+import { dump } from "js-yaml";
 import type { MailConfig } from "./config";
 import { hostFiles, hostPackages, type HostParams } from "./host";
 import { type HostEnv, PRODUCTION_ENV } from "./layout";
@@ -36,7 +36,8 @@ export function cloudInit(config: MailConfig, params: HostParams, env: HostEnv =
     })),
     runcmd: [[`${env.paths.sbin}/mailstack-bootstrap`]],
   };
-  return `#cloud-config\n${stringify(document, { lineWidth: 0, blockQuote: "literal" })}`;
+  // noRefs: every file is written out in full, never as a YAML alias of another.
+  return `#cloud-config\n${dump(document, { lineWidth: -1, noRefs: true })}`;
 }
 
 /** gzip of the document, which cloud-init detects and inflates; keeps it under EC2's limit. */

@@ -57,7 +57,10 @@ export interface MailConfigInput {
   dkimSelector?: string;
   /** Days a replaced or deleted backup object version is kept. Default 90. */
   backupRetentionDays?: number;
-  /** Address (preferably at another provider) that receives alerts about the host. */
+  /**
+   * Address (preferably at another provider) that receives alarms when the host fails its
+   * EC2 status checks (which also trigger automatic recovery or reboot). Default: no alarms.
+   */
   alertEmail?: string;
   /** Existing VPC; requires subnetId. Default: the account's default VPC. */
   vpcId?: string;

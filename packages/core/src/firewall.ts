@@ -10,22 +10,34 @@ export function servicePorts(config: MailConfig, env: HostEnv = PRODUCTION_ENV):
     { port: env.ports.imaps, description: "IMAP over TLS" },
     ...(config.pop3 ? [{ port: env.ports.pop3s, description: "POP3 over TLS" }] : []),
     { port: 80, description: "ACME HTTP-01 challenges for the certificate" },
-    { port: 443, description: "HTTPS (MTA-STS policy, autoconfig)" },
   ];
+}
+
+/** Runtime directory file, included by nftables.conf, that fills the SSH source sets. */
+export const NFT_ADMIN_FILE = "nftables-admin.nft";
+
+/**
+ * The SSH sources for the host firewall, as nft commands adding to nftables.conf's sets. A
+ * runtime file (synced from SSM), so that changing admin CIDRs never replaces the instance.
+ */
+export function nftablesAdmin(config: MailConfig): string {
+  const v4 = config.adminCidrs.filter((c) => !c.includes(":"));
+  const v6 = config.adminCidrs.filter((c) => c.includes(":"));
+  return [
+    "# Sources allowed to reach SSH (adminCidrs); none means SSH is closed.",
+    ...(v4.length ? [`add element inet mailstack admin_v4 { ${v4.join(", ")} }`] : []),
+    ...(v6.length ? [`add element inet mailstack admin_v6 { ${v6.join(", ")} }`] : []),
+  ]
+    .map((l) => `${l}\n`)
+    .join("");
 }
 
 /**
  * /etc/nftables.conf: drop inbound except the mail ports, ICMP and replies; limit the rate of
  * new connections per source. It owns only its own table, so reloading it leaves
- * fail2ban's table and bans alone.
+ * fail2ban's table and bans alone. SSH sources come from the runtime directory.
  */
 export function nftablesConf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
-  const v4 = config.adminCidrs.filter((c) => !c.includes(":"));
-  const v6 = config.adminCidrs.filter((c) => c.includes(":"));
-  const ssh = [
-    v4.length ? `    ip saddr { ${v4.join(", ")} } tcp dport 22 accept` : "",
-    v6.length ? `    ip6 saddr { ${v6.join(", ")} } tcp dport 22 accept` : "",
-  ].filter(Boolean);
   const limited = (name: string, ports: number[], perMinute: number) => [
     `    tcp dport { ${ports.join(", ")} } ct state new add @${name}_v4 { ip saddr limit rate over ${perMinute}/minute burst ${perMinute * 2} packets } drop`,
     `    tcp dport { ${ports.join(", ")} } ct state new add @${name}_v6 { ip6 saddr limit rate over ${perMinute}/minute burst ${perMinute * 2} packets } drop`,
@@ -47,6 +59,14 @@ table inet mailstack
 delete table inet mailstack
 
 table inet mailstack {
+  set admin_v4 {
+    type ipv4_addr
+    flags interval
+  }
+  set admin_v6 {
+    type ipv6_addr
+    flags interval
+  }
 ${[...sets("smtp"), ...sets("submission"), ...sets("mailbox")].join("\n")}
 
   chain input {
@@ -57,7 +77,9 @@ ${[...sets("smtp"), ...sets("submission"), ...sets("mailbox")].join("\n")}
     ip protocol icmp icmp type { echo-request, destination-unreachable, time-exceeded } limit rate 20/second accept
     ip6 nexthdr icmpv6 icmpv6 type { echo-request, destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept
     udp sport 67 udp dport 68 accept
-${ssh.length ? ssh.join("\n") + "\n" : ""}${[
+    ip saddr @admin_v4 tcp dport 22 accept
+    ip6 saddr @admin_v6 tcp dport 22 accept
+${[
     ...limited("smtp", [env.ports.smtp], 60),
     ...limited("submission", [env.ports.submission, env.ports.submissions], 30),
     ...limited("mailbox", imapPorts, 60),
@@ -69,13 +91,18 @@ ${ssh.length ? ssh.join("\n") + "\n" : ""}${[
     type filter hook forward priority filter; policy drop;
   }
 }
+
+# A glob: a missing file is not an error, and the sets then stay empty.
+include "${env.paths.runtime}/${NFT_ADMIN_FILE.replace(".nft", "*.nft")}"
 `;
 }
 
 /**
  * fail2ban jails. Lenient on purpose (20 failures in 30 minutes): phones retrying an old
  * password must not lock their owners out, while brute force still gets banned, and
- * repeat offenders get a week from the recidive jail.
+ * repeat offenders get a week from the recidive jail. Nothing here depends on the admin
+ * CIDRs, which may change without replacing the host; the sshd jail simply sees no
+ * traffic while SSH is closed.
  */
 export function fail2banJails(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
   const mailPorts = [env.ports.smtp, env.ports.submission, env.ports.submissions, env.ports.imaps, ...(config.pop3 ? [env.ports.pop3s] : [])].join(",");
@@ -87,7 +114,7 @@ banaction_allports = nftables[type=allports]
 bantime = 1h
 findtime = 30m
 maxretry = 20
-ignoreip = 127.0.0.1/8 ::1${config.adminCidrs.map((c) => ` ${c}`).join("")}
+ignoreip = 127.0.0.1/8 ::1
 
 [postfix-sasl]
 enabled = true
@@ -99,7 +126,7 @@ enabled = true
 port = ${mailPorts}
 
 [sshd]
-enabled = ${config.adminCidrs.length > 0 ? "true" : "false"}
+enabled = true
 maxretry = 5
 
 [recidive]

@@ -43,7 +43,9 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_DATA_LABEL: DATA_VOLUME_LABEL,
     MAILSTACK_TLS_CERT: env.paths.tlsCert,
     MAILSTACK_TLS_KEY: env.paths.tlsKey,
-    MAILSTACK_ACME_EMAIL: config.alertEmail ?? config.postmaster,
+    // postmaster@ exists on every hosted domain; a mailbox or alertEmail here would tie the
+    // user data (and so the instance) to settings that change day to day.
+    MAILSTACK_ACME_EMAIL: `postmaster@${config.domain}`,
     MAILSTACK_VMAIL_UID: env.vmail.uid,
     MAILSTACK_VMAIL_GID: env.vmail.gid,
   };
@@ -163,6 +165,8 @@ export function hostPackages(config: MailConfig): string[] {
     "fail2ban",
     "certbot",
     "python3-boto3",
+    // fail2ban's systemd backend reads the journal through it.
+    "python3-systemd",
     "unattended-upgrades",
   ];
 }

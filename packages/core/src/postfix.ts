@@ -1,7 +1,11 @@
 import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 
-/** Mozilla "intermediate" TLS 1.2 ciphers; TLS 1.3 suites are always on in OpenSSL. */
+/**
+ * Mozilla "intermediate" TLS 1.2 ciphers without the DHE suites: every client that speaks
+ * TLS 1.2 has ECDHE, and DHE would need Diffie-Hellman parameters in Dovecot. TLS 1.3
+ * suites are always on in OpenSSL.
+ */
 export const INTERMEDIATE_CIPHERS = [
   "ECDHE-ECDSA-AES128-GCM-SHA256",
   "ECDHE-RSA-AES128-GCM-SHA256",
@@ -9,9 +13,6 @@ export const INTERMEDIATE_CIPHERS = [
   "ECDHE-RSA-AES256-GCM-SHA384",
   "ECDHE-ECDSA-CHACHA20-POLY1305",
   "ECDHE-RSA-CHACHA20-POLY1305",
-  "DHE-RSA-AES128-GCM-SHA256",
-  "DHE-RSA-AES256-GCM-SHA384",
-  "DHE-RSA-CHACHA20-POLY1305",
 ].join(":");
 
 // Weighted DNSBLs for postscreen. SORBS closed in June 2024 and is not listed; DNSWL
@@ -25,9 +26,10 @@ const DNSBL_SITES = [
   "list.dnswl.org=127.0.[0..255].0*-1",
 ];
 
+/** `key = value` lines; a key starting with "#" is a section comment. */
 function settings(entries: [string, string | number | undefined][]): string {
   return entries
-    .filter((e): e is [string, string | number] => e[1] !== undefined)
+    .filter(([k, v]) => k.startsWith("#") || v !== undefined)
     .map(([k, v]) => (k.startsWith("#") ? `\n${k}` : `${k} = ${v}`))
     .join("\n");
 }

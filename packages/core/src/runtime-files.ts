@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { MAX_PASSWORD_HASH_LENGTH, type MailConfig } from "./config";
+import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { BCRYPT_COST } from "./passwords";
 
 /**
@@ -104,6 +105,14 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
       owner: "root",
       group: "_rspamd",
       reload: ["rspamd.service"],
+    },
+    {
+      name: NFT_ADMIN_FILE,
+      content: nftablesAdmin(config),
+      mode: "0644",
+      owner: "root",
+      group: "root",
+      reload: ["nftables.service"],
     },
     {
       name: "dkim-selectors",

@@ -1,4 +1,5 @@
 export { DkimKey, type DkimKeyArgs } from "./dkim-key";
+export { MailAlerts, type MailAlertsArgs } from "./mail-alerts";
 export { MailBackup, type MailBackupArgs } from "./mail-backup";
 export { MailDns, type MailDnsArgs } from "./mail-dns";
 export { MailFirewall, type MailFirewallArgs } from "./mail-firewall";

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
 import { DkimKey } from "./dkim-key";
+import { MailAlerts } from "./mail-alerts";
 import { MailBackup } from "./mail-backup";
 import { MailDns } from "./mail-dns";
 import { MailFirewall } from "./mail-firewall";
@@ -64,6 +65,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly dkim: DkimKey;
   readonly parameters: MailParameters;
   readonly backup: MailBackup;
+  /** Status-check alarms e-mailed to alertEmail; undefined when alertEmail is not set. */
+  readonly alerts?: MailAlerts;
   readonly publicIp: pulumi.Output<string>;
   readonly hostname: string;
   readonly instanceId: pulumi.Output<string>;
@@ -134,6 +137,13 @@ export class MailStack extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.dns.resources["host-a"]] },
     );
     this.backup = new MailBackup(`${name}-backup`, { retentionDays: config.backupRetentionDays, protect, tags }, parent);
+    if (config.alertEmail !== undefined) {
+      this.alerts = new MailAlerts(
+        `${name}-alerts`,
+        { email: config.alertEmail, instanceId: this.host.instanceId, hostname: config.hostname, tags },
+        parent,
+      );
+    }
 
     this.publicIp = this.host.publicIp;
     this.instanceId = this.host.instanceId;
