@@ -1,5 +1,5 @@
 import * as ipaddr from "ipaddr.js";
-import { z } from "zod";
+import * as v from "valibot";
 import { type Architecture, instanceArchitecture } from "./instance-types";
 import { checkAddress, checkDomain, domainOf, isWithin } from "./names";
 
@@ -195,71 +195,74 @@ export class ConfigError extends Error {
  * another resource): the core leaves those to the cloud provider.
  */
 function deferrable(pattern: RegExp, message: string) {
-  return z.unknown().superRefine((value, ctx) => {
-    if (typeof value === "string") {
-      if (!pattern.test(value)) ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} ${message}` });
-    } else if (value === null || typeof value !== "object") {
-      ctx.addIssue({ code: "custom", message: `must be a string, not ${describe(value)}` });
-    }
-  });
+  return v.pipe(
+    v.unknown(),
+    v.check(
+      (value) => (typeof value === "string" ? pattern.test(value) : value !== null && typeof value === "object"),
+      (issue) => (typeof issue.input === "string" ? `${JSON.stringify(issue.input)} ${message}` : `must be a string, not ${describe(issue.input)}`),
+    ),
+  );
 }
 
 /** A secret: a string, or a value not known yet (a Pulumi output) that the caller checks later. */
 function secretValue() {
-  return z.unknown().superRefine((value, ctx) => {
+  return v.pipe(
+    v.unknown(),
     // null is how YAML writes an empty value: treated as not set, and reported as required.
-    if (value !== null && typeof value !== "string" && typeof value !== "object") {
-      ctx.addIssue({ code: "custom", message: `must be a string, not ${describe(value)}` });
-    }
-  });
+    v.check(
+      (value) => value === null || typeof value === "string" || typeof value === "object",
+      (issue) => `must be a string, not ${describe(issue.input)}`,
+    ),
+  );
 }
 
+const integer = (min: number, max: number) => v.optional(v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max)));
+const matching = (pattern: RegExp, message: string) =>
+  v.optional(v.pipe(v.string(), v.check((value) => pattern.test(value), (issue) => `${JSON.stringify(issue.input)} ${message}`)));
+
 const FIELDS = {
-  domain: z.string(),
-  extraDomains: z.array(z.string()).optional(),
-  hostname: z.string().optional(),
-  mailboxes: z.array(
-    z.strictObject({
-      address: z.string(),
-      password: secretValue().optional(),
-      passwordHash: secretValue().optional(),
-      quota: z.string().optional(),
-      aliases: z.array(z.string()).optional(),
+  domain: v.string(),
+  extraDomains: v.optional(v.array(v.string())),
+  hostname: v.optional(v.string()),
+  mailboxes: v.array(
+    v.strictObject({
+      address: v.string(),
+      password: v.optional(secretValue()),
+      passwordHash: v.optional(secretValue()),
+      quota: v.optional(v.string()),
+      aliases: v.optional(v.array(v.string())),
     }),
   ),
-  aliases: z.array(z.strictObject({ address: z.string(), to: z.array(z.string()) })).optional(),
-  allowExternalForwarding: z.boolean().optional(),
-  postmaster: z.string().optional(),
-  abuse: z.string().optional(),
-  dmarcPolicy: z.enum(["none", "quarantine", "reject"]).optional(),
-  dmarcReports: z.string().optional(),
-  dmarcStrictAlignment: z.boolean().optional(),
-  inboundTls: z.enum(["opportunistic", "required"]).optional(),
-  outboundTls: z.enum(["dane", "opportunistic", "required"]).optional(),
-  inboundTlsMinVersion: z.enum(["TLSv1.2", "TLSv1.3"]).optional(),
-  adminCidrs: z.array(z.string()).optional(),
-  instanceType: z.string().optional(),
-  architecture: z.enum(["arm64", "x86_64"]).optional(),
-  rootVolumeGiB: z.number().int().min(8).max(1024).optional(),
-  dataVolumeGiB: z.number().int().min(1).max(16384).optional(),
-  pop3: z.boolean().optional(),
-  messageSizeLimitMiB: z.number().int().min(1).max(1024).optional(),
-  dkimSelector: z
-    .string()
-    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens")
-    .optional(),
-  backupRetentionDays: z.number().int().min(1).max(3650).optional(),
-  alertEmail: z.string().optional(),
-  vpcId: deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0").optional(),
-  subnetId: deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0").optional(),
-  availabilityZone: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must look like us-east-1a").optional(),
-  cloudflareZoneIds: z.record(z.string(), deferrable(/^[0-9a-f]{32}$/, "must be a 32-character hex zone id")).optional(),
+  aliases: v.optional(v.array(v.strictObject({ address: v.string(), to: v.array(v.string()) }))),
+  allowExternalForwarding: v.optional(v.boolean()),
+  postmaster: v.optional(v.string()),
+  abuse: v.optional(v.string()),
+  dmarcPolicy: v.optional(v.picklist(["none", "quarantine", "reject"])),
+  dmarcReports: v.optional(v.string()),
+  dmarcStrictAlignment: v.optional(v.boolean()),
+  inboundTls: v.optional(v.picklist(["opportunistic", "required"])),
+  outboundTls: v.optional(v.picklist(["dane", "opportunistic", "required"])),
+  inboundTlsMinVersion: v.optional(v.picklist(["TLSv1.2", "TLSv1.3"])),
+  adminCidrs: v.optional(v.array(v.string())),
+  instanceType: v.optional(v.string()),
+  architecture: v.optional(v.picklist(["arm64", "x86_64"])),
+  rootVolumeGiB: integer(8, 1024),
+  dataVolumeGiB: integer(1, 16384),
+  pop3: v.optional(v.boolean()),
+  messageSizeLimitMiB: integer(1, 1024),
+  dkimSelector: matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens"),
+  backupRetentionDays: integer(1, 3650),
+  alertEmail: v.optional(v.string()),
+  vpcId: v.optional(deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0")),
+  subnetId: v.optional(deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0")),
+  availabilityZone: matching(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "must look like us-east-1a"),
+  cloudflareZoneIds: v.optional(v.record(v.string(), deferrable(/^[0-9a-f]{32}$/, "must be a 32-character hex zone id"))),
 };
 
 /** Top-level field names, for Pulumi config readers and "did you mean" hints. */
 export const CONFIG_FIELDS = Object.keys(FIELDS) as (keyof MailConfigInput)[];
 
-const schema = z.strictObject(FIELDS);
+const schema = v.strictObject(FIELDS);
 
 export const DEFAULTS = {
   instanceType: "t4g.small",
@@ -274,10 +277,11 @@ export const DEFAULTS = {
 
 /** Validates and normalises a configuration, or throws a {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): MailConfig {
-  // Without reportInput, zod v4 leaves issue.input unset and every wrong type reads "is required".
-  const shaped = schema.safeParse(input, { reportInput: true });
-  if (!shaped.success) throw new ConfigError(shaped.error.issues.flatMap(fromZodIssue));
-  return new Checker(shaped.data as MailConfigInput).run();
+  // valibot takes a list for an object with no keys; say what is wrong instead.
+  if (Array.isArray(input)) throw new ConfigError([{ path: "", message: `must be an object, not ${describe(input)}` }]);
+  const shaped = v.safeParse(schema, input);
+  if (!shaped.success) throw new ConfigError(shaped.issues.map(fromSchemaIssue));
+  return new Checker(shaped.output as MailConfigInput).run();
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -289,34 +293,46 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function fromZodIssue(issue: z.core.$ZodIssue): ConfigIssue | ConfigIssue[] {
-  const path = formatPath(issue.path);
-  switch (issue.code) {
-    case "unrecognized_keys": {
-      // One issue per unknown key, at the key's own path, so the user sees where the typo is.
-      const known = issue.path.length === 0 ? CONFIG_FIELDS : knownKeysAt(issue.path);
-      return issue.keys.map((k) => {
-        const near = closest(k, known);
-        const hint = near ? ` Did you mean "${near}"?` : "";
-        return { path: formatPath([...issue.path, k]), message: `is not a known field.${hint} Known fields: ${known.join(", ")}` };
-      });
+type SchemaIssue = v.InferIssue<typeof schema>;
+
+function fromSchemaIssue(issue: SchemaIssue): ConfigIssue {
+  const keys = (issue.path ?? []).map((item) => item.key as PropertyKey);
+  const path = formatPath(keys);
+  const isObject = issue.type === "strict_object";
+  if (isObject && issue.expected === "never") {
+    // An unknown key, reported at its own path so the user sees where the typo is.
+    const key = String(keys[keys.length - 1]);
+    const known = keys.length === 1 ? CONFIG_FIELDS : knownKeysAt(keys);
+    const near = closest(key, known);
+    const hint = near ? ` Did you mean "${near}"?` : "";
+    return { path, message: `is not a known field.${hint} Known fields: ${known.join(", ")}` };
+  }
+  if (isObject && issue.input === undefined && keys.length > 0) return { path, message: "is required" };
+  switch (issue.type) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "array":
+    case "record":
+    case "strict_object": {
+      const expected = issue.type === "strict_object" || issue.type === "record" ? "object" : issue.type;
+      if (issue.input === undefined) return { path, message: `is required (${expected})` };
+      return { path, message: `must be ${article(expected)}, not ${describe(issue.input)}` };
     }
-    case "invalid_type": {
-      const got = describe(issue.input);
-      if (got === "undefined") return { path, message: `is required (${issue.expected})` };
-      return { path, message: `must be ${article(issue.expected)}, not ${got}` };
-    }
-    case "invalid_value":
-      return { path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` };
-    case "too_small":
-      return { path, message: `must be at least ${String(issue.minimum)}` };
-    case "too_big":
-      return { path, message: `must be at most ${String(issue.maximum)}` };
+    case "integer":
+      return { path, message: `must be an integer, not ${describe(issue.input)}` };
+    case "picklist":
+      return { path, message: `must be one of ${String(issue.expected).replace(/^\(|\)$/g, "").split(" | ").join(", ")}` };
+    case "min_value":
+      return { path, message: `must be at least ${String(issue.expected).replace(">=", "")}` };
+    case "max_value":
+      return { path, message: `must be at most ${String(issue.expected).replace("<=", "")}` };
     default:
       return { path, message: issue.message };
   }
 }
 
+/** Field names inside a mailbox or an alias, for "did you mean" hints. */
 function knownKeysAt(path: readonly PropertyKey[]): string[] {
   const top = path[0];
   if (top === "mailboxes") return ["address", "password", "passwordHash", "quota", "aliases"];
