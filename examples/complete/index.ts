@@ -68,7 +68,7 @@ const mail = new MailStack("mail", {
   messageSizeLimitMiB: 40, // default 50
   dkimSelector: "mail", // default "mail"
   backupRetentionDays: 180, // default 90
-  // The contact of the host's Let's Encrypt account; use an address at another provider.
+  // Receives the host's status-check alarms; use an address at another provider.
   alertEmail: config.require("alertEmail"),
 
   tags: { project: "mail", environment: pulumi.getStack(), "cost-center": "it" },

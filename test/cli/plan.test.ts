@@ -122,7 +122,7 @@ test("a bad configuration exits 2 naming each field and its fix, without a stack
   const run = mailstack(["plan", "--config", file, "--out", join(work, "bad")]);
   expect(run.status).toBe(2);
   expect(run.stdout).toBe("");
-  expect(run.stderr).toContain('mailbox: is not a mailstack setting');
+  expect(run.stderr).toContain('mailbox: is not a known field. Did you mean "mailboxes"?');
   expect(existsSync(join(work, "bad"))).toBe(false);
   const second = mailstack([
     "plan",

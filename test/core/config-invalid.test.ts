@@ -272,6 +272,13 @@ describe("one ConfigError reports every problem", () => {
     expect(issues).toHaveLength(9);
   });
 
+  test("every unknown key is reported, each at its own path", () => {
+    const issues = issuesOf({ ...minimalConfig(), dkimSelctor: "x", popp3: true, mailboxes: [{ ...minimalConfig().mailboxes[0], quoat: "1G", alias: [] }] });
+    expect(issues.map((i) => i.path).sort()).toEqual(["dkimSelctor", "mailboxes[0].alias", "mailboxes[0].quoat", "popp3"]);
+    expect(issues.find((i) => i.path === "popp3")?.message).toContain('Did you mean "pop3"?');
+    expect(issues.find((i) => i.path === "mailboxes[0].alias")?.message).toContain('Did you mean "aliases"?');
+  });
+
   test("independent shape problems are all listed", () => {
     const issues = issuesOf({
       domain: 7,

@@ -220,20 +220,23 @@ const integer = (min: number, max: number) => v.optional(v.pipe(v.number(), v.in
 const matching = (pattern: RegExp, message: string) =>
   v.optional(v.pipe(v.string(), v.check((value) => pattern.test(value), (issue) => `${JSON.stringify(issue.input)} ${message}`)));
 
+const MAILBOX_FIELDS = {
+  address: v.string(),
+  password: v.optional(secretValue()),
+  passwordHash: v.optional(secretValue()),
+  quota: v.optional(v.string()),
+  aliases: v.optional(v.array(v.string())),
+};
+const ALIAS_FIELDS = { address: v.string(), to: v.array(v.string()) };
+
+// Plain objects: unknown keys are reported by unknownFields(), every one of them, where a
+// strict object would stop at the first.
 const FIELDS = {
   domain: v.string(),
   extraDomains: v.optional(v.array(v.string())),
   hostname: v.optional(v.string()),
-  mailboxes: v.array(
-    v.strictObject({
-      address: v.string(),
-      password: v.optional(secretValue()),
-      passwordHash: v.optional(secretValue()),
-      quota: v.optional(v.string()),
-      aliases: v.optional(v.array(v.string())),
-    }),
-  ),
-  aliases: v.optional(v.array(v.strictObject({ address: v.string(), to: v.array(v.string()) }))),
+  mailboxes: v.array(v.object(MAILBOX_FIELDS)),
+  aliases: v.optional(v.array(v.object(ALIAS_FIELDS))),
   allowExternalForwarding: v.optional(v.boolean()),
   postmaster: v.optional(v.string()),
   abuse: v.optional(v.string()),
@@ -262,7 +265,7 @@ const FIELDS = {
 /** Top-level field names, for Pulumi config readers and "did you mean" hints. */
 export const CONFIG_FIELDS = Object.keys(FIELDS) as (keyof MailConfigInput)[];
 
-const schema = v.strictObject(FIELDS);
+const schema = v.object(FIELDS);
 
 export const DEFAULTS = {
   instanceType: "t4g.small",
@@ -279,9 +282,36 @@ export const DEFAULTS = {
 export function parseConfig(input: unknown): MailConfig {
   // valibot takes a list for an object with no keys; say what is wrong instead.
   if (Array.isArray(input)) throw new ConfigError([{ path: "", message: `must be an object, not ${describe(input)}` }]);
+  const unknown = unknownFields(input);
   const shaped = v.safeParse(schema, input);
-  if (!shaped.success) throw new ConfigError(shaped.issues.map(fromSchemaIssue));
+  if (!shaped.success || unknown.length > 0) throw new ConfigError([...unknown, ...(shaped.issues ?? []).map(fromSchemaIssue)]);
   return new Checker(shaped.output as MailConfigInput).run();
+}
+
+/** An issue for a key that is not a field, with the nearest known name as a hint. */
+export function unknownField(path: string, key: string, known: readonly string[]): ConfigIssue {
+  const near = closest(key, known);
+  const hint = near ? ` Did you mean "${near}"?` : "";
+  return { path, message: `is not a known field.${hint} Known fields: ${known.join(", ")}` };
+}
+
+/** Every key that is not a field, at the top level and in each mailbox and alias. */
+function unknownFields(input: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const check = (value: unknown, at: PropertyKey[], fields: object) => {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return;
+    const known = Object.keys(fields);
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) issues.push(unknownField(formatPath([...at, key]), key, known));
+    }
+  };
+  check(input, [], FIELDS);
+  const record = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
+  for (const [list, fields] of [["mailboxes", MAILBOX_FIELDS], ["aliases", ALIAS_FIELDS]] as const) {
+    const items = record[list];
+    if (Array.isArray(items)) items.forEach((item, i) => check(item, [list, i], fields));
+  }
+  return issues;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -298,24 +328,15 @@ type SchemaIssue = v.InferIssue<typeof schema>;
 function fromSchemaIssue(issue: SchemaIssue): ConfigIssue {
   const keys = (issue.path ?? []).map((item) => item.key as PropertyKey);
   const path = formatPath(keys);
-  const isObject = issue.type === "strict_object";
-  if (isObject && issue.expected === "never") {
-    // An unknown key, reported at its own path so the user sees where the typo is.
-    const key = String(keys[keys.length - 1]);
-    const known = keys.length === 1 ? CONFIG_FIELDS : knownKeysAt(keys);
-    const near = closest(key, known);
-    const hint = near ? ` Did you mean "${near}"?` : "";
-    return { path, message: `is not a known field.${hint} Known fields: ${known.join(", ")}` };
-  }
-  if (isObject && issue.input === undefined && keys.length > 0) return { path, message: "is required" };
+  if (issue.type === "object" && issue.input === undefined && keys.length > 0) return { path, message: "is required" };
   switch (issue.type) {
     case "string":
     case "number":
     case "boolean":
     case "array":
     case "record":
-    case "strict_object": {
-      const expected = issue.type === "strict_object" || issue.type === "record" ? "object" : issue.type;
+    case "object": {
+      const expected = issue.type === "record" ? "object" : issue.type;
       if (issue.input === undefined) return { path, message: `is required (${expected})` };
       return { path, message: `must be ${article(expected)}, not ${describe(issue.input)}` };
     }
@@ -330,14 +351,6 @@ function fromSchemaIssue(issue: SchemaIssue): ConfigIssue {
     default:
       return { path, message: issue.message };
   }
-}
-
-/** Field names inside a mailbox or an alias, for "did you mean" hints. */
-function knownKeysAt(path: readonly PropertyKey[]): string[] {
-  const top = path[0];
-  if (top === "mailboxes") return ["address", "password", "passwordHash", "quota", "aliases"];
-  if (top === "aliases") return ["address", "to"];
-  return [];
 }
 
 function describe(value: unknown): string {

@@ -9,18 +9,19 @@ import { INTERMEDIATE_CIPHERS } from "./postfix";
 export function dovecotConf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
   const p = env.paths;
   const protocols = ["imap", "lmtp", ...(config.pop3 ? ["pop3"] : [])].join(" ");
-  const pop3 = config.pop3
-    ? `
-service pop3-login {
-  inet_listener pop3 {
+  // The plaintext listener gets port 0 (closed), not just left out: Dovecot would open it.
+  const login = (protocol: string, port: number) => `service ${protocol}-login {
+  inet_listener ${protocol} {
     port = 0
   }
-  inet_listener pop3s {
-    port = ${env.ports.pop3s}
+  inet_listener ${protocol}s {
+    port = ${port}
     ssl = yes
   }
 }
-protocol pop3 {
+`;
+  const pop3 = config.pop3
+    ? `${login("pop3", env.ports.pop3s)}protocol pop3 {
   pop3_uidl_format = %08Xu%08Xv
 }
 `
@@ -88,16 +89,7 @@ namespace inbox {
   }
 }
 
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    port = ${env.ports.imaps}
-    ssl = yes
-  }
-}
-${pop3}
+${login("imap", env.ports.imaps)}${pop3}
 # Postfix delivers over LMTP and authenticates submission through these sockets.
 service lmtp {
   unix_listener ${p.postfixQueue}/private/dovecot-lmtp {

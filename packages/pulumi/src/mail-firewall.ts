@@ -23,7 +23,7 @@ const EGRESS: { name: string; protocol: "tcp" | "udp"; port: number; description
 ];
 
 /**
- * The host's security group: the mail ports (and ACME on 80/443) from anywhere, SSH only
+ * The host's security group: the mail ports (and ACME on 80) from anywhere, SSH only
  * from admin CIDRs, and egress limited to what mail delivery, updates and the resolver use.
  * Each rule is its own resource, so adding one never rewrites the others.
  */

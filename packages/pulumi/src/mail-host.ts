@@ -23,8 +23,9 @@ export interface MailHostArgs {
   parameterPath: string;
   /**
    * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
-   * once; later images do not replace a running host (unattended-upgrades patches it), so
-   * set this, or `pulumi up --replace` the instance, to move to a new image.
+   * once; later images do not replace a running host (unattended-upgrades patches it). The
+   * lookup's result is kept even when the instance is replaced, so set this to move to a new
+   * image, and always when changing to an instance type of the other architecture.
    */
   amiId?: pulumi.Input<string>;
   /**

@@ -1,4 +1,4 @@
-import { CONFIG_FIELDS, ConfigError, type ConfigIssue, FIELD_KINDS, parseConfig } from "@mailstack/core";
+import { CONFIG_FIELDS, ConfigError, type ConfigIssue, FIELD_KINDS, parseConfig, unknownField } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import type { MailboxArgs, MailStackArgs } from "./mail-stack";
 
@@ -27,7 +27,7 @@ export function readStackConfig(config: pulumi.Config = new pulumi.Config()): Ma
     if (!key.startsWith(prefix)) continue;
     const field = key.slice(prefix.length);
     if (!known.has(field)) {
-      issues.push({ path: field, message: `is not a mailstack setting; see Pulumi.yaml for the known ones (${CONFIG_FIELDS.join(", ")})` });
+      issues.push(unknownField(field, field, CONFIG_FIELDS));
       continue;
     }
     const raw = config.get(field) as string;
