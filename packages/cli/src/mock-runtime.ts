@@ -43,12 +43,12 @@ export interface PlanRecord {
   invokes: RecordedInvoke[];
 }
 
-export function isSecretValue(value: unknown): value is { value: unknown } {
+function isSecretValue(value: unknown): value is { value: unknown } {
   return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
 }
 
 /** Unwraps secret markers, collecting the paths where they were. */
-export function unwrapSecrets(value: unknown, path = "", found: string[] = []): unknown {
+function unwrapSecrets(value: unknown, path = "", found: string[] = []): unknown {
   if (isSecretValue(value)) {
     found.push(path || "(value)");
     return unwrapSecrets(value.value, path, found);

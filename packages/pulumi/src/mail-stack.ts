@@ -149,14 +149,17 @@ export class MailStack extends pulumi.ComponentResource {
     this.instanceId = this.host.instanceId;
     this.dnsRecords = this.dns.records;
     this.backupBucketName = this.backup.bucketName;
+    const alertStep = config.alertEmail
+      ? `\n6. Confirm the subscription AWS mailed to ${config.alertEmail}; until then, alarms about the host are not delivered.`
+      : "";
     this.nextSteps = pulumi.interpolate`Next steps for ${config.hostname}:
-1. Ask AWS to lift the port-25 limit for the Elastic IP ${this.publicIp}: ${PORT_25_REQUEST_URL}
-   (Elastic IP: ${this.publicIp}; reverse DNS record: ${config.hostname}). Until then, outbound mail waits in the queue.
-2. Reverse DNS: mailstack has already set ${this.publicIp} -> ${config.hostname}; check with \`dig -x ${this.publicIp} +short\`.
-3. Let the records propagate, then check that the certificate was issued: https://${config.hostname} may fail, but
-   \`openssl s_client -connect ${config.hostname}:993\` should show a Let's Encrypt chain within 15 minutes.
-4. Point mail clients at ${config.hostname}: IMAP 993 (TLS), SMTP 465 (TLS) or 587 (STARTTLS), with the full address as login.
-5. Shell access without SSH: \`aws ssm start-session --target ${this.instanceId}\`.`;
+1. Ask AWS to lift the port-25 limit: ${PORT_25_REQUEST_URL}
+   Elastic IP: ${this.publicIp}; reverse DNS record: ${config.hostname}. Until AWS agrees, outbound mail waits in the queue (two days at most, then it bounces).
+2. Reverse DNS is already set (${this.publicIp} -> ${config.hostname}): \`dig -x ${this.publicIp} +short\`.
+3. Once the A record resolves, the host obtains its Let's Encrypt certificate within 15 minutes:
+   \`openssl s_client -connect ${config.hostname}:993 -brief </dev/null\` then names Let's Encrypt as issuer.
+4. Mail clients: server ${config.hostname}, IMAP 993 (TLS), SMTP 465 (TLS) or 587 (STARTTLS), the full address as login.
+5. A shell without SSH: \`aws ssm start-session --target ${this.instanceId}\`.${alertStep}`;
     this.registerOutputs({
       publicIp: this.publicIp,
       hostname: this.hostname,
