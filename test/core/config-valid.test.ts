@@ -143,33 +143,28 @@ describe("defaults", () => {
   });
 
   test("explicit settings override the defaults", () => {
+    // Settings the normalised config keeps under the same name and value.
+    const kept = {
+      rootVolumeGiB: 8,
+      dataVolumeGiB: 16384,
+      pop3: true,
+      messageSizeLimitMiB: 1024,
+      dkimSelector: "s2024",
+      backupRetentionDays: 1,
+      availabilityZone: "eu-central-1b",
+      allowExternalForwarding: true,
+    };
     const config = parse({
+      ...kept,
       dmarcPolicy: "reject",
       dmarcStrictAlignment: true,
       inboundTls: "required",
       outboundTls: "opportunistic",
       inboundTlsMinVersion: "TLSv1.3",
-      rootVolumeGiB: 8,
-      dataVolumeGiB: 16384,
-      pop3: true,
-      messageSizeLimitMiB: 1024,
-      dkimSelector: "s2024",
-      backupRetentionDays: 1,
-      availabilityZone: "eu-central-1b",
-      allowExternalForwarding: true,
     });
     expect(config.dmarc).toEqual({ policy: "reject", reports: "alice@example.com", strictAlignment: true });
     expect(config.tls).toEqual({ inbound: "required", outbound: "opportunistic", inboundMinVersion: "TLSv1.3" });
-    expect(config).toMatchObject({
-      rootVolumeGiB: 8,
-      dataVolumeGiB: 16384,
-      pop3: true,
-      messageSizeLimitMiB: 1024,
-      dkimSelector: "s2024",
-      backupRetentionDays: 1,
-      availabilityZone: "eu-central-1b",
-      allowExternalForwarding: true,
-    });
+    expect(config).toMatchObject(kept);
   });
 
   test.each([
