@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { gunzipSync } from "node:zlib";
 import { drain, installMocks, type PlanRecord, type RecordedResource } from "../../packages/cli/src/mock-runtime";
+import { userDataOf } from "../../packages/cli/src/plan";
 
 export type { PlanRecord, RecordedResource };
 
@@ -37,9 +37,9 @@ export async function runProgram(
       return found[0];
     },
     userData: () => {
-      const instance = record.resources.find((r) => r.type === "aws:ec2/instance:Instance");
-      if (!instance) throw new Error("no instance was registered");
-      return gunzipSync(Buffer.from(instance.inputs.userDataBase64, "base64")).toString("utf8");
+      const userData = userDataOf(record);
+      if (userData === undefined) throw new Error("no instance with user data was registered");
+      return userData;
     },
   };
   return run;

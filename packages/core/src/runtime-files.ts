@@ -27,6 +27,7 @@ export interface RuntimeSecrets {
 }
 
 const mib = (n: number) => `${n}M`;
+const lines = (items: string[]) => items.map((l) => `${l}\n`).join("");
 
 /** The Dovecot passwd-file; uid, gid and home come from the userdb's default_fields. */
 function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): string {
@@ -65,63 +66,36 @@ function localRecipients(config: MailConfig): Map<string, string[]> {
  */
 function senderLogins(config: MailConfig): string {
   const recipients = localRecipients(config);
-  const lines = config.mailboxes.map((m) => `${m.address} ${m.address}`);
+  const entries = config.mailboxes.map((m) => `${m.address} ${m.address}`);
   for (const a of config.aliases) {
     const logins = recipients.get(a.address) ?? [];
-    if (logins.length > 0) lines.push(`${a.address} ${logins.join(",")}`);
+    if (logins.length > 0) entries.push(`${a.address} ${logins.join(",")}`);
   }
-  return lines.sort().map((l) => `${l}\n`).join("");
+  return lines(entries.sort());
+}
+
+/**
+ * A runtime file owned by root. Secret files name the group of the one daemon that reads
+ * them and are closed to everyone else; the others are world-readable.
+ */
+function runtimeFile(name: string, content: string, reload: string, secretGroup?: string): RuntimeFile {
+  return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: [reload] };
 }
 
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
-  const postfixMap = (name: string, lines: string[]): RuntimeFile => ({
-    name,
-    content: lines.map((l) => `${l}\n`).join(""),
-    mode: "0644",
-    owner: "root",
-    group: "root",
-    reload: ["postfix.service"],
-  });
-  const files: RuntimeFile[] = [
-    {
-      name: "users",
-      content: usersFile(config, secrets.passwordHashes),
-      mode: "0640",
-      owner: "root",
-      group: "dovecot",
-      reload: ["dovecot.service"],
-    },
-    postfixMap("domains", config.domains.map((d) => `${d} OK`)),
-    postfixMap("mailboxes", config.mailboxes.map((m) => `${m.address} OK`)),
-    postfixMap("aliases", config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)),
+  const pem = secrets.dkimPrivateKeyPem;
+  const files = [
+    runtimeFile("users", usersFile(config, secrets.passwordHashes), "dovecot.service", "dovecot"),
+    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), "postfix.service"),
+    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), "postfix.service"),
+    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), "postfix.service"),
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
-    postfixMap("local-aliases", ["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)),
-    { ...postfixMap("sender-logins", []), content: senderLogins(config) },
-    {
-      name: `dkim/${config.dkimSelector}.key`,
-      content: secrets.dkimPrivateKeyPem.endsWith("\n") ? secrets.dkimPrivateKeyPem : `${secrets.dkimPrivateKeyPem}\n`,
-      mode: "0640",
-      owner: "root",
-      group: "_rspamd",
-      reload: ["rspamd.service"],
-    },
-    {
-      name: NFT_ADMIN_FILE,
-      content: nftablesAdmin(config),
-      mode: "0644",
-      owner: "root",
-      group: "root",
-      reload: ["nftables.service"],
-    },
-    {
-      name: "dkim-selectors",
-      content: config.domains.map((d) => `${d} ${config.dkimSelector}\n`).join(""),
-      mode: "0644",
-      owner: "root",
-      group: "root",
-      reload: ["rspamd.service"],
-    },
+    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), "postfix.service"),
+    runtimeFile("sender-logins", senderLogins(config), "postfix.service"),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem.endsWith("\n") ? pem : `${pem}\n`, "rspamd.service", "_rspamd"),
+    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
+    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
