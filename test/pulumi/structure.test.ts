@@ -205,13 +205,15 @@ describe("validation before any resource", () => {
     onlyTheStack(run);
   });
 
-  test("an unusable parameter path is reported with the other issues, and nothing is declared", async () => {
+  test("an unusable parameter path or AMI id is reported with the other issues, and nothing is declared", async () => {
     const attempts: [string, Partial<Parameters<typeof stackArgs>[1]>, string[]][] = [
       ["mail", { parameterPath: "mailstack/prod" }, ["parameterPath"]], // no leading slash
       ["mail", { parameterPath: "/mailstack/prod/" }, ["parameterPath"]], // trailing slash
       ["mail", { parameterPath: "/mailstack/my prod" }, ["parameterPath"]], // a space
       ["my mail", {}, ["parameterPath"]], // the default path from a name SSM refuses
       ["mail", { parameterPath: "/a//b", dmarcPolicy: "never" as "none" }, ["dmarcPolicy", "parameterPath"]],
+      ["mail", { amiId: "ubuntu-24.04" }, ["amiId"]], // a name, not an AMI id
+      ["mail", { amiId: "ami-XYZ", parameterPath: "x" }, ["amiId", "parameterPath"]],
     ];
     const errors: unknown[] = [];
     const { run } = await runFailing(() => {

@@ -24,8 +24,8 @@ export interface MailParametersArgs {
   config: MailConfig;
   /** SSM path all parameters go under, e.g. /mailstack/prod/mail. One path per stack. */
   path: string;
-  /** Credentials by mailbox address (as normalised in `config`). */
-  credentials: ReadonlyMap<string, MailboxCredential>;
+  /** Credentials in the order of the input's mailboxes, which `Mailbox.index` points into. */
+  credentials: readonly MailboxCredential[];
   /** PEM private key of the DKIM selector in `config`. */
   dkimPrivateKeyPem: pulumi.Input<string>;
   tags?: Record<string, string>;
@@ -50,8 +50,7 @@ export class MailParameters extends pulumi.ComponentResource {
     const layout = parameterLayout(config);
 
     const credentials = config.mailboxes.map((m) => {
-      const given = args.credentials.get(m.address);
-      if (!given) throw new Error(`no credential for mailbox ${m.address}`);
+      const given = args.credentials[m.index];
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
     });
     const values = pulumi

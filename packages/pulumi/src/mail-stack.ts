@@ -1,4 +1,4 @@
-import { checkAddress, ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
@@ -77,18 +77,7 @@ export class MailStack extends pulumi.ComponentResource {
 
   constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
     // Every bad field is reported at once, before any resource exists, this one included.
-    // The parameter path is checked too: unchecked, "mailstack/prod" or a trailing slash gave
-    // malformed SSM names and an IAM ARN ("…:parametermailstack/prod") failing mid-deployment.
-    const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
-    const pathIssues = checkParameterPath(parameterPath, args.parameterPath !== undefined);
-    let config: MailConfig;
-    try {
-      config = parseConfig(coreInput(args));
-    } catch (error) {
-      if (error instanceof ConfigError) throw new MailStackConfigError([...error.issues, ...pathIssues]);
-      throw error;
-    }
-    if (pathIssues.length > 0) throw new MailStackConfigError(pathIssues);
+    const { config, parameterPath } = validate(name, args);
     super("mailstack:index:MailStack", name, {}, opts);
     this.config = config;
     this.hostname = config.hostname;
@@ -100,14 +89,9 @@ export class MailStack extends pulumi.ComponentResource {
     this.firewall = new MailFirewall(`${name}-firewall`, { config, vpcId: network.vpcId, tags }, parent);
     this.dkim = new DkimKey(`${name}-dkim`, { selector: config.dkimSelector }, parent);
 
-    const credentials = new Map<string, MailboxCredential>();
-    for (const m of args.mailboxes) {
-      const address = checkAddress(m.address);
-      if (address.ok) credentials.set(address.value, { password: m.password, passwordHash: m.passwordHash });
-    }
     this.parameters = new MailParameters(
       `${name}-parameters`,
-      { config, path: parameterPath, credentials, dkimPrivateKeyPem: this.dkim.privateKeyPem, tags },
+      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, tags },
       parent,
     );
     this.host = new MailHost(
@@ -171,11 +155,29 @@ export class MailStack extends pulumi.ComponentResource {
   }
 }
 
-/** Why an SSM parameter path is unusable: SSM wants `/segment/segment` of letters, digits and `_ . -`. */
-function checkParameterPath(path: string, given: boolean): ConfigIssue[] {
-  if (/^(\/[A-Za-z0-9_.-]+)+$/.test(path)) return [];
-  const fix = given ? "write it like /mailstack/prod/mail" : "name the MailStack with letters, digits and _ . - only, or set parameterPath";
-  return [{ path: "parameterPath", message: `${JSON.stringify(path)} is not an SSM parameter path (a leading slash, none at the end, letters, digits and _ . - between); ${fix}` }];
+/**
+ * The core's checks plus those of the component's own args, all reported in one error. An
+ * unchecked parameter path ("mailstack/prod", a trailing slash) would give malformed SSM names
+ * and an IAM ARN ("…:parametermailstack/prod") that fail only mid-deployment.
+ */
+function validate(name: string, args: MailStackArgs): { config: MailConfig; parameterPath: string } {
+  const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
+  const issues: ConfigIssue[] = [];
+  if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parameterPath)) {
+    const fix = args.parameterPath !== undefined ? "write it like /mailstack/prod/mail" : "name the MailStack with letters, digits and _ . - only, or set parameterPath";
+    issues.push({ path: "parameterPath", message: `${JSON.stringify(parameterPath)} is not an SSM parameter path (a leading slash, none at the end, letters, digits and _ . - between); ${fix}` });
+  }
+  if (typeof args.amiId === "string" && !/^ami-[0-9a-f]{8,17}$/.test(args.amiId)) {
+    issues.push({ path: "amiId", message: `${JSON.stringify(args.amiId)} is not an AMI id; write it like ami-0123456789abcdef0` });
+  }
+  try {
+    const config = parseConfig(coreInput(args));
+    if (issues.length === 0) return { config, parameterPath };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    issues.unshift(...error.issues);
+  }
+  throw new MailStackConfigError(issues);
 }
 
 /** The args as the core validates them: outputs stand for values the cloud checks later. */
