@@ -118,7 +118,9 @@ ignoreip = 127.0.0.1/8 ::1
 
 [postfix-sasl]
 enabled = true
-filter = postfix[mode=auth]
+# Debian's and Ubuntu's Postfix runs in postfix@-.service; fail2ban 1.0.2's filter matches
+# only postfix.service (fixed upstream in 1.1.0, fail2ban/fail2ban#3692).
+filter = postfix[mode=auth, journalmatch="_SYSTEMD_UNIT=postfix.service _SYSTEMD_UNIT=postfix@-.service"]
 port = ${mailPorts}
 
 [dovecot]
