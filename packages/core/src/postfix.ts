@@ -85,7 +85,9 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["smtpd_tls_protocols", minTls],
       ["smtpd_tls_mandatory_protocols", minTls],
       ["smtpd_tls_mandatory_ciphers", "medium"],
-      ["tls_medium_cipherlist", INTERMEDIATE_CIPHERS],
+      // Port 25 and outbound mail keep Postfix's own broad "medium" list: a peer refused a
+      // cipher sends in plaintext instead. Submission, for our own users, gets "high" = these.
+      ["tls_high_cipherlist", INTERMEDIATE_CIPHERS],
       ["tls_preempt_cipherlist", "no"],
       ["tls_ssl_options", "NO_COMPRESSION, NO_RENEGOTIATION"],
       ["smtpd_tls_loglevel", 1],
@@ -116,8 +118,9 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["smtpd_relay_restrictions", "permit_sasl_authenticated, reject_unauth_destination"],
       [
         "smtpd_recipient_restrictions",
-        // Dovecot's quota-status refuses mail for a full mailbox at RCPT time, before it is accepted.
-        "reject_non_fqdn_recipient, reject_unknown_recipient_domain, reject_unlisted_recipient, check_policy_service unix:private/quota-status",
+        // Dovecot's quota-status refuses mail for a full mailbox at RCPT time, before it is
+        // accepted. While Dovecot is down the mail is accepted and waits in the queue instead.
+        "reject_non_fqdn_recipient, reject_unknown_recipient_domain, reject_unlisted_recipient, check_policy_service { unix:private/quota-status, default_action=DUNNO }",
       ],
       ["smtpd_data_restrictions", "reject_unauth_pipelining, reject_multi_recipient_bounce"],
       // SMTP smuggling (CVE-2023-51764): normalise bare LF line endings.
@@ -181,9 +184,11 @@ export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
     ["smtpd_tls_security_level", "encrypt"],
     ["smtpd_tls_protocols", ">=TLSv1.2"],
     ["smtpd_tls_mandatory_protocols", ">=TLSv1.2"],
+    ["smtpd_tls_mandatory_ciphers", "high"],
     ["smtpd_sasl_auth_enable", "yes"],
     ["smtpd_client_restrictions", "permit_sasl_authenticated,reject"],
-    ["smtpd_sender_restrictions", "reject_non_fqdn_sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
+    // The null sender is for bounces, which only the server sends; login mismatch ignores it.
+    ["smtpd_sender_restrictions", "reject_non_fqdn_sender,check_sender_access,inline:{<>=REJECT},reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
     ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
     ["smtpd_recipient_restrictions", "reject_non_fqdn_recipient,permit_sasl_authenticated,reject"],
     ["milter_macro_daemon_name", "ORIGINATING"],
