@@ -42,7 +42,8 @@ for attempt in $(seq 1 60); do
   sleep 10
 done
 
-sievec /etc/dovecot/sieve/before.sieve
+# Global scripts: Dovecot cannot compile them itself in a directory only root may write.
+sievec /etc/dovecot/sieve
 
 systemctl daemon-reload
 systemctl enable nftables.service

@@ -121,7 +121,7 @@ protocol lmtp {
   postmaster_address = postmaster@${config.domain}
 }
 protocol imap {
-  mail_plugins = $mail_plugins imap_quota
+  mail_plugins = $mail_plugins imap_quota imap_sieve
   mail_max_userip_connections = 50
 }
 
@@ -134,12 +134,57 @@ plugin {
   quota_status_overquota = "552 5.2.2 Mailbox is full"
   sieve = file:~/sieve;active=~/.dovecot.sieve
   sieve_before = ${p.dovecotConfig}/sieve/before.sieve
+
+  # Bayes learning: moving a message into Junk teaches rspamd spam, moving it out teaches ham.
+  sieve_plugins = sieve_imapsieve sieve_extprograms
+  sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
+  sieve_pipe_bin_dir = ${p.dovecotConfig}/sieve-pipe
+  imapsieve_mailbox1_name = Junk
+  imapsieve_mailbox1_causes = COPY APPEND
+  imapsieve_mailbox1_before = file:${p.dovecotConfig}/sieve/learn-spam.sieve
+  imapsieve_mailbox2_name = *
+  imapsieve_mailbox2_from = Junk
+  imapsieve_mailbox2_causes = COPY
+  imapsieve_mailbox2_before = file:${p.dovecotConfig}/sieve/learn-ham.sieve
 }
 `;
 }
 
+/**
+ * Global Sieve scripts by file name, compiled on the host by `sievec` on their directory:
+ * `before` files what rspamd marked as spam into Junk at delivery; the `learn-*` scripts
+ * run on IMAP moves into and out of Junk (IMAPSieve) and hand the message to rspamd.
+ */
+export function sieveScripts(): Record<string, string> {
+  const learn = (what: "spam" | "ham", skip: string) => `${generatedHeader()}require ["vnd.dovecot.pipe", "copy", "imapsieve", "environment", "variables"];
+${skip}pipe :copy "rspamd-learn-${what}";
+`;
+  return {
+    "before.sieve": sieveBefore(),
+    "learn-spam.sieve": learn("spam", ""),
+    // Deleting spam (Junk to Trash) says nothing about it being ham.
+    "learn-ham.sieve": learn(
+      "ham",
+      `if environment :matches "imap.mailbox" "*" {
+  if string "\${1}" "Trash" {
+    stop;
+  }
+}
+`,
+    ),
+  };
+}
+
+/** Programs the learn scripts may pipe to (sieve_pipe_bin_dir): rspamd's controller on loopback. */
+export function sievePipePrograms(): Record<string, string> {
+  const program = (what: string) => `#!/bin/sh
+${generatedHeader()}exec /usr/bin/rspamc --connect 127.0.0.1:11334 learn_${what}
+`;
+  return { "rspamd-learn-spam": program("spam"), "rspamd-learn-ham": program("ham") };
+}
+
 /** Global Sieve script run before each user's: messages rspamd marked as spam go to Junk. */
-export function sieveBefore(): string {
+function sieveBefore(): string {
   return `${generatedHeader()}require ["fileinto"];
 if header :is "X-Spam" "Yes" {
   fileinto "Junk";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MailConfig } from "./config";
-import { dovecotConf, sieveBefore } from "./dovecot";
+import { dovecotConf, sievePipePrograms, sieveScripts } from "./dovecot";
 import { fail2banJails, nftablesConf } from "./firewall";
 import { DATA_VOLUME_BINDS, DATA_VOLUME_LABEL, generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 import { postfixMainCf, postfixMasterCf } from "./postfix";
@@ -83,7 +83,8 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env)),
     file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env)),
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), "0644", "root:dovecot"),
-    file(`${p.dovecotConfig}/sieve/before.sieve`, sieveBefore()),
+    ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.dovecotConfig}/sieve/${name}`, content)),
+    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.dovecotConfig}/sieve-pipe/${name}`, content, "0755")),
     ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content)),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env)),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`),
