@@ -44,6 +44,12 @@ allow_username_mismatch = true;
     "milter_headers.conf": `${h}use = ["x-spamd-bar", "x-spam-level", "authentication-results"];
 authenticated_headers = ["authentication-results"];
 `,
+    // rspamd only scores DMARC failures by default; honour what the sending domain asks for.
+    "dmarc.conf": `${h}actions {
+  quarantine = "add_header";
+  reject = "reject";
+}
+`,
     "actions.conf": `${h}reject = 15;
 add_header = 6;
 greylist = 4;
@@ -57,6 +63,9 @@ export function unboundConf(env: HostEnv = PRODUCTION_ENV): string {
   interface: ${env.resolver}
   port: 53
   access-control: 127.0.0.0/8 allow
+  # Debian's and Ubuntu's builds add the EDNS client-subnet cache, which a local resolver
+  # does not need and which disables prefetching.
+  module-config: "validator iterator"
   do-ip6: no
   hide-identity: yes
   hide-version: yes
