@@ -22,6 +22,8 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   ip: { pkg: "iproute2" },
   "unbound-checkconf": { pkg: "unbound" },
   "fail2ban-client": { pkg: "fail2ban" },
+  "fail2ban-server": { pkg: "fail2ban" },
+  "fail2ban-regex": { pkg: "fail2ban" },
   shellcheck: { pkg: "shellcheck" },
   openssl: { pkg: "openssl" },
   "systemd-analyze": { pkg: "systemd" },
@@ -193,13 +195,14 @@ export function selfSignedPair(certPath: string, keyPath: string, host: string):
  * Runs a command without blocking the event loop, for commands that talk to a server the
  * test itself serves (spawnSync would starve it).
  */
-export function runAsync(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+export function runAsync(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: TOOL_PATH }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: TOOL_PATH }, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    child.stdin?.end(options.input);
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code, signal) => resolve({ status: code ?? (signal ? 128 : -1), stdout, stderr }));
   });

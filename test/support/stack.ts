@@ -1,0 +1,487 @@
+/**
+ * A whole mail host on one machine: the core renders a config, and real Postfix, Dovecot,
+ * rspamd, redis and unbound from Debian's packages run the rendered files, without systemd,
+ * inside a network namespace of the stack's own. The namespace gives the daemons their
+ * production ports, keeps every DNS query and connection inside it (unbound answers only
+ * the test zones), and has "internet" source addresses (TEST-NET ranges on its loopback) so
+ * that clients count as external to rspamd and to Postfix's mynetworks.
+ *
+ * What differs from the host, all of it set here and nowhere else:
+ * - paths lie under a temporary root (HostEnv), and each daemon logs to a file there;
+ * - unbound serves the stack's own DNS records (from the core) instead of recursing;
+ * - daemons are started directly rather than by systemd units.
+ */
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  type DnsRecord,
+  dkimPublicKeyFromPem,
+  dnsRecords,
+  hashPassword,
+  type MailConfig,
+  type MailConfigInput,
+  parseConfig,
+  runtimeFiles,
+} from "@mailstack/core";
+import { type RenderedHost, renderHost, run, runAsync, runOk, type RunResult, TEST_PARAMS, TOOL_PATH } from "./tools";
+
+/** The mail host's public address in the test zone (TEST-NET-1), on the namespace's loopback. */
+export const HOST_IP = "192.0.2.25";
+/** "Internet" clients: any address of TEST-NET-2 can be a source. */
+export const source = (n: number): string => `198.51.100.${n}`;
+/**
+ * A sending domain outside the stack, whose mail server is OUTSIDE_IP (with matching
+ * reverse DNS), named by its SPF record, with DMARC p=reject.
+ */
+export const OUTSIDE_DOMAIN = "outside.example";
+export const OUTSIDE_IP = source(20);
+/** Another outside domain that sends from nowhere (SPF -all) and publishes no DMARC policy. */
+export const NO_DMARC_DOMAIN = "no-dmarc.example";
+
+/**
+ * Which daemons run. `full` is the production pipeline. The other two exist for the
+ * pipeline benchmark's baselines: `unfiltered` drops the milter (no rspamd), `discard`
+ * also replaces LMTP delivery by Postfix's discard transport.
+ */
+export type Variant = "full" | "unfiltered" | "discard";
+
+export interface StackOptions {
+  variant?: Variant;
+  /** main.cf settings applied with postconf -e after rendering, for tests that say why. */
+  postfixOverrides?: Record<string, string>;
+}
+
+interface Daemon {
+  name: string;
+  /** Stops it and waits until it is gone. */
+  stop(): Promise<void>;
+}
+
+export interface SmtpStep {
+  starttls?: boolean;
+  data?: string;
+  raw?: string;
+  wait?: number;
+}
+
+export interface SmtpSession {
+  banner: string;
+  replies: { sent: string; reply: string }[];
+  tls: string | null;
+}
+
+export interface ImapMessage {
+  uid: number;
+  flags: string[];
+  source: string;
+}
+
+export class TestStack {
+  readonly dkimPrivateKey: string;
+  readonly dkimPublicKey: string;
+  readonly records: DnsRecord[];
+  private readonly daemons: Daemon[] = [];
+  private dovecotRunning = false;
+
+  private constructor(
+    readonly input: MailConfigInput,
+    readonly config: MailConfig,
+    readonly host: RenderedHost,
+    readonly ns: string,
+    readonly variant: Variant,
+  ) {
+    const key = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
+    this.dkimPrivateKey = key.privateKey;
+    this.dkimPublicKey = dkimPublicKeyFromPem(key.publicKey);
+    this.records = dnsRecords(config, { ipv4: HOST_IP, dkimPublicKey: this.dkimPublicKey });
+  }
+
+  static async start(input: MailConfigInput, options: StackOptions = {}): Promise<TestStack> {
+    const config = parseConfig(input);
+    const host = renderHost(config);
+    const ns = `ms-${host.root.split("-").pop()}`;
+    const stack = new TestStack(input, config, host, ns, options.variant ?? "full");
+    try {
+      await stack.boot(options);
+    } catch (e) {
+      const logs = stack.logs();
+      await stack.stop();
+      throw new Error(`${(e as Error).message}\n${logs}`, { cause: e });
+    }
+    return stack;
+  }
+
+  get root(): string {
+    return this.host.root;
+  }
+
+  get paths() {
+    return this.host.env.paths;
+  }
+
+  /** Runs a command inside the namespace and waits for it. */
+  exec(command: string, args: string[], input?: string): RunResult {
+    return run("ip", ["netns", "exec", this.ns, command, ...args], { input, env: { ...process.env, PATH: TOOL_PATH } });
+  }
+
+  execAsync(command: string, args: string[]): Promise<RunResult> {
+    return runAsync("ip", ["netns", "exec", this.ns, command, ...args]);
+  }
+
+  private async client<T>(fn: string, args: unknown): Promise<T> {
+    const r = await runAsync("ip", ["netns", "exec", this.ns, process.execPath, join(__dirname, "netns-client.mjs")], { input: JSON.stringify({ fn, args }) });
+    if (r.status !== 0) throw new Error(`netns client ${fn} failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  /** One raw SMTP session against the stack (see netns-client.mjs for the steps). */
+  smtp(args: {
+    port: number;
+    source: string;
+    steps: (string | SmtpStep)[];
+    implicitTls?: boolean;
+    host?: string;
+    tls?: Record<string, unknown>;
+    timeoutMs?: number;
+    pregreet?: string;
+  }): Promise<SmtpSession> {
+    return this.client("smtp", args);
+  }
+
+  /** IMAPS with a real client library (imapflow). */
+  imap(args: {
+    user: string;
+    pass: string;
+    source: string;
+    actions: ({ list: string } | { move: [string, number, string] } | { status: string })[];
+    port?: number;
+  }): Promise<{ results?: unknown[]; error?: string; response?: string | null }> {
+    return this.client("imap", { port: this.host.env.ports.imaps, ...args });
+  }
+
+  /** Messages of one mailbox folder, read over IMAPS. */
+  async messages(user: string, folder = "INBOX", from = source(200)): Promise<ImapMessage[]> {
+    const r = await this.imap({ user, pass: this.password(user), source: from, actions: [{ list: folder }] });
+    if (r.error) throw new Error(`IMAP login of ${user} failed: ${r.error} ${r.response ?? ""}`);
+    const list = r.results?.[0];
+    if (!Array.isArray(list)) throw new Error(`IMAP list of ${user}/${folder} failed: ${JSON.stringify(list)}`);
+    return list as ImapMessage[];
+  }
+
+  /** The plain password of a mailbox, from the input config. */
+  password(address: string): string {
+    const m = this.config.mailboxes.find((b) => b.address === address);
+    if (!m) throw new Error(`no mailbox ${address}`);
+    const given = this.input.mailboxes[m.index];
+    if (typeof given.password !== "string") throw new Error(`${address} has no plain password in the test config`);
+    return given.password;
+  }
+
+  postfix(...args: string[]): RunResult {
+    return this.exec("postfix", ["-c", this.paths.postfixConfig, ...args]);
+  }
+
+  /** Messages in Postfix's queue (postqueue -j), by queue id. */
+  queue(): { queue_id: string; queue_name: string; recipients: { address: string; delay_reason?: string }[] }[] {
+    const r = runOk("postqueue", ["-c", this.paths.postfixConfig, "-j"]);
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l));
+  }
+
+  flushQueue(): void {
+    runOk("postqueue", ["-c", this.paths.postfixConfig, "-f"]);
+  }
+
+  doveadm(...args: string[]): RunResult {
+    return this.exec("doveadm", ["-c", this.dovecotConfig, ...args]);
+  }
+
+  get dovecotConfig(): string {
+    return join(this.root, "dovecot-test.conf");
+  }
+
+  log(name: "mail" | "dovecot" | "rspamd" | "unbound" | "redis"): string {
+    const file = { mail: "mail.log", dovecot: "dovecot.log", rspamd: "rspamd/rspamd.log", unbound: "unbound.log", redis: "redis.log" }[name];
+    try {
+      return readFileSync(join(this.root, "var/log", file), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  logs(): string {
+    // rspamd logs every controller request from loopback; tests poll its statistics.
+    const noise = /rspamd_controller_check_password|rspamd_log_reset_repeated|hs_helper|skip obtaining bayes tokens/;
+    return (["mail", "dovecot", "rspamd", "unbound"] as const)
+      .map((n) => `--- ${n} log (tail) ---\n${this.log(n).split("\n").filter((l) => !noise.test(l)).slice(-40).join("\n")}`)
+      .join("\n");
+  }
+
+  /** Waits until `check` holds, polling; throws with `what` and the logs after `timeoutMs`. */
+  async until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await check()) return;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.logs()}`);
+      await sleep(250);
+    }
+  }
+
+  private async boot(options: StackOptions): Promise<void> {
+    const p = this.paths;
+    const env = this.host.env;
+    runOk("ip", ["netns", "add", this.ns]);
+    this.daemons.push({ name: "netns", stop: async () => void run("ip", ["netns", "delete", this.ns]) });
+    runOk("ip", ["-n", this.ns, "link", "set", "lo", "up"]);
+    runOk("ip", ["-n", this.ns, "addr", "add", `${HOST_IP}/32`, "dev", "lo"]);
+    runOk("ip", ["-n", this.ns, "addr", "add", `${source(1)}/24`, "dev", "lo"]);
+    // `ip netns exec` mounts this over /etc/resolv.conf for everything started in the namespace.
+    mkdirSync(`/etc/netns/${this.ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${this.ns}/resolv.conf`, `nameserver ${env.resolver}\n`);
+    this.daemons.push({ name: "netns-etc", stop: async () => rmSync(`/etc/netns/${this.ns}`, { recursive: true, force: true }) });
+
+    const logDir = join(this.root, "var/log");
+    mkdirSync(logDir, { recursive: true });
+    this.installRuntimeFiles();
+    mkdirSync(p.vmail, { recursive: true });
+    chownSync(p.vmail, env.vmail.uid, env.vmail.gid);
+    chmodSync(p.vmail, 0o750);
+
+    await this.startUnbound();
+    if (this.variant === "full") {
+      await this.startRedis();
+      await this.startRspamd();
+    }
+    this.preparePostfix(options);
+    await this.startDovecot();
+    await this.startPostfix();
+  }
+
+  private installRuntimeFiles(): void {
+    const hashes = new Map(
+      this.config.mailboxes.map((m) => {
+        const given = this.input.mailboxes[m.index];
+        const hash = m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash);
+        return [m.address, hash];
+      }),
+    );
+    for (const f of runtimeFiles(this.config, { passwordHashes: hashes, dkimPrivateKeyPem: this.dkimPrivateKey })) {
+      const dest = join(this.paths.runtime, f.name);
+      mkdirSync(dirname(dest), { recursive: true });
+      writeFileSync(dest, f.content);
+      chmodSync(dest, parseInt(f.mode, 8));
+      chownSync(dest, 0, groupId(f.group));
+    }
+  }
+
+  /** unbound with the rendered settings, answering from the stack's records and nothing else. */
+  private async startUnbound(): Promise<void> {
+    const dir = this.host.path("/etc/unbound");
+    const rr = (r: DnsRecord) => {
+      const data = r.type === "MX" ? `${r.priority ?? 10} ${r.content}.` : r.content;
+      return `  local-data: '${r.name}. ${r.ttl} IN ${r.type} ${data}'`;
+    };
+    writeFileSync(
+      join(dir, "unbound-test.conf"),
+      [
+        "server:",
+        `  directory: "${dir}"`,
+        '  username: ""',
+        '  chroot: ""',
+        `  pidfile: "${this.root}/run/unbound.pid"`,
+        "  use-syslog: no",
+        `  logfile: "${this.root}/var/log/unbound.log"`,
+        `include: "${dir}/unbound.conf.d/mailstack.conf"`,
+        "server:",
+        // Nothing is looked up outside the namespace: names not listed here do not exist.
+        '  local-zone: "." static',
+        ...this.records.map(rr),
+        `  local-data: '${OUTSIDE_DOMAIN}. 3600 IN MX 10 mx.${OUTSIDE_DOMAIN}.'`,
+        `  local-data: 'mx.${OUTSIDE_DOMAIN}. 3600 IN A ${OUTSIDE_IP}'`,
+        `  local-data: '${OUTSIDE_DOMAIN}. 3600 IN TXT "v=spf1 ip4:${OUTSIDE_IP} -all"'`,
+        `  local-data: '_dmarc.${OUTSIDE_DOMAIN}. 3600 IN TXT "v=DMARC1; p=reject"'`,
+        `  local-data: '${NO_DMARC_DOMAIN}. 3600 IN MX 10 mx.${OUTSIDE_DOMAIN}.'`,
+        `  local-data: '${NO_DMARC_DOMAIN}. 3600 IN TXT "v=spf1 -all"'`,
+        `  local-data-ptr: '${OUTSIDE_IP} mx.${OUTSIDE_DOMAIN}.'`,
+        `  local-data-ptr: '${HOST_IP} ${this.config.hostname}.'`,
+        "",
+      ].join("\n"),
+    );
+    mkdirSync(join(this.root, "run"), { recursive: true });
+    runOk("ip", ["netns", "exec", this.ns, "unbound", "-c", join(dir, "unbound-test.conf")], { stdio: ["ignore", "ignore", "pipe"] });
+    this.daemons.push({ name: "unbound", stop: () => this.killPidFile(join(this.root, "run/unbound.pid")) });
+    await this.until("unbound to answer", () => this.exec("getent", ["hosts", this.config.hostname]).stdout.includes(HOST_IP));
+  }
+
+  private async startRedis(): Promise<void> {
+    const dir = join(this.root, "var/lib/redis");
+    mkdirSync(dir, { recursive: true });
+    const pid = join(this.root, "run/redis.pid");
+    runOk(
+      "ip",
+      ["netns", "exec", this.ns, "redis-server", "--bind", "127.0.0.1", "--port", "6379", "--daemonize", "yes", "--dir", dir, "--pidfile", pid, "--logfile", join(this.root, "var/log/redis.log"), "--save", ""],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    this.daemons.push({ name: "redis", stop: () => this.killPidFile(pid) });
+    await this.until("redis to answer", () => this.exec("redis-cli", ["ping"]).stdout.includes("PONG"));
+  }
+
+  /** rspamd with Debian's stock configuration plus the rendered local.d, as on the host. */
+  private async startRspamd(): Promise<void> {
+    const vars = rspamdVars(this.root, this.host.path("/etc/rspamd"));
+    for (const dir of [vars.DBDIR, vars.RUNDIR, vars.LOGDIR]) {
+      mkdirSync(dir, { recursive: true });
+      run("chown", ["_rspamd:_rspamd", dir]);
+    }
+    const args = ["-c", "/etc/rspamd/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd", ...Object.entries(vars).map(([k, v]) => `--var=${k}=${v}`)];
+    runOk("ip", ["netns", "exec", this.ns, "rspamd", ...args], { stdio: ["ignore", "ignore", "ignore"] });
+    this.daemons.push({ name: "rspamd", stop: () => this.killPidFile(join(vars.RUNDIR, "rspamd.pid")) });
+    // A cold start compiles the regular expressions before the milter socket appears.
+    await this.until("rspamd's milter socket", () => existsSync(this.paths.rspamdMilterSocket), 90000);
+    await this.until("rspamd's controller", () => this.exec("rspamc", ["-h", "127.0.0.1:11334", "stat"]).status === 0, 30000);
+  }
+
+  private preparePostfix(options: StackOptions): void {
+    const p = this.paths;
+    mkdirSync(p.postfixQueue, { recursive: true });
+    mkdirSync(p.postfixData, { recursive: true });
+    run("chown", ["postfix:postfix", p.postfixData]);
+    const overrides: Record<string, string> = {
+      // No syslog here: Postfix's own logger writes the lines syslog would get.
+      maillog_file: join(this.root, "var/log/mail.log"),
+      maillog_file_prefixes: join(this.root, "var/log"),
+      ...(this.variant === "full" ? {} : { smtpd_milters: "", non_smtpd_milters: "" }),
+      ...(this.variant === "discard" ? { virtual_transport: "discard:" } : {}),
+      ...options.postfixOverrides,
+    };
+    runOk("postconf", ["-c", p.postfixConfig, "-e", ...Object.entries(overrides).map(([k, v]) => `${k}=${v}`)]);
+    // Creates the queue's subdirectories with their owners, as the package's postinst does.
+    runOk("postfix", ["-c", p.postfixConfig, "set-permissions"], { stdio: ["ignore", "pipe", "pipe"] });
+    runOk("postfix", ["-c", p.postfixConfig, "check"]);
+  }
+
+  private async startPostfix(): Promise<void> {
+    const r = this.postfix("start");
+    if (r.status !== 0) throw new Error(`postfix start failed: ${r.stdout}${r.stderr}`);
+    this.daemons.push({
+      name: "postfix",
+      stop: async () => {
+        this.postfix("stop");
+        await this.until("Postfix to stop", () => this.postfix("status").status !== 0, 20000).catch(() => undefined);
+      },
+    });
+    await this.until("Postfix to listen", () => this.portOpen(this.host.env.ports.submission));
+  }
+
+  /** Starts Dovecot (again, after stopDovecot). */
+  async startDovecot(): Promise<void> {
+    if (!existsSync(this.dovecotConfig)) {
+      mkdirSync(join(this.root, "var/lib/dovecot"), { recursive: true });
+      writeFileSync(
+        this.dovecotConfig,
+        [
+          `!include ${this.host.path("/etc/dovecot/dovecot.conf")}`,
+          `state_dir = ${this.root}/var/lib/dovecot`,
+          `instance_name = ${this.ns}`,
+          `log_path = ${this.root}/var/log/dovecot.log`,
+          "",
+        ].join("\n"),
+      );
+      // The host's bootstrap compiles the global Sieve scripts; Dovecot cannot write there.
+      runOk("sievec", ["-c", this.dovecotConfig, this.host.path("/etc/dovecot/sieve")]);
+      this.daemons.push({ name: "dovecot", stop: () => this.stopDovecot() });
+    }
+    // Dovecot keeps its stdio open after daemonizing: never pipe it.
+    runOk("ip", ["netns", "exec", this.ns, "dovecot", "-c", this.dovecotConfig], { stdio: ["ignore", "ignore", "ignore"] });
+    this.dovecotRunning = true;
+    await this.until("Dovecot's LMTP socket and IMAPS port", () => existsSync(join(this.paths.postfixQueue, "private/dovecot-lmtp")) && this.portOpen(this.host.env.ports.imaps));
+  }
+
+  async stopDovecot(): Promise<void> {
+    if (!this.dovecotRunning) return;
+    await this.killPidFile(join(this.paths.dovecotBase, "master.pid"));
+    this.dovecotRunning = false;
+  }
+
+  portOpen(port: number): boolean {
+    return this.exec("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0;
+  }
+
+  private async killPidFile(file: string): Promise<void> {
+    let pid: string;
+    try {
+      pid = readFileSync(file, "utf8").trim();
+    } catch {
+      return;
+    }
+    if (!/^\d+$/.test(pid)) return;
+    run("kill", [pid]);
+    const deadline = Date.now() + 15000;
+    while (run("kill", ["-0", pid]).status === 0) {
+      if (Date.now() > deadline) {
+        run("kill", ["-9", pid]);
+        break;
+      }
+      await sleep(100);
+    }
+  }
+
+  /** Stops every daemon, removes the namespace and the temporary root. */
+  async stop(): Promise<void> {
+    for (const d of [...this.daemons].reverse()) {
+      if (d.name === "netns") {
+        // Anything left in the namespace (a client, a daemon's child) goes with it.
+        const pids = run("ip", ["netns", "pids", this.ns]).stdout.split("\n").filter(Boolean);
+        if (pids.length) run("kill", ["-9", ...pids]);
+      }
+      await d.stop().catch(() => undefined);
+    }
+    this.daemons.length = 0;
+    if (!process.env.MAILSTACK_KEEP_STACK) this.host.cleanup();
+  }
+}
+
+/** rspamd's directory variables for a stack below `root`, with local.d under `localConfDir`. */
+export function rspamdVars(root: string, localConfDir: string): Record<string, string> {
+  return {
+    LOCAL_CONFDIR: localConfDir,
+    DBDIR: join(root, "var/lib/rspamd"),
+    RUNDIR: join(root, "run/rspamd"),
+    LOGDIR: join(root, "var/log/rspamd"),
+  };
+}
+
+export function groupId(name: string): number {
+  return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A message with a unique Message-ID, and a unique reference line ending the body: rspamd's
+ * greylisting remembers bodies, so two tests sending the same text would meet each other.
+ */
+export function message(from: string, to: string, subject: string, body = "Hello from the mailstack tests.\n", extraHeaders: string[] = []): string {
+  const id = `${randomBytes(8).toString("hex")}@mailstack.test`;
+  return [
+    `From: ${from}`,
+    `To: ${to}`,
+    `Subject: ${subject}`,
+    `Message-ID: <${id}>`,
+    `Date: ${new Date().toUTCString().replace("GMT", "+0000")}`,
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    ...extraHeaders,
+    "",
+    body,
+    `Reference: ${id}`,
+    "",
+  ].join("\n");
+}
