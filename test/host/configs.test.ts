@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   cloudInit,
@@ -28,6 +28,7 @@ import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
   "nft", "ip", "unbound-checkconf", "fail2ban-client", "shellcheck", "python3", "openssl", "systemd-analyze", "apt-config",
+  "rsyslogd", "logger",
 );
 requireRoot("nft -c and network namespaces need CAP_NET_ADMIN");
 
@@ -553,6 +554,41 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(option("harden-dnssec-stripped")).toBe("yes");
       // The daemons' resolv.conf points at this resolver.
       expect(readFileSync(host.path("/etc/mailstack-resolv.conf"), "utf8")).toContain(`nameserver ${option("interface")}\n`);
+    });
+  });
+
+  describe("rsyslog", () => {
+    test("a running rsyslogd with the drop-in before Ubuntu's rules drops mail lines and keeps the rest", async () => {
+      const dir = join(host.root, "rsyslog");
+      mkdirSync(dir);
+      const socket = join(dir, "log.sock");
+      const out = join(dir, "all.log");
+      // Ubuntu's 50-default.conf sends mail.* to mail.log and *.* to syslog; one catch-all rule
+      // after the drop-in stands for both.
+      writeFileSync(
+        join(dir, "rsyslog.conf"),
+        [
+          `global(workDirectory="${dir}")`,
+          `module(load="imuxsock" SysSock.Use="off")`,
+          `input(type="imuxsock" Socket="${socket}" CreatePath="on")`,
+          `$IncludeConfig ${host.path("/etc/rsyslog.d/10-mailstack.conf")}`,
+          `*.* ${out}`,
+          "",
+        ].join("\n"),
+      );
+      expect(run("rsyslogd", ["-N1", "-f", join(dir, "rsyslog.conf")]).status).toBe(0);
+      const daemon = spawn("rsyslogd", ["-n", "-f", join(dir, "rsyslog.conf"), "-i", join(dir, "pid")], { stdio: "ignore", env: { PATH: TOOL_PATH } });
+      try {
+        for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+        runOk("logger", ["-u", socket, "-p", "mail.info", "-t", "postfix/smtpd", "mail line"]);
+        runOk("logger", ["-u", socket, "-p", "auth.info", "-t", "sshd", "auth line"]);
+        for (let i = 0; i < 100 && !(existsSync(out) && readFileSync(out, "utf8").includes("auth line")); i++) await new Promise((r) => setTimeout(r, 50));
+        const logged = readFileSync(out, "utf8");
+        expect(logged).toContain("auth line");
+        expect(logged).not.toContain("mail line");
+      } finally {
+        daemon.kill();
+      }
     });
   });
 

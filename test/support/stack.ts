@@ -24,7 +24,7 @@ import {
   parseConfig,
   runtimeFiles,
 } from "@mailstack/core";
-import { type RenderedHost, renderHost, run, runAsync, runOk, type RunResult, TEST_PARAMS, TOOL_PATH } from "./tools";
+import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult, TEST_PARAMS, TOOL_PATH } from "./tools";
 
 /** The mail host's public address in the test zone (TEST-NET-1), on the namespace's loopback. */
 export const HOST_IP = "192.0.2.25";
@@ -77,6 +77,12 @@ export interface ImapMessage {
   source: string;
 }
 
+/** Every program a stack runs; a missing one fails the suite (tools.ts), never skips it. */
+const STACK_TOOLS = [
+  "ip", "openssl", "getent", "postfix", "postconf", "postqueue", "dovecot", "dovecot lmtp", "dovecot imap", "dovecot pop3",
+  "doveadm", "doveconf", "sievec", "rspamd", "rspamc", "rspamadm", "redis-server", "redis-cli", "unbound",
+];
+
 export class TestStack {
   readonly dkimPrivateKey: string;
   readonly dkimPublicKey: string;
@@ -102,6 +108,8 @@ export class TestStack {
   }
 
   static async start(input: MailConfigInput, options: StackOptions = {}): Promise<TestStack> {
+    requireRoot("the stack runs in a network namespace of its own");
+    requireTools(...STACK_TOOLS);
     const config = parseConfig(input);
     const host = renderHost(config);
     const ns = `ms-${host.root.split("-").pop()}`;

@@ -95,6 +95,9 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
       "/etc/systemd/journald.conf.d/mailstack.conf",
       `${generatedHeader()}[Journal]\nSystemMaxUse=500M\nSystemKeepFree=1G\nMaxRetentionSec=3month\n`,
     ),
+    // Ubuntu's rsyslog would copy every mail log line into /var/log/mail.log and syslog, which
+    // are rotated weekly with no size cap; the journal above keeps them, within its limits.
+    file("/etc/rsyslog.d/10-mailstack.conf", `${generatedHeader()}mail.* stop\n`),
     file(
       "/etc/apt/apt.conf.d/52mailstack-unattended-upgrades",
       `${generatedHeader("//")}APT::Periodic::Update-Package-Lists "1";
