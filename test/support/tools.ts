@@ -109,7 +109,8 @@ export function run(command: string, args: string[], options: SpawnSyncOptions &
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
     ...options,
-    env: { ...(options.env ?? process.env), PATH: TOOL_PATH },
+    // A caller's own PATH wins (a test that stands in for a command); otherwise TOOL_PATH.
+    env: { ...(options.env ?? process.env), PATH: options.env?.PATH ?? TOOL_PATH },
   });
   if (result.error) throw result.error;
   return {
