@@ -228,6 +228,18 @@ describe("inbound mail on port 25", () => {
     expect(stack.queue()).toEqual([]);
   });
 
+  test("mail rspamd marks as spam is delivered into Junk, not the inbox", async () => {
+    // rspamd's test pattern for its "add header" action, as GTUBE is for "reject".
+    const marked = GTUBE.replace(/^X/, "Y");
+    const subject = `marked ${Date.now()}`;
+    const s = await inbound(`sender@${OUTSIDE_DOMAIN}`, ["bob@example.com"], message(`sender@${OUTSIDE_DOMAIN}`, "bob@example.com", subject, `${marked}\n`));
+    expect(s.replies[3].reply).toMatch(/\n250 /);
+    await stack.until("delivery into Junk", async () => (await stack.messages("bob@example.com", "Junk")).some((m) => m.source.includes(subject)));
+    const junk = (await stack.messages("bob@example.com", "Junk")).find((m) => m.source.includes(subject))!;
+    expect(header(junk.source, "X-Spam")).toEqual(["X-Spam: Yes"]);
+    expect((await stack.messages("bob@example.com")).some((m) => m.source.includes(subject))).toBe(false);
+  });
+
   test("rspamd checks SPF and DMARC on inbound mail: a pass is recorded, a forgery of a p=reject domain is refused", async () => {
     const subject = `spf ${Date.now()}`;
     const good = await inbound(`news@${OUTSIDE_DOMAIN}`, ["bob@example.com"], message(`news@${OUTSIDE_DOMAIN}`, "bob@example.com", subject, BODY));

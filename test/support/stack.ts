@@ -9,6 +9,8 @@
  * What differs from the host, all of it set here and nowhere else:
  * - paths lie under a temporary root (HostEnv), and each daemon logs to a file there;
  * - unbound serves the stack's own DNS records (from the core) instead of recursing;
+ * - rspamd also honours its non-reject GTUBE test patterns (override.d, never on a host:
+ *   they let a sender choose the verdict), so tests can ask for "add header";
  * - daemons are started directly rather than by systemd units.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
@@ -348,6 +350,8 @@ export class TestStack {
       mkdirSync(dir, { recursive: true });
       run("chown", ["_rspamd:_rspamd", dir]);
     }
+    mkdirSync(join(vars.LOCAL_CONFDIR, "override.d"), { recursive: true });
+    writeFileSync(join(vars.LOCAL_CONFDIR, "override.d/options.inc"), "enable_test_patterns = true;\n");
     const args = ["-c", "/etc/rspamd/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd", ...Object.entries(vars).map(([k, v]) => `--var=${k}=${v}`)];
     runOk("ip", ["netns", "exec", this.ns, "rspamd", ...args], { stdio: ["ignore", "ignore", "ignore"] });
     this.daemons.push({ name: "rspamd", stop: () => this.killPidFile(join(vars.RUNDIR, "rspamd.pid")) });
