@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { MailConfigInput } from "@mailstack/core";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
-import { message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
+import { LISTED_IP, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
 import { requireRoot, requireTools } from "../support/tools";
 
 requireTools("postconf", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "openssl");
@@ -216,6 +216,49 @@ describe("inbound mail on port 25", () => {
     expect(s.replies.map((r) => r.reply).join("\n")).toMatch(/^5\d\d /m);
     expect(s.replies.map((r) => r.reply).join("\n")).not.toMatch(/^250 2\.1\.5/m);
     await stack.until("the PREGREET log line", () => new RegExp(`PREGREET \\d+ after [\\d.]+ from \\[${from.replace(/\./g, "\\.")}\\]`).test(stack.log("mail")));
+  });
+
+  test("postscreen refuses a client Spamhaus lists, asking the local resolver", async () => {
+    const s = await stack.smtp({ port: 25, source: LISTED_IP, steps: ["EHLO mx.listed.example", `MAIL FROM:<a@${OUTSIDE_DOMAIN}>`, "RCPT TO:<bob@example.com>", "QUIT"] });
+    expect(s.replies[2].reply).toMatch(/^550 5\.7\.1 Service unavailable; client \[198\.51\.100\.66\] blocked using zen\.spamhaus\.org/);
+    await stack.until("the DNSBL log line", () => /DNSBL rank 3 for \[198\.51\.100\.66\]/.test(stack.log("mail")));
+  });
+
+  test("SMTP smuggling: a bare-LF end of data inside a message does not start a second one", async () => {
+    const subject = `smuggle ${Date.now()}`;
+    await passPostscreen(OUTSIDE_IP);
+    const before = maildirCount("bob@example.com");
+    const smuggled = `MAIL FROM:<ceo@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nFrom: ceo@example.com\r\nSubject: smuggled\r\n\r\nsmuggled\r\n`;
+    const s = await stack.smtp({
+      port: 25,
+      source: OUTSIDE_IP,
+      steps: [
+        "EHLO mx.outside.example",
+        `MAIL FROM:<sender@${OUTSIDE_DOMAIN}>`,
+        "RCPT TO:<bob@example.com>",
+        "DATA",
+        { raw: `From: sender@${OUTSIDE_DOMAIN}\r\nTo: bob@example.com\r\nSubject: ${subject}\r\n\r\n${BODY}\n.\r\n${smuggled}.\r\n` },
+        "QUIT",
+      ],
+    });
+    expect(s.replies[3].reply).toMatch(/^354 /);
+    expect(s.replies[4].reply).toMatch(/^250 2\.0\.0 Ok: queued/);
+    expect(s.replies[5].reply).toMatch(/^221 /);
+    await stack.until("delivery", () => maildirCount("bob@example.com") === before + 1);
+    await sleep(1000);
+    // One message, with the would-be second one inside it as text.
+    expect(maildirCount("bob@example.com")).toBe(before + 1);
+    const got = (await stack.messages("bob@example.com")).find((m) => m.source.includes(subject))!;
+    expect(got.source).toContain("Subject: smuggled");
+    expect((await stack.messages("bob@example.com")).filter((m) => /^Subject: smuggled$/m.test(m.source.split(/\r?\n\r?\n/)[0]))).toEqual([]);
+  });
+
+  test("a message larger than messageSizeLimitMiB is refused when announced", async () => {
+    await passPostscreen(OUTSIDE_IP);
+    const limit = stack.config.messageSizeLimitMiB * 1024 * 1024;
+    const s = await stack.smtp({ port: 25, source: OUTSIDE_IP, steps: ["EHLO mx.outside.example", `MAIL FROM:<sender@${OUTSIDE_DOMAIN}> SIZE=${limit + 1}`, `MAIL FROM:<sender@${OUTSIDE_DOMAIN}> SIZE=${limit}`, "QUIT"] });
+    expect(s.replies[1].reply).toMatch(/^552 5\.3\.4 Message size exceeds fixed limit/);
+    expect(s.replies[2].reply).toMatch(/^250 /);
   });
 
   test("GTUBE is rejected at DATA; a clean message from the same client is delivered", async () => {

@@ -312,7 +312,8 @@ Promise.all(ports.map(one)).then((r) => console.log(JSON.stringify(Object.fromEn
       await waitFor(`${name} to ban ${ip}`, () => jail(name).banned.length > 0);
       // The client's address: not loopback, not the address it connected to.
       expect(jail(name).banned).toEqual([ip]);
-      expect(nftSet(name)).toContain(ip);
+      // fail2ban lists the ban before its action has run; the nftables element follows.
+      await waitFor(`the nftables set of ${name} to hold ${ip}`, () => nftSet(name).includes(ip));
       expect(readFileSync(logFile("fail2ban.log"), "utf8")).toContain(`NOTICE  [${name}] Ban ${ip}`);
     }
   });

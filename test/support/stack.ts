@@ -38,6 +38,8 @@ export const source = (n: number): string => `198.51.100.${n}`;
  */
 export const OUTSIDE_DOMAIN = "outside.example";
 export const OUTSIDE_IP = source(20);
+/** An "internet" address that Spamhaus ZEN lists (as unbound answers it here). */
+export const LISTED_IP = source(66);
 /** Another outside domain that sends from nowhere (SPF -all) and publishes no DMARC policy. */
 export const NO_DMARC_DOMAIN = "no-dmarc.example";
 
@@ -317,6 +319,7 @@ export class TestStack {
         `  local-data: 'mx.${OUTSIDE_DOMAIN}. 3600 IN A ${OUTSIDE_IP}'`,
         `  local-data: '${OUTSIDE_DOMAIN}. 3600 IN TXT "v=spf1 ip4:${OUTSIDE_IP} -all"'`,
         `  local-data: '_dmarc.${OUTSIDE_DOMAIN}. 3600 IN TXT "v=DMARC1; p=reject"'`,
+        `  local-data: '${LISTED_IP.split(".").reverse().join(".")}.zen.spamhaus.org. 300 IN A 127.0.0.2'`,
         `  local-data: '${NO_DMARC_DOMAIN}. 3600 IN MX 10 mx.${OUTSIDE_DOMAIN}.'`,
         `  local-data: '${NO_DMARC_DOMAIN}. 3600 IN TXT "v=spf1 -all"'`,
         `  local-data-ptr: '${OUTSIDE_IP} mx.${OUTSIDE_DOMAIN}.'`,
