@@ -8,16 +8,12 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "no
 import { dirname, join } from "node:path";
 import { BCRYPT_COST, hashPassword, parseConfig, runtimeFiles } from "@mailstack/core";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
+import { groupId } from "../support/stack";
 import { type RenderedHost, renderHost, requireRoot, requireTools, run, runOk, TEST_PARAMS } from "../support/tools";
 
 requireTools("doveadm", "doveconf", "ip", "openssl");
 
 const CONTEXT = TEST_PARAMS.ssmPath;
-
-function groupId(name: string): number {
-  const entry = runOk("getent", ["group", name]).stdout.split(":");
-  return Number(entry[2]);
-}
 
 function verify(hash: string, password: string) {
   const r = run("doveadm", ["pw", "-t", hash, "-p", password]);

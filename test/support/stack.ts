@@ -425,7 +425,7 @@ export class TestStack {
     this.dovecotRunning = false;
   }
 
-  portOpen(port: number): boolean {
+  private portOpen(port: number): boolean {
     return this.exec("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0;
   }
 
@@ -464,7 +464,7 @@ export class TestStack {
 }
 
 /** rspamd's directory variables for a stack below `root`, with local.d under `localConfDir`. */
-export function rspamdVars(root: string, localConfDir: string): Record<string, string> {
+function rspamdVars(root: string, localConfDir: string): Record<string, string> {
   return {
     LOCAL_CONFDIR: localConfDir,
     DBDIR: join(root, "var/lib/rspamd"),
@@ -473,6 +473,7 @@ export function rspamdVars(root: string, localConfDir: string): Record<string, s
   };
 }
 
+/** The numeric id of a system group (runtime files belong to the daemon that reads them). */
 export function groupId(name: string): number {
   return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
 }
