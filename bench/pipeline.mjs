@@ -146,43 +146,42 @@ function nsInode(path) {
 
 const zero = () => Object.fromEntries(GROUPS.map((g) => [g, 0]));
 
-/** PSS and RSS in KiB by daemon group. */
-function memory(ns) {
-  const pss = zero();
-  const rss = zero();
-  const count = zero();
+/** Calls `read(group, text)` with a /proc/<pid>/ file of every daemon process in the namespace. */
+function eachDaemon(ns, file, read) {
   for (const pid of pids(ns)) {
     const g = group(pid);
     if (!g) continue;
     let text;
     try {
-      text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+      text = readFileSync(`/proc/${pid}/${file}`, "utf8");
     } catch {
-      continue;
+      continue; // exited meanwhile
     }
+    read(g, text);
+  }
+}
+
+/** PSS and RSS in KiB by daemon group. */
+function memory(ns) {
+  const pss = zero();
+  const rss = zero();
+  const count = zero();
+  eachDaemon(ns, "smaps_rollup", (g, text) => {
     pss[g] += Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
     rss[g] += Number(/^Rss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
     count[g] += 1;
-  }
+  });
   return { pss, rss, count };
 }
 
 /** CPU seconds by daemon group: own time of every live process plus its reaped children's. */
 function cpu(ns) {
   const out = zero();
-  for (const pid of pids(ns)) {
-    const g = group(pid);
-    if (!g) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue;
-    }
+  eachDaemon(ns, "stat", (g, stat) => {
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // fields after the command: state(0) ... utime(11) stime(12) cutime(13) cstime(14)
     out[g] += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS;
-  }
+  });
   return out;
 }
 

@@ -4,7 +4,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { MailConfigInput } from "@mailstack/core";
+import { type MailConfigInput, txtValue } from "@mailstack/core";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { LISTED_IP, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
 import { requireRoot, requireTools } from "../support/tools";
@@ -105,7 +105,7 @@ function resolver(records = stack.records) {
   return async (name: string, type: string) => {
     const found = records.filter((r) => r.name === name.replace(/\.$/, "") && r.type === type);
     if (found.length === 0) throw Object.assign(new Error(`no ${type} for ${name}`), { code: "ENOTFOUND" });
-    if (type === "TXT") return found.map((r) => (r.content.match(/"((?:[^"\\]|\\.)*)"/g) ?? []).map((s) => s.slice(1, -1)));
+    if (type === "TXT") return found.map((r) => [txtValue(r.content)]);
     if (type === "MX") return found.map((r) => ({ exchange: r.content, priority: r.priority }));
     return found.map((r) => r.content);
   };

@@ -4,12 +4,11 @@
  * the sync installs, inside a network namespace of its own.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { BCRYPT_COST, hashPassword, parseConfig, runtimeFiles } from "@mailstack/core";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BCRYPT_COST, hashPassword, parseConfig } from "@mailstack/core";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
-import { groupId } from "../support/stack";
-import { type RenderedHost, renderHost, requireRoot, requireTools, run, runOk, TEST_PARAMS } from "../support/tools";
+import { installRuntimeFiles, type RenderedHost, renderHost, requireRoot, requireTools, run, runOk, TEST_PARAMS } from "../support/tools";
 
 requireTools("doveadm", "doveconf", "ip", "openssl");
 
@@ -72,21 +71,9 @@ describe("the users file, read by a running Dovecot on the rendered dovecot.conf
 
   beforeAll(() => {
     host = renderHost(config);
-    const hashes = new Map(
-      config.mailboxes.map((m) => {
-        const given = input.mailboxes[m.index];
-        return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, CONTEXT) : String(given.passwordHash)];
-      }),
-    );
     const key = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
-    for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: key.privateKey })) {
-      const dest = join(host.env.paths.runtime, f.name);
-      mkdirSync(dirname(dest), { recursive: true });
-      writeFileSync(dest, f.content);
-      // The ownership and mode the sync gives it: Dovecot's auth process reads it as group dovecot.
-      chmodSync(dest, parseInt(f.mode, 8));
-      chownSync(dest, 0, groupId(f.group));
-    }
+    // The ownership and mode the sync gives them: Dovecot's auth process reads users as group dovecot.
+    installRuntimeFiles(host, input, config, key.privateKey);
     // Postfix's queue holds the sockets Dovecot serves it; the package creates it on a host.
     mkdirSync(join(host.env.paths.postfixQueue, "private"), { recursive: true });
     // The rendered file, plus only what keeps this instance apart from any other Dovecot here.

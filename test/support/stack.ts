@@ -15,18 +15,16 @@
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import {
   type DnsRecord,
   dkimPublicKeyFromPem,
   dnsRecords,
-  hashPassword,
   type MailConfig,
   type MailConfigInput,
   parseConfig,
-  runtimeFiles,
 } from "@mailstack/core";
-import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult, TEST_PARAMS, TOOL_PATH } from "./tools";
+import { installRuntimeFiles, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
 
 /** The mail host's public address in the test zone (TEST-NET-1), on the namespace's loopback. */
 export const HOST_IP = "192.0.2.25";
@@ -138,7 +136,7 @@ export class TestStack {
 
   /** Runs a command inside the namespace and waits for it. */
   exec(command: string, args: string[], input?: string): RunResult {
-    return run("ip", ["netns", "exec", this.ns, command, ...args], { input, env: { ...process.env, PATH: TOOL_PATH } });
+    return run("ip", ["netns", "exec", this.ns, command, ...args], { input });
   }
 
   execAsync(command: string, args: string[]): Promise<RunResult> {
@@ -261,7 +259,7 @@ export class TestStack {
 
     const logDir = join(this.root, "var/log");
     mkdirSync(logDir, { recursive: true });
-    this.installRuntimeFiles();
+    installRuntimeFiles(this.host, this.input, this.config, this.dkimPrivateKey);
     mkdirSync(p.vmail, { recursive: true });
     chownSync(p.vmail, env.vmail.uid, env.vmail.gid);
     chmodSync(p.vmail, 0o750);
@@ -274,23 +272,6 @@ export class TestStack {
     this.preparePostfix(options);
     await this.startDovecot();
     await this.startPostfix();
-  }
-
-  private installRuntimeFiles(): void {
-    const hashes = new Map(
-      this.config.mailboxes.map((m) => {
-        const given = this.input.mailboxes[m.index];
-        const hash = m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash);
-        return [m.address, hash];
-      }),
-    );
-    for (const f of runtimeFiles(this.config, { passwordHashes: hashes, dkimPrivateKeyPem: this.dkimPrivateKey })) {
-      const dest = join(this.paths.runtime, f.name);
-      mkdirSync(dirname(dest), { recursive: true });
-      writeFileSync(dest, f.content);
-      chmodSync(dest, parseInt(f.mode, 8));
-      chownSync(dest, 0, groupId(f.group));
-    }
   }
 
   /** unbound with the rendered settings, answering from the stack's records and nothing else. */
@@ -471,11 +452,6 @@ function rspamdVars(root: string, localConfDir: string): Record<string, string> 
     RUNDIR: join(root, "run/rspamd"),
     LOGDIR: join(root, "var/log/rspamd"),
   };
-}
-
-/** The numeric id of a system group (runtime files belong to the daemon that reads them). */
-export function groupId(name: string): number {
-  return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, PRODUCTION_ENV } from "@mailstack/core";
+import { hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles } from "@mailstack/core";
 
 /**
  * Tools the host tests run, with the Debian package that provides each. A test that checks
@@ -194,6 +194,31 @@ export function renderHost(config: MailConfig, options: { params?: HostParams; t
     },
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
+}
+
+/** The numeric id of a system group (runtime files belong to the daemon that reads them). */
+export function groupId(name: string): number {
+  return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
+}
+
+/**
+ * Installs a config's runtime files into the host's runtime directory as the sync does, with
+ * their modes and groups: mailboxes hashed by the core (or given as hashes) and `dkimPrivateKeyPem`.
+ */
+export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, dkimPrivateKeyPem: string): void {
+  const hashes = new Map(
+    config.mailboxes.map((m) => {
+      const given = input.mailboxes[m.index];
+      return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
+    }),
+  );
+  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem })) {
+    const dest = join(host.env.paths.runtime, f.name);
+    mkdirSync(dirname(dest), { recursive: true });
+    writeFileSync(dest, f.content);
+    chmodSync(dest, parseInt(f.mode, 8));
+    chownSync(dest, 0, groupId(f.group));
+  }
 }
 
 /** A self-signed ECDSA certificate and key, as mailstack-certificate --self-signed makes. */
