@@ -106,7 +106,7 @@ export class TestStack {
     });
     this.dkimPrivateKey = key.privateKey;
     this.dkimPublicKey = dkimPublicKeyFromPem(key.publicKey);
-    this.records = dnsRecords(config, { ipv4: HOST_IP, dkimPublicKey: this.dkimPublicKey });
+    this.records = dnsRecords(config, { ipv4: HOST_IP, dkimPublicKeys: { [config.dkimSelector]: this.dkimPublicKey } });
   }
 
   static async start(input: MailConfigInput, options: StackOptions = {}): Promise<TestStack> {
@@ -259,7 +259,10 @@ export class TestStack {
 
     const logDir = join(this.root, "var/log");
     mkdirSync(logDir, { recursive: true });
-    installRuntimeFiles(this.host, this.input, this.config, this.dkimPrivateKey);
+    installRuntimeFiles(this.host, this.input, this.config, {
+      dkimPrivateKeyPem: this.dkimPrivateKey,
+      tlsPrivateKeyPem: readFileSync(this.host.env.paths.tlsKey, "utf8"),
+    });
     mkdirSync(p.vmail, { recursive: true });
     chownSync(p.vmail, env.vmail.uid, env.vmail.gid);
     chmodSync(p.vmail, 0o750);

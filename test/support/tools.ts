@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles } from "@mailstack/core";
+import { hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
 
 /**
  * Tools the host tests run, with the Debian package that provides each. A test that checks
@@ -203,16 +203,16 @@ export function groupId(name: string): number {
 
 /**
  * Installs a config's runtime files into the host's runtime directory as the sync does, with
- * their modes and groups: mailboxes hashed by the core (or given as hashes) and `dkimPrivateKeyPem`.
+ * their modes and groups: mailboxes hashed by the core (or given as hashes) and the given keys.
  */
-export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, dkimPrivateKeyPem: string): void {
+export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes">): void {
   const hashes = new Map(
     config.mailboxes.map((m) => {
       const given = input.mailboxes[m.index];
       return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
     }),
   );
-  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem })) {
+  for (const f of runtimeFiles(config, { passwordHashes: hashes, ...keys })) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);

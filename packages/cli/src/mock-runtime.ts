@@ -64,9 +64,9 @@ function unwrapSecrets(value: unknown, path = "", found: string[] = []): unknown
 
 const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
 
-const generateRsa = promisify(generateKeyPair) as (
-  type: "rsa",
-  options: { modulusLength: number },
+const generate = promisify(generateKeyPair) as (
+  type: "rsa" | "ec",
+  options: { modulusLength: number } | { namedCurve: string },
 ) => Promise<{ privateKey: KeyObject; publicKey: KeyObject }>;
 
 /** Realistic state for what the cloud would compute, so derived inputs are never silently dropped. */
@@ -75,12 +75,15 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
   switch (type) {
     case "tls:index/privateKey:PrivateKey": {
       // A real key, generated on libuv's thread pool while the program goes on registering.
-      const { privateKey, publicKey } = await generateRsa("rsa", { modulusLength: Number(inputs.rsaBits ?? 2048) });
+      const { privateKey, publicKey } =
+        inputs.algorithm === "ECDSA"
+          ? await generate("ec", { namedCurve: { P224: "P-224", P256: "P-256", P384: "P-384", P521: "P-521" }[String(inputs.ecdsaCurve ?? "P224")] ?? "P-224" })
+          : await generate("rsa", { modulusLength: Number(inputs.rsaBits ?? 2048) });
       return {
         id: h(40),
         state: {
           ...inputs,
-          privateKeyPem: privateKey.export({ type: "pkcs1", format: "pem" }),
+          privateKeyPem: privateKey.export({ type: inputs.algorithm === "ECDSA" ? "sec1" : "pkcs1", format: "pem" }),
           privateKeyPemPkcs8: privateKey.export({ type: "pkcs8", format: "pem" }),
           publicKeyPem: publicKey.export({ type: "spki", format: "pem" }),
           publicKeyFingerprintSha256: `SHA256:${createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("base64")}`,

@@ -9,7 +9,9 @@ log() { echo "mailstack-bootstrap: $*" >&2; }
 
 # Installing the packages started some daemons on the root volume; stop them until the
 # data volume is in place so that no mail lands where an instance replacement loses it.
-systemctl stop postfix.service dovecot.service rspamd.service redis-server.service 2>/dev/null || true
+systemctl stop postfix.service dovecot.service rspamd.service redis-server.service nginx.service 2>/dev/null || true
+# Port 80 belongs to certbot's HTTP-01 responder; mailstack's site listens on 443 only.
+rm -f /etc/nginx/sites-enabled/default
 
 getent group vmail >/dev/null || groupadd --system --gid "$MAILSTACK_VMAIL_GID" vmail
 getent passwd vmail >/dev/null ||
@@ -49,6 +51,6 @@ systemctl daemon-reload
 systemctl enable nftables.service
 systemctl restart nftables.service
 systemctl enable --now redis-server.service rspamd.service dovecot.service postfix.service \
-  fail2ban.service mailstack-sync.timer mailstack-certificate.timer
+  nginx.service fail2ban.service mailstack-sync.timer mailstack-certificate.timer
 "$sbin/mailstack-certificate" || log "no certificate from Let's Encrypt yet (DNS may not resolve yet); the timer retries"
 log "done"

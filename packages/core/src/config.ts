@@ -53,8 +53,55 @@ export interface MailConfigInput {
   pop3?: boolean;
   /** Largest message accepted, in MiB. Default 50. */
   messageSizeLimitMiB?: number;
-  /** DKIM selector. Default "mail". */
+  /** DKIM selector that signs outgoing mail. Default "mail". */
   dkimSelector?: string;
+  /**
+   * Rotation, step 1: a new key published under this selector beside the signing one, not yet
+   * signing. Default none. See docs/dns.md for the three-step rotation.
+   */
+  dkimNextSelector?: string;
+  /**
+   * Rotation, step 3: the key that signed before `dkimSelector`, still published so that mail
+   * signed with it in transit keeps verifying. Default none: remove it to retire that key.
+   */
+  dkimPreviousSelector?: string;
+  /** Further MX hosts you run elsewhere (backup MX), tried after this one. Default none. */
+  secondaryMx?: SecondaryMxInput[];
+  /**
+   * Domains whose SPF record also authorises senders for the mail domains, e.g. amazonses.com.
+   * Default none: only the MX hosts may send (`v=spf1 mx -all`).
+   */
+  spfInclude?: string[];
+  /**
+   * MTA-STS policy mode served at https://mta-sts.<domain>/.well-known/mta-sts.txt. Default
+   * enforce: senders that support MTA-STS deliver only over TLS to a valid certificate of
+   * the MX host. `testing` reports failures (TLS-RPT) without refusing; `none` withdraws it.
+   */
+  mtaSts?: "enforce" | "testing" | "none";
+  /**
+   * Certificate authorities allowed to issue for the mail host's names (CAA). Default
+   * ["letsencrypt.org"], the CA the host uses; an empty list publishes no CAA record.
+   */
+  caaIssuers?: string[];
+  /**
+   * Domains (or subdomains) that never send or receive mail: each gets a null MX, `v=spf1 -all`
+   * and DMARC p=reject, so nobody can spoof them. Default none.
+   */
+  nonMailDomains?: string[];
+  /**
+   * Sign the Cloudflare zones with DNSSEC and publish a TLSA (DANE) record for port 25.
+   * Default false. The DS record must then be added at the registrar (Cloudflare shows it).
+   */
+  dnssec?: boolean;
+  /**
+   * Extra TXT values by domain, such as `google-site-verification=…` for Google Postmaster
+   * Tools. Default none.
+   */
+  verificationRecords?: Record<string, string[]>;
+  /** DNS provider that publishes the records: cloudflare (default) or route53. */
+  dnsProvider?: "cloudflare" | "route53";
+  /** Route 53 hosted zone ids by domain; domains not listed are looked up by name. */
+  route53ZoneIds?: Record<string, string>;
   /** Days a replaced or deleted backup object version is kept. Default 90. */
   backupRetentionDays?: number;
   /**
@@ -99,6 +146,17 @@ export const FIELD_KINDS: Record<keyof MailConfigInput, "string" | "json"> = {
   pop3: "json",
   messageSizeLimitMiB: "json",
   dkimSelector: "string",
+  dkimNextSelector: "string",
+  dkimPreviousSelector: "string",
+  secondaryMx: "json",
+  spfInclude: "json",
+  mtaSts: "string",
+  caaIssuers: "json",
+  nonMailDomains: "json",
+  dnssec: "json",
+  verificationRecords: "json",
+  dnsProvider: "string",
+  route53ZoneIds: "json",
   backupRetentionDays: "json",
   alertEmail: "string",
   vpcId: "string",
@@ -117,6 +175,13 @@ export interface MailboxInput {
   quota?: string;
   /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
   aliases?: string[];
+}
+
+export interface SecondaryMxInput {
+  /** Host name of the other MX server. */
+  host: string;
+  /** MX preference; must be above this host's 10. Default 20, then 30, … in list order. */
+  priority?: number;
 }
 
 export interface AliasInput {
@@ -150,7 +215,22 @@ export interface MailConfig {
   dataVolumeGiB: number;
   pop3: boolean;
   messageSizeLimitMiB: number;
+  /** Selector that signs outgoing mail. */
   dkimSelector: string;
+  /** Every published DKIM selector: the signing one first, then the next and the previous. */
+  dkimSelectors: string[];
+  dkimNextSelector?: string;
+  dkimPreviousSelector?: string;
+  /** MX hosts by preference, this host first. */
+  mx: { host: string; priority: number }[];
+  spfIncludes: string[];
+  mtaSts: "enforce" | "testing" | "none";
+  caaIssuers: string[];
+  nonMailDomains: string[];
+  dnssec: boolean;
+  /** Verification TXT values, in input order. */
+  verificationRecords: { domain: string; value: string }[];
+  dnsProvider: "cloudflare" | "route53";
   backupRetentionDays: number;
   alertEmail?: string;
   availabilityZone?: string;
@@ -228,6 +308,8 @@ const MAILBOX_FIELDS = {
   aliases: v.optional(v.array(v.string())),
 };
 const ALIAS_FIELDS = { address: v.string(), to: v.array(v.string()) };
+const SECONDARY_MX_FIELDS = { host: v.string(), priority: integer(0, 65535) };
+const selector = matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens");
 
 // Plain objects: unknown keys are reported by unknownFields(), every one of them, where a
 // strict object would stop at the first.
@@ -253,7 +335,18 @@ const FIELDS = {
   dataVolumeGiB: integer(1, 16384),
   pop3: v.optional(v.boolean()),
   messageSizeLimitMiB: integer(1, 1024),
-  dkimSelector: matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens"),
+  dkimSelector: selector,
+  dkimNextSelector: selector,
+  dkimPreviousSelector: selector,
+  secondaryMx: v.optional(v.array(v.object(SECONDARY_MX_FIELDS))),
+  spfInclude: v.optional(v.array(v.string())),
+  mtaSts: v.optional(v.picklist(["enforce", "testing", "none"])),
+  caaIssuers: v.optional(v.array(v.string())),
+  nonMailDomains: v.optional(v.array(v.string())),
+  dnssec: v.optional(v.boolean()),
+  verificationRecords: v.optional(v.record(v.string(), v.array(v.string()))),
+  dnsProvider: v.optional(v.picklist(["cloudflare", "route53"])),
+  route53ZoneIds: v.optional(v.record(v.string(), deferrable(/^Z[0-9A-Z]{1,31}$/, "must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"))),
   backupRetentionDays: integer(1, 3650),
   alertEmail: v.optional(v.string()),
   vpcId: v.optional(deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0")),
@@ -276,7 +369,13 @@ export const DEFAULTS = {
   backupRetentionDays: 90,
   quota: "5G",
   dmarcPolicy: "quarantine",
+  mtaSts: "enforce",
+  caaIssuers: ["letsencrypt.org"],
 } as const;
+
+/** MX preference of the mail host itself; secondary MX hosts come after it. */
+export const PRIMARY_MX_PRIORITY = 10;
+const SPF_MAX_INCLUDES = 9;
 
 /** Validates and normalises a configuration, or throws a {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): MailConfig {
@@ -307,7 +406,7 @@ function unknownFields(input: unknown): ConfigIssue[] {
   };
   check(input, [], FIELDS);
   const record = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
-  for (const [list, fields] of [["mailboxes", MAILBOX_FIELDS], ["aliases", ALIAS_FIELDS]] as const) {
+  for (const [list, fields] of [["mailboxes", MAILBOX_FIELDS], ["aliases", ALIAS_FIELDS], ["secondaryMx", SECONDARY_MX_FIELDS]] as const) {
     const items = record[list];
     if (Array.isArray(items)) items.forEach((item, i) => check(item, [list, i], fields));
   }
@@ -660,11 +759,91 @@ class Checker {
       this.fail("availabilityZone", "conflicts with subnetId, which already fixes the zone; remove one");
     }
 
-    for (const raw of Object.keys(input.cloudflareZoneIds ?? {})) {
-      const d = this.domain(`cloudflareZoneIds.${raw}`, raw);
-      if (d !== undefined && !domains.includes(d)) {
-        this.fail(`cloudflareZoneIds.${raw}`, `"${raw}" is not a mail domain (${domains.join(", ")}); remove it or add it to extraDomains`);
+    // Checked (and reported) with nonMailDomains below; here only to recognise its zones.
+    const nonMail = new Set((input.nonMailDomains ?? []).flatMap((raw) => {
+      const checked = checkDomain(raw);
+      return checked.ok ? [checked.value] : [];
+    }));
+    for (const field of ["cloudflareZoneIds", "route53ZoneIds"] as const) {
+      for (const raw of Object.keys(input[field] ?? {})) {
+        const d = this.domain(`${field}.${raw}`, raw);
+        if (d !== undefined && !domains.includes(d) && !nonMail.has(d)) {
+          this.fail(`${field}.${raw}`, `"${raw}" is neither a mail domain (${domains.join(", ")}) nor in nonMailDomains; remove it or add it to extraDomains`);
+        }
       }
+    }
+
+    const dkimSelector = input.dkimSelector ?? DEFAULTS.dkimSelector;
+    const dkimSelectors = [dkimSelector];
+    for (const field of ["dkimNextSelector", "dkimPreviousSelector"] as const) {
+      const value = input[field];
+      if (value === undefined) continue;
+      if (dkimSelectors.includes(value)) {
+        this.fail(field, `"${value}" is already published (dkimSelector${dkimSelectors.length > 1 ? " or dkimNextSelector" : ""}); each key needs its own selector`);
+      } else dkimSelectors.push(value);
+    }
+
+    const mx = [{ host: hostname, priority: PRIMARY_MX_PRIORITY }];
+    (input.secondaryMx ?? []).forEach((entry, i) => {
+      const host = this.domain(`secondaryMx[${i}].host`, entry.host);
+      const priority = entry.priority ?? PRIMARY_MX_PRIORITY + 10 * (i + 1);
+      if (entry.priority !== undefined && entry.priority <= PRIMARY_MX_PRIORITY) {
+        this.fail(`secondaryMx[${i}].priority`, `${entry.priority} would put it before this host (${PRIMARY_MX_PRIORITY}); use a number above ${PRIMARY_MX_PRIORITY}`);
+      }
+      if (host === undefined) return;
+      if (mx.some((m) => m.host === host)) this.fail(`secondaryMx[${i}].host`, `"${entry.host}" is already an MX host; remove it`);
+      else mx.push({ host, priority });
+    });
+
+    const spfIncludes: string[] = [];
+    (input.spfInclude ?? []).forEach((raw, i) => {
+      const d = this.domain(`spfInclude[${i}]`, raw.replace(/^include:/, ""));
+      if (d !== undefined && !spfIncludes.includes(d)) spfIncludes.push(d);
+    });
+    // RFC 7208 §4.6.4: ten DNS lookups at most; `mx` costs one, each include at least one.
+    if (spfIncludes.length > SPF_MAX_INCLUDES) {
+      this.fail("spfInclude", `lists ${spfIncludes.length} domains; SPF allows 10 DNS lookups and \`mx\` takes one, so keep at most ${SPF_MAX_INCLUDES} (fewer if they include others)`);
+    }
+
+    const caaIssuers: string[] = [];
+    (input.caaIssuers ?? [...DEFAULTS.caaIssuers]).forEach((raw, i) => {
+      const d = this.domain(`caaIssuers[${i}]`, raw);
+      if (d !== undefined && !caaIssuers.includes(d)) caaIssuers.push(d);
+    });
+    if (input.caaIssuers !== undefined && caaIssuers.length > 0 && !caaIssuers.includes("letsencrypt.org")) {
+      this.fail("caaIssuers", `leaves out letsencrypt.org, the CA the host's certificate comes from, so renewals would fail; add it or set [] to publish no CAA record`);
+    }
+
+    const nonMailDomains: string[] = [];
+    (input.nonMailDomains ?? []).forEach((raw, i) => {
+      const d = this.domain(`nonMailDomains[${i}]`, raw);
+      if (d === undefined) return;
+      if (domains.includes(d) || d === hostname) this.fail(`nonMailDomains[${i}]`, `"${raw}" receives or sends mail here; remove it from nonMailDomains`);
+      else if (nonMailDomains.includes(d)) this.fail(`nonMailDomains[${i}]`, `"${raw}" is listed twice; remove one`);
+      else nonMailDomains.push(d);
+    });
+
+    const verificationRecords: { domain: string; value: string }[] = [];
+    for (const [raw, values] of Object.entries(input.verificationRecords ?? {})) {
+      const d = this.domain(`verificationRecords.${raw}`, raw);
+      if (d !== undefined && !domains.includes(d) && !nonMailDomains.includes(d)) {
+        this.fail(`verificationRecords.${raw}`, `"${raw}" is neither a mail domain nor in nonMailDomains; verification records go on domains the stack manages`);
+      }
+      values.forEach((value, i) => {
+        if (!/^[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]$/.test(value)) {
+          this.fail(`verificationRecords.${raw}[${i}]`, "must be 2–255 printable ASCII characters, e.g. google-site-verification=… as the postmaster tool shows it");
+        } else if (d !== undefined) verificationRecords.push({ domain: d, value });
+      });
+    }
+
+    const dnsProvider = input.dnsProvider ?? "cloudflare";
+    const dnssec = input.dnssec ?? false;
+    if (dnssec && dnsProvider !== "cloudflare") {
+      this.fail("dnssec", "is only managed on Cloudflare; with Route 53, enable DNSSEC signing in Route 53 yourself (it needs a KMS key in us-east-1) and leave this false");
+    }
+    const zoneIdsField = dnsProvider === "cloudflare" ? "route53ZoneIds" : "cloudflareZoneIds";
+    if (input[zoneIdsField] !== undefined) {
+      this.fail(zoneIdsField, `does not apply with dnsProvider ${dnsProvider}; remove it${dnsProvider === "cloudflare" ? ' or set dnsProvider: "route53"' : ""}`);
     }
 
     if (this.issues.length > 0) throw new ConfigError(this.issues);
@@ -695,7 +874,18 @@ class Checker {
       dataVolumeGiB: input.dataVolumeGiB ?? DEFAULTS.dataVolumeGiB,
       pop3: input.pop3 ?? false,
       messageSizeLimitMiB: input.messageSizeLimitMiB ?? DEFAULTS.messageSizeLimitMiB,
-      dkimSelector: input.dkimSelector ?? DEFAULTS.dkimSelector,
+      dkimSelector,
+      dkimSelectors,
+      dkimNextSelector: input.dkimNextSelector,
+      dkimPreviousSelector: input.dkimPreviousSelector,
+      mx,
+      spfIncludes,
+      mtaSts: input.mtaSts ?? DEFAULTS.mtaSts,
+      caaIssuers,
+      nonMailDomains,
+      dnssec,
+      verificationRecords,
+      dnsProvider,
       backupRetentionDays: input.backupRetentionDays ?? DEFAULTS.backupRetentionDays,
       alertEmail,
       availabilityZone: input.availabilityZone,

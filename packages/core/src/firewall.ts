@@ -10,6 +10,7 @@ export function servicePorts(config: MailConfig, env: HostEnv = PRODUCTION_ENV):
     { port: env.ports.imaps, description: "IMAP over TLS" },
     ...(config.pop3 ? [{ port: env.ports.pop3s, description: "POP3 over TLS" }] : []),
     { port: 80, description: "ACME HTTP-01 challenges for the certificate" },
+    { port: 443, description: "MTA-STS policy and mail-client autoconfiguration (HTTPS)" },
   ];
 }
 

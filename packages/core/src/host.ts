@@ -6,6 +6,7 @@ import { fail2banJails, nftablesConf } from "./firewall";
 import { DATA_VOLUME_BINDS, DATA_VOLUME_LABEL, generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 import { postfixMainCf, postfixMasterCf } from "./postfix";
 import { rspamdLocalFiles, unboundConf } from "./rspamd";
+import { nginxSite } from "./web";
 
 /** A file cloud-init writes on the host. */
 export interface HostFile {
@@ -89,6 +90,7 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env)),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`),
     file("/etc/mailstack-resolv.conf", `${generatedHeader()}nameserver ${env.resolver}\n# glibc passes DNSSEC's AD bit to Postfix (DANE) only with trust-ad.\noptions edns0 trust-ad\n`),
+    file("/etc/nginx/conf.d/mailstack.conf", nginxSite(env)),
     file("/etc/nftables.conf", nftablesConf(config, env), "0755"),
     file("/etc/fail2ban/jail.d/mailstack.local", fail2banJails(config, env)),
     file(
@@ -168,6 +170,8 @@ export function hostPackages(config: MailConfig): string[] {
     "nftables",
     "fail2ban",
     "certbot",
+    // Serves the MTA-STS policy and client autoconfiguration on 443.
+    "nginx",
     "python3-boto3",
     // fail2ban's systemd backend reads the journal through it.
     "python3-systemd",

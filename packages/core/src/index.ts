@@ -11,3 +11,4 @@ export * from "./rspamd";
 export * from "./firewall";
 export * from "./host";
 export * from "./cloud-init";
+export * from "./web";

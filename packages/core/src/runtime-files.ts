@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { MAX_PASSWORD_HASH_LENGTH, type MailConfig } from "./config";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { BCRYPT_COST } from "./passwords";
+import { webFiles } from "./web";
 
 /**
  * A file that changes day to day (users, aliases, keys). It reaches the host through SSM
@@ -24,6 +25,11 @@ export interface RuntimeSecrets {
   passwordHashes: ReadonlyMap<string, string>;
   /** PEM private key that signs with `config.dkimSelector`. */
   dkimPrivateKeyPem: string;
+  /**
+   * PEM private key of the host's TLS certificate. It is kept across renewals and instance
+   * replacements, so the TLSA record that pins it stays valid.
+   */
+  tlsPrivateKeyPem: string;
 }
 
 const mib = (n: number) => `${n}M`;
@@ -78,13 +84,18 @@ function senderLogins(config: MailConfig): string {
  * A runtime file owned by root. Secret files name the group of the one daemon that reads
  * them and are closed to everyone else; the others are world-readable.
  */
-function runtimeFile(name: string, content: string, reload: string, secretGroup?: string): RuntimeFile {
-  return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: [reload] };
+function runtimeFile(name: string, content: string, reload: string | null, secretGroup?: string): RuntimeFile {
+  return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: reload ? [reload] : [] };
+}
+
+/** Names the host's certificate covers: the host, and each mail domain's web names (CNAMEs to it). */
+export function certificateNames(config: MailConfig): string[] {
+  return [config.hostname, ...config.domains.flatMap((d) => [`mta-sts.${d}`, `autoconfig.${d}`, `autodiscover.${d}`])];
 }
 
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
-  const pem = secrets.dkimPrivateKeyPem;
+  const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
   const files = [
     runtimeFile("users", usersFile(config, secrets.passwordHashes), "dovecot.service", "dovecot"),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), "postfix.service"),
@@ -93,7 +104,12 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
     runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), "postfix.service"),
     runtimeFile("sender-logins", senderLogins(config), "postfix.service"),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem.endsWith("\n") ? pem : `${pem}\n`, "rspamd.service", "_rspamd"),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), "rspamd.service", "_rspamd"),
+    // Read by the certificate timer, which installs the key and renews when the names change.
+    { ...runtimeFile("tls/key.pem", pem(secrets.tlsPrivateKeyPem), null), mode: "0600" },
+    runtimeFile("certificate-names", lines(certificateNames(config)), null),
+    // nginx reads these on every request; nothing needs a reload.
+    ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, null)),
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
   ];
@@ -105,6 +121,8 @@ export const PART_LIMIT = 8192;
 const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
 // A PEM RSA-4096 PKCS#8 key is ~3.3 KB; allow room so a later key size needs no new layout.
 const DKIM_KEY_BOUND = 3400;
+// An ECDSA P-384 key in PEM is ~300 bytes; RSA-4096 would be ~3.3 KB.
+const TLS_KEY_BOUND = 3400;
 
 /** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
 function boundingSecrets(config: MailConfig): RuntimeSecrets {
@@ -116,6 +134,7 @@ function boundingSecrets(config: MailConfig): RuntimeSecrets {
       ]),
     ),
     dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
+    tlsPrivateKeyPem: "x".repeat(TLS_KEY_BOUND),
   };
 }
 

@@ -7,3 +7,4 @@ export { CANONICAL_OWNER_ID, MailHost, type MailHostArgs } from "./mail-host";
 export { type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
 export { type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";
 export { MailStackConfigError, readStackConfig } from "./stack-config";
+export { TlsKey } from "./tls-key";

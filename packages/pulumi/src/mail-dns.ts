@@ -1,4 +1,4 @@
-import { checkDomain, type DnsRecord, dnsRecords, type MailConfig, PLACEHOLDER_VALUES } from "@mailstack/core";
+import { checkDomain, type DnsRecord, dnsRecords, dnsZones, type MailConfig, placeholderValues } from "@mailstack/core";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -7,8 +7,10 @@ export interface MailDnsArgs {
   config: MailConfig;
   /** The mail host's public IPv4 address (the Elastic IP). */
   ipv4: pulumi.Input<string>;
-  /** Base64 public key of the DKIM signing key. */
-  dkimPublicKey: pulumi.Input<string>;
+  /** Base64 public key of every published DKIM selector in `config`. */
+  dkimPublicKeys: Record<string, pulumi.Input<string>>;
+  /** Hex SHA-256 of the TLS key's public half; required when `config.dnssec` is on (TLSA). */
+  tlsKeySha256?: pulumi.Input<string>;
   /**
    * Cloudflare zone id by mail domain. Default: each zone is looked up by the domain's name,
    * which needs the API token to list zones; give ids to avoid that permission.
@@ -40,15 +42,15 @@ export class MailDns extends pulumi.ComponentResource {
         return [checked.ok ? checked.value : domain, id] as const;
       }),
     );
-    for (const domain of args.config.domains) {
+    for (const domain of dnsZones(args.config)) {
       const id = given.get(domain);
       this.zoneIds[domain] =
         id !== undefined ? pulumi.output(id) : cloudflare.getZoneOutput({ filter: { name: domain } }, { parent: this }).zoneId;
     }
     this.records = pulumi
-      .all([args.ipv4, args.dkimPublicKey])
-      .apply(([ipv4, dkimPublicKey]) => dnsRecords(args.config, { ipv4, dkimPublicKey }));
-    for (const shape of dnsRecords(args.config, PLACEHOLDER_VALUES)) {
+      .all([args.ipv4, pulumi.all(args.dkimPublicKeys), args.tlsKeySha256])
+      .apply(([ipv4, dkimPublicKeys, tlsKeySha256]) => dnsRecords(args.config, { ipv4, dkimPublicKeys, tlsKeySha256 }));
+    for (const shape of dnsRecords(args.config, placeholderValues(args.config))) {
       const content = this.records.apply((records) => {
         const record = records.find((r) => r.key === shape.key);
         if (!record) throw new Error(`record ${shape.key} vanished once values were known`);

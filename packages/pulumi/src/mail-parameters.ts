@@ -28,11 +28,13 @@ export interface MailParametersArgs {
   credentials: readonly MailboxCredential[];
   /** PEM private key of the DKIM selector in `config`. */
   dkimPrivateKeyPem: pulumi.Input<string>;
+  /** PEM private key of the host's TLS certificate, kept across renewals (TLSA pins it). */
+  tlsPrivateKeyPem: pulumi.Input<string>;
   tags?: Record<string, string>;
 }
 
 /**
- * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM keys) as
+ * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM and TLS keys) as
  * SecureString parameters under one path, plus the manifest the host checks them against.
  * Files larger than one parameter are split; the split depends only on the configuration,
  * so the set of parameters is known before any secret resolves.
@@ -54,8 +56,8 @@ export class MailParameters extends pulumi.ComponentResource {
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
     });
     const values = pulumi
-      .all([pulumi.all(credentials), args.dkimPrivateKeyPem])
-      .apply(([secrets, dkimPrivateKeyPem]) => {
+      .all([pulumi.all(credentials), args.dkimPrivateKeyPem, args.tlsPrivateKeyPem])
+      .apply(([secrets, dkimPrivateKeyPem, tlsPrivateKeyPem]) => {
         const issues: ConfigIssue[] = [];
         const passwordHashes = new Map<string, string>();
         config.mailboxes.forEach((m, i) => {
@@ -67,7 +69,7 @@ export class MailParameters extends pulumi.ComponentResource {
           else passwordHashes.set(m.address, field === "password" ? hashPassword(secret as string, m.address, args.path) : (secret as string).trim());
         });
         if (issues.length > 0) throw new ConfigError(issues);
-        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem }), layout);
+        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem }), layout);
       });
     const secretValues = pulumi.secret(values);
 

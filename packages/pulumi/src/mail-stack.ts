@@ -10,6 +10,7 @@ import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
 import { type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailStackConfigError } from "./stack-config";
+import { TlsKey } from "./tls-key";
 
 export interface MailboxArgs extends MailboxCredential {
   /** The mailbox's address; also its login name. */
@@ -62,7 +63,12 @@ export class MailStack extends pulumi.ComponentResource {
   readonly host: MailHost;
   readonly firewall: MailFirewall;
   readonly dns: MailDns;
+  /** The signing DKIM key. */
   readonly dkim: DkimKey;
+  /** Every published DKIM key by selector: the signing one and, during a rotation, the others. */
+  readonly dkimKeys: Record<string, DkimKey> = {};
+  /** The host's TLS key, which the TLSA record pins. */
+  readonly tlsKey: TlsKey;
   readonly parameters: MailParameters;
   readonly backup: MailBackup;
   /** Status-check alarms e-mailed to alertEmail; undefined when alertEmail is not set. */
@@ -87,11 +93,14 @@ export class MailStack extends pulumi.ComponentResource {
 
     const network = resolveNetwork(args, config, this);
     this.firewall = new MailFirewall(`${name}-firewall`, { config, vpcId: network.vpcId, tags }, parent);
-    this.dkim = new DkimKey(`${name}-dkim`, { selector: config.dkimSelector }, parent);
+    // Named by selector, so a key keeps its resource through every step of a rotation.
+    for (const selector of config.dkimSelectors) this.dkimKeys[selector] = new DkimKey(`${name}-dkim-${selector}`, { selector }, parent);
+    this.dkim = this.dkimKeys[config.dkimSelector];
+    this.tlsKey = new TlsKey(`${name}-tls`, {}, parent);
 
     this.parameters = new MailParameters(
       `${name}-parameters`,
-      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, tags },
+      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, tlsPrivateKeyPem: this.tlsKey.privateKeyPem, tags },
       parent,
     );
     this.host = new MailHost(
@@ -111,7 +120,13 @@ export class MailStack extends pulumi.ComponentResource {
     );
     this.dns = new MailDns(
       `${name}-dns`,
-      { config, ipv4: this.host.publicIp, dkimPublicKey: this.dkim.publicKey, zoneIds: args.cloudflareZoneIds },
+      {
+        config,
+        ipv4: this.host.publicIp,
+        dkimPublicKeys: Object.fromEntries(Object.entries(this.dkimKeys).map(([selector, key]) => [selector, key.publicKey])),
+        tlsKeySha256: this.tlsKey.publicKeySha256,
+        zoneIds: args.cloudflareZoneIds,
+      },
       parent,
     );
     // AWS checks that the forward record exists before it sets the reverse one.
