@@ -219,9 +219,32 @@ const cases: Case[] = [
   ["config that is a list", [], "", "must be an object, not a list"],
 
   // --- Cloudflare ---
-  ["cloudflareZoneIds key that is not a mail domain", set({ cloudflareZoneIds: { "example.net": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds.example.net", "is not a mail domain (example.com)"],
+  ["cloudflareZoneIds key that is not a mail domain", set({ cloudflareZoneIds: { "example.net": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds.example.net", "is neither a mail domain (example.com) nor in nonMailDomains"],
   ["cloudflareZoneIds key that is not a domain", set({ cloudflareZoneIds: { "my zone": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds.my zone", "is not a domain name"],
   ["bad Cloudflare zone id", set({ cloudflareZoneIds: { "example.com": "not-a-zone-id" } }), "cloudflareZoneIds.example.com", "must be a 32-character hex zone id"],
+  ["Route 53 zone ids with Cloudflare", set({ route53ZoneIds: { "example.com": "Z0123456789ABCDEFGHIJ" } }), "route53ZoneIds", 'does not apply with dnsProvider cloudflare; remove it or set dnsProvider: "route53"'],
+  ["Cloudflare zone ids with Route 53", set({ dnsProvider: "route53", cloudflareZoneIds: { "example.com": "0123456789abcdef0123456789abcdef" } }), "cloudflareZoneIds", "does not apply with dnsProvider route53"],
+  ["malformed Route 53 zone id", set({ dnsProvider: "route53", route53ZoneIds: { "example.com": "zone-1" } }), "route53ZoneIds.example.com", "must be a Route 53 hosted zone id"],
+  ["unknown DNS provider", set({ dnsProvider: "gandi" }), "dnsProvider", 'must be one of "cloudflare", "route53"'],
+  ["DNSSEC with Route 53", set({ dnsProvider: "route53", dnssec: true }), "dnssec", "is only managed on Cloudflare"],
+
+  // --- DNS records ---
+  ["next DKIM selector equal to the signing one", set({ dkimNextSelector: "mail" }), "dkimNextSelector", '"mail" is already published'],
+  ["previous DKIM selector equal to the next", set({ dkimNextSelector: "b", dkimPreviousSelector: "b" }), "dkimPreviousSelector", '"b" is already published (dkimSelector or dkimNextSelector)'],
+  ["DKIM next selector with an underscore", set({ dkimNextSelector: "s_2" }), "dkimNextSelector", "must be one DNS label"],
+  ["secondary MX before the host", set({ secondaryMx: [{ host: "mx2.example.net", priority: 5 }] }), "secondaryMx[0].priority", "would put it before this host (10); use a number above 10"],
+  ["secondary MX that is the host", set({ secondaryMx: [{ host: "mail.example.com" }] }), "secondaryMx[0].host", "is already an MX host"],
+  ["secondary MX host that is an address", set({ secondaryMx: [{ host: "192.0.2.1" }] }), "secondaryMx[0].host", "IP addresses are not domains"],
+  ["unknown key in a secondary MX", set({ secondaryMx: [{ host: "mx2.example.net", priorty: 20 }] }), "secondaryMx[0].priorty", 'Did you mean "priority"?'],
+  ["SPF include that is a mechanism", set({ spfInclude: ["ip4:192.0.2.1"] }), "spfInclude[0]", "is not a domain name"],
+  ["ten SPF includes", set({ spfInclude: Array.from({ length: 10 }, (_, i) => `s${i}.example.net`) }), "spfInclude", "SPF allows 10 DNS lookups"],
+  ["MTA-STS mode typo", set({ mtaSts: "enforcing" }), "mtaSts", 'must be one of "enforce", "testing", "none"'],
+  ["CAA without Let's Encrypt", set({ caaIssuers: ["sectigo.com"] }), "caaIssuers", "leaves out letsencrypt.org"],
+  ["non-mail domain that receives mail", set({ nonMailDomains: ["example.com"] }), "nonMailDomains[0]", "receives or sends mail here"],
+  ["non-mail domain listed twice", set({ nonMailDomains: ["example.net", "EXAMPLE.net"] }), "nonMailDomains[1]", "is listed twice"],
+  ["verification record for an unmanaged domain", set({ verificationRecords: { "example.net": ["MS=ms1"] } }), "verificationRecords.example.net", "is neither a mail domain nor in nonMailDomains"],
+  ["verification value with a newline", set({ verificationRecords: { "example.com": ["MS=\nms1"] } }), "verificationRecords.example.com[0]", "printable ASCII"],
+  ["dnssec as a string", set({ dnssec: "yes" }), "dnssec", 'must be a boolean, not the string "yes"'],
   ["upper-case Cloudflare zone id", set({ cloudflareZoneIds: { "example.com": "0123456789ABCDEF0123456789ABCDEF" } }), "cloudflareZoneIds.example.com", "32-character hex zone id"],
 ];
 

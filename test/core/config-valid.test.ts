@@ -126,11 +126,59 @@ describe("defaults", () => {
       pop3: false,
       messageSizeLimitMiB: 50,
       dkimSelector: "mail",
+      dkimSelectors: ["mail"],
+      dkimNextSelector: undefined,
+      dkimPreviousSelector: undefined,
+      mx: [{ host: "mail.example.com", priority: 10 }],
+      spfIncludes: [],
+      mtaSts: "enforce",
+      caaIssuers: ["letsencrypt.org"],
+      nonMailDomains: [],
+      dnssec: false,
+      verificationRecords: [],
+      dnsProvider: "cloudflare",
       backupRetentionDays: 90,
       alertEmail: undefined,
       availabilityZone: undefined,
     });
     expect(DEFAULTS.instanceType).toBe(config.instanceType);
+  });
+
+  test("DNS settings are normalised", () => {
+    const config = parse({
+      dkimSelector: "b",
+      dkimNextSelector: "c",
+      dkimPreviousSelector: "a",
+      secondaryMx: [{ host: "MX2.Example.NET." }, { host: "mx3.example.net", priority: 40 }, { host: "mx4.example.net" }],
+      spfInclude: ["include:AmazonSES.com", "_spf.google.com", "amazonses.com"],
+      mtaSts: "testing",
+      caaIssuers: ["letsencrypt.org", "Sectigo.com", "letsencrypt.org"],
+      nonMailDomains: ["Example.net", "www.example.com"],
+      dnssec: true,
+      verificationRecords: { "Example.com": ["google-site-verification=x1"], "example.net": ["MS=ms42"] },
+      dnsProvider: "cloudflare",
+    });
+    expect(config).toMatchObject({
+      dkimSelector: "b",
+      dkimSelectors: ["b", "c", "a"],
+      mx: [
+        { host: "mail.example.com", priority: 10 },
+        { host: "mx2.example.net", priority: 20 },
+        { host: "mx3.example.net", priority: 40 },
+        { host: "mx4.example.net", priority: 40 },
+      ],
+      spfIncludes: ["amazonses.com", "_spf.google.com"],
+      mtaSts: "testing",
+      caaIssuers: ["letsencrypt.org", "sectigo.com"],
+      nonMailDomains: ["example.net", "www.example.com"],
+      dnssec: true,
+      verificationRecords: [
+        { domain: "example.com", value: "google-site-verification=x1" },
+        { domain: "example.net", value: "MS=ms42" },
+      ],
+    });
+    expect(parse({ dnsProvider: "route53", route53ZoneIds: { "example.com": "Z0123456789ABCDEFGHIJ" } }).dnsProvider).toBe("route53");
+    expect(parse({ caaIssuers: [] }).caaIssuers).toEqual([]);
   });
 
   test("default hostname is mail.<primary domain>, also with extra domains", () => {

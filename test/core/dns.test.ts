@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import {
   DEFAULT_TTL,
   dkimPublicKeyFromPem,
@@ -7,8 +7,12 @@ import {
   dnsRecords,
   type MailConfigInput,
   parseConfig,
-  PLACEHOLDER_VALUES,
+  dnsZones,
+  mtaStsId,
+  mtaStsPolicy,
+  placeholderValues,
   type RecordValues,
+  spkiSha256,
   txtContent,
   txtValue,
   zoneFile,
@@ -18,7 +22,7 @@ import { fullConfig, minimalConfig } from "../support/fixtures";
 const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 /** A fixed stand-in of the length of a 2048-bit RSA SubjectPublicKeyInfo in base64. */
 const KEY = Array.from({ length: 392 }, (_, i) => B64[(i * 7) % 64]).join("");
-const VALUES: RecordValues = { ipv4: "203.0.113.25", dkimPublicKey: KEY };
+const VALUES: RecordValues = { ipv4: "203.0.113.25", dkimPublicKeys: { mail: KEY, s2: KEY } };
 const DKIM_VALUE = `v=DKIM1; k=rsa; p=${KEY}`;
 const DKIM_CONTENT = `"${DKIM_VALUE.slice(0, 255)}" "${DKIM_VALUE.slice(255)}"`;
 
@@ -45,55 +49,176 @@ function characterStrings(content: string): string[] {
   return out;
 }
 
+const POLICY = "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n";
+const STS_ID = createHash("sha256").update(POLICY).digest("hex").slice(0, 20);
+
+type Expected = Omit<DnsRecord, "comment">;
+const r = (key: string, zone: string, name: string, type: DnsRecord["type"], content: string, extra: Partial<DnsRecord> = {}): Expected => ({
+  key,
+  zone,
+  name,
+  type,
+  content,
+  ttl: 3600,
+  ...extra,
+});
+const srvRecord = (key: string, zone: string, name: string, port: number, target: string): Expected =>
+  target === "."
+    ? r(key, zone, name, "SRV", "0 0 0 .", { data: { kind: "SRV", priority: 0, weight: 0, port: 0, target: "." } })
+    : r(key, zone, name, "SRV", `0 1 ${port} ${target}`, { data: { kind: "SRV", priority: 0, weight: 1, port, target } });
+
+/** The mail host's own records with the default CAA. */
+function hostRecords(zone = "example.com", host = "mail.example.com"): Expected[] {
+  return [
+    r("host-a", zone, host, "A", "203.0.113.25"),
+    r("host-spf", zone, host, "TXT", '"v=spf1 a -all"'),
+    r("host-caa-issue-letsencrypt.org", zone, host, "CAA", '0 issue "letsencrypt.org"', { data: { kind: "CAA", flags: 0, tag: "issue", value: "letsencrypt.org" } }),
+    r("host-caa-iodef", zone, host, "CAA", '0 iodef "mailto:postmaster@example.com"', { data: { kind: "CAA", flags: 0, tag: "iodef", value: "mailto:postmaster@example.com" } }),
+  ];
+}
+
+/** Every record of one mail domain with defaults apart from the DMARC report address. */
+function domainRecords(d: string, reports: string, host = "mail.example.com", id = STS_ID): Expected[] {
+  return [
+    r(`mx-${d}`, d, d, "MX", host, { priority: 10 }),
+    r(`spf-${d}`, d, d, "TXT", '"v=spf1 mx -all"'),
+    r(`dkim-mail-${d}`, d, `mail._domainkey.${d}`, "TXT", DKIM_CONTENT),
+    r(`dmarc-${d}`, d, `_dmarc.${d}`, "TXT", `"v=DMARC1; p=quarantine; rua=mailto:${reports}; adkim=r; aspf=r"`),
+    ...(reports.endsWith(`@${d}`) ? [] : [r(`dmarc-report-auth-${d}`, "example.com", `${d}._report._dmarc.example.com`, "TXT", '"v=DMARC1"')]),
+    r(`mta-sts-${d}`, d, `_mta-sts.${d}`, "TXT", `"v=STSv1; id=${id}"`),
+    r(`mta-sts-host-${d}`, d, `mta-sts.${d}`, "CNAME", host),
+    r(`tls-rpt-${d}`, d, `_smtp._tls.${d}`, "TXT", `"v=TLSRPTv1; rua=mailto:${reports}"`),
+    srvRecord(`srv-submissions-${d}`, d, `_submissions._tcp.${d}`, 465, host),
+    srvRecord(`srv-submission-${d}`, d, `_submission._tcp.${d}`, 587, host),
+    srvRecord(`srv-imaps-${d}`, d, `_imaps._tcp.${d}`, 993, host),
+    srvRecord(`srv-imap-${d}`, d, `_imap._tcp.${d}`, 0, "."),
+    srvRecord(`srv-pop3s-${d}`, d, `_pop3s._tcp.${d}`, 0, "."),
+    srvRecord(`srv-pop3-${d}`, d, `_pop3._tcp.${d}`, 0, "."),
+    r(`autoconfig-${d}`, d, `autoconfig.${d}`, "CNAME", host),
+    r(`autodiscover-${d}`, d, `autodiscover.${d}`, "CNAME", host),
+    srvRecord(`srv-autodiscover-${d}`, d, `_autodiscover._tcp.${d}`, 443, host),
+  ];
+}
+
+const withoutComments = (records: DnsRecord[]) => records.map(({ comment: _c, ...rest }) => rest);
+
 describe("dnsRecords", () => {
   test("single-domain config: exact records", () => {
     const records = dnsRecords(parseConfig(minimalConfig()), VALUES);
-    const expected: Omit<DnsRecord, "comment">[] = [
-      { key: "host-a", zone: "example.com", name: "mail.example.com", type: "A", content: "203.0.113.25", ttl: 3600 },
-      { key: "host-spf", zone: "example.com", name: "mail.example.com", type: "TXT", content: '"v=spf1 a -all"', ttl: 3600 },
-      { key: "mx-example.com", zone: "example.com", name: "example.com", type: "MX", content: "mail.example.com", ttl: 3600, priority: 10 },
-      { key: "spf-example.com", zone: "example.com", name: "example.com", type: "TXT", content: '"v=spf1 mx -all"', ttl: 3600 },
-      { key: "dkim-mail-example.com", zone: "example.com", name: "mail._domainkey.example.com", type: "TXT", content: DKIM_CONTENT, ttl: 3600 },
-      {
-        key: "dmarc-example.com",
-        zone: "example.com",
-        name: "_dmarc.example.com",
-        type: "TXT",
-        content: '"v=DMARC1; p=quarantine; rua=mailto:alice@example.com; adkim=r; aspf=r"',
-        ttl: 3600,
-      },
-    ];
-    expect(records.map(({ comment: _c, ...rest }) => rest)).toEqual(expected);
-    for (const r of records) expect(r.comment.length).toBeGreaterThan(10);
-    expect(records.find((r) => r.type !== "MX" && r.priority !== undefined)).toBeUndefined();
+    expect(withoutComments(records)).toEqual([...hostRecords(), ...domainRecords("example.com", "alice@example.com")]);
+    for (const rec of records) expect(rec.comment.length).toBeGreaterThan(10);
+    expect(records.find((rec) => rec.type !== "MX" && rec.priority !== undefined)).toBeUndefined();
   });
 
   test("two-domain config (fullConfig): exact records", () => {
-    const records = dnsRecords(parseConfig(fullConfig()), VALUES);
-    const dmarc = '"v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com; adkim=r; aspf=r"';
-    const expected: Omit<DnsRecord, "comment">[] = [
-      { key: "host-a", zone: "example.com", name: "mail.example.com", type: "A", content: "203.0.113.25", ttl: 3600 },
-      { key: "host-spf", zone: "example.com", name: "mail.example.com", type: "TXT", content: '"v=spf1 a -all"', ttl: 3600 },
-      { key: "mx-example.com", zone: "example.com", name: "example.com", type: "MX", content: "mail.example.com", ttl: 3600, priority: 10 },
-      { key: "spf-example.com", zone: "example.com", name: "example.com", type: "TXT", content: '"v=spf1 mx -all"', ttl: 3600 },
-      { key: "dkim-mail-example.com", zone: "example.com", name: "mail._domainkey.example.com", type: "TXT", content: DKIM_CONTENT, ttl: 3600 },
-      { key: "dmarc-example.com", zone: "example.com", name: "_dmarc.example.com", type: "TXT", content: dmarc, ttl: 3600 },
-      { key: "mx-example.org", zone: "example.org", name: "example.org", type: "MX", content: "mail.example.com", ttl: 3600, priority: 10 },
-      { key: "spf-example.org", zone: "example.org", name: "example.org", type: "TXT", content: '"v=spf1 mx -all"', ttl: 3600 },
-      { key: "dkim-mail-example.org", zone: "example.org", name: "mail._domainkey.example.org", type: "TXT", content: DKIM_CONTENT, ttl: 3600 },
-      { key: "dmarc-example.org", zone: "example.org", name: "_dmarc.example.org", type: "TXT", content: dmarc, ttl: 3600 },
-      {
-        key: "dmarc-report-auth-example.org",
-        zone: "example.com",
-        name: "example.org._report._dmarc.example.com",
-        type: "TXT",
-        content: '"v=DMARC1"',
-        ttl: 3600,
-      },
-    ];
-    expect(records.map(({ comment: _c, ...rest }) => rest)).toEqual(expected);
-    const keys = records.map((r) => r.key);
+    const config = parseConfig(fullConfig());
+    const records = dnsRecords(config, VALUES);
+    // fullConfig offers POP3S, so its SRV record names the host.
+    const pop3 = (list: Expected[], d: string) => list.map((rec) => (rec.key === `srv-pop3s-${d}` ? srvRecord(rec.key, d, rec.name, 995, "mail.example.com") : rec));
+    expect(config.pop3).toBe(true);
+    expect(withoutComments(records)).toEqual([
+      ...hostRecords(),
+      ...pop3(domainRecords("example.com", "dmarc@example.com"), "example.com"),
+      ...pop3(domainRecords("example.org", "dmarc@example.com"), "example.org"),
+    ]);
+    const keys = records.map((rec) => rec.key);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  test("MTA-STS: the id follows the policy text, which lists every MX host", () => {
+    const base = parseConfig(minimalConfig());
+    expect(mtaStsPolicy(base)).toBe(POLICY);
+    expect(mtaStsId(base)).toBe(STS_ID);
+    const testing = parseConfig({ ...minimalConfig(), mtaSts: "testing", secondaryMx: [{ host: "backup.example.net" }] });
+    expect(mtaStsPolicy(testing)).toBe("version: STSv1\nmode: testing\nmx: mail.example.com\nmx: backup.example.net\nmax_age: 86400\n");
+    expect(mtaStsId(testing)).not.toBe(STS_ID);
+    expect(mtaStsId(testing)).toMatch(/^[0-9a-f]{20}$/);
+    expect(mtaStsPolicy(parseConfig({ ...minimalConfig(), mtaSts: "none" }))).toBe("version: STSv1\nmode: none\nmax_age: 86400\n");
+  });
+
+  test("secondary MX hosts follow the mail host, in order, on every domain", () => {
+    const config = parseConfig({ ...fullConfig(), secondaryMx: [{ host: "mx2.example.net" }, { host: "mx3.example.net", priority: 50 }] });
+    const mx = dnsRecords(config, VALUES).filter((rec) => rec.type === "MX");
+    expect(mx.map((rec) => `${rec.key} ${rec.name} ${rec.priority} ${rec.content}`)).toEqual([
+      "mx-example.com example.com 10 mail.example.com",
+      "mx-mx2.example.net-example.com example.com 20 mx2.example.net",
+      "mx-mx3.example.net-example.com example.com 50 mx3.example.net",
+      "mx-example.org example.org 10 mail.example.com",
+      "mx-mx2.example.net-example.org example.org 20 mx2.example.net",
+      "mx-mx3.example.net-example.org example.org 50 mx3.example.net",
+    ]);
+  });
+
+  test("SPF includes go between mx and -all", () => {
+    const config = parseConfig({ ...minimalConfig(), spfInclude: ["amazonses.com", "include:_spf.example.net"] });
+    const spf = dnsRecords(config, VALUES).find((rec) => rec.key === "spf-example.com")!;
+    expect(txtValue(spf.content)).toBe("v=spf1 mx include:amazonses.com include:_spf.example.net -all");
+  });
+
+  test("DKIM rotation: every published selector has its record, each from its own key", () => {
+    const values: RecordValues = { ...VALUES, dkimPublicKeys: { a: "A".repeat(392), b: "B".repeat(392), c: "C".repeat(392) } };
+    const dkim = (input: MailConfigInput) =>
+      dnsRecords(parseConfig(input), values)
+        .filter((rec) => rec.key.startsWith("dkim-") && rec.zone === "example.com")
+        .map((rec) => `${rec.name} ${txtValue(rec.content).slice(-3)} ${rec.comment.replace(/.*\(/, "(")}`);
+    expect(dkim({ ...minimalConfig(), dkimSelector: "a" })).toEqual(["a._domainkey.example.com AAA (signing)"]);
+    expect(dkim({ ...minimalConfig(), dkimSelector: "a", dkimNextSelector: "b" })).toEqual([
+      "a._domainkey.example.com AAA (signing)",
+      "b._domainkey.example.com BBB (next, not yet signing)",
+    ]);
+    expect(dkim({ ...minimalConfig(), dkimSelector: "b", dkimPreviousSelector: "a" })).toEqual([
+      "b._domainkey.example.com BBB (signing)",
+      "a._domainkey.example.com AAA (previous, kept for mail in transit)",
+    ]);
+    expect(dkim({ ...minimalConfig(), dkimSelector: "b", dkimNextSelector: "c", dkimPreviousSelector: "a" })).toHaveLength(3);
+    expect(() => dnsRecords(parseConfig({ ...minimalConfig(), dkimNextSelector: "z" }), values)).toThrow("no DKIM public key for selector");
+  });
+
+  test("non-mail domains get a null MX, SPF -all and DMARC reject, in their own zone or the enclosing one", () => {
+    const config = parseConfig({ ...minimalConfig(), nonMailDomains: ["example.net", "www.example.com"] });
+    expect(dnsZones(config)).toEqual(["example.com", "example.net"]);
+    const records = withoutComments(dnsRecords(config, VALUES).filter((rec) => rec.key.startsWith("null-")));
+    expect(records).toEqual([
+      r("null-mx-example.net", "example.net", "example.net", "MX", ".", { priority: 0 }),
+      r("null-spf-example.net", "example.net", "example.net", "TXT", '"v=spf1 -all"'),
+      r("null-dmarc-example.net", "example.net", "_dmarc.example.net", "TXT", '"v=DMARC1; p=reject; adkim=s; aspf=s"'),
+      r("null-mx-www.example.com", "example.com", "www.example.com", "MX", ".", { priority: 0 }),
+      r("null-spf-www.example.com", "example.com", "www.example.com", "TXT", '"v=spf1 -all"'),
+      r("null-dmarc-www.example.com", "example.com", "_dmarc.www.example.com", "TXT", '"v=DMARC1; p=reject; adkim=s; aspf=s"'),
+    ]);
+  });
+
+  test("DNSSEC adds the TLSA record for port 25, from the TLS key's hash", () => {
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    const hash = spkiSha256(pem);
+    expect(hash).toBe(createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex"));
+    const config = parseConfig({ ...minimalConfig(), dnssec: true });
+    const tlsa = withoutComments(dnsRecords(config, { ...VALUES, tlsKeySha256: hash.toUpperCase() }).filter((rec) => rec.type === "TLSA"));
+    expect(tlsa).toEqual([
+      r("host-tlsa", "example.com", "_25._tcp.mail.example.com", "TLSA", `3 1 1 ${hash}`, { data: { kind: "TLSA", usage: 3, selector: 1, matchingType: 1, certificate: hash } }),
+    ]);
+    expect(dnsRecords(parseConfig(minimalConfig()), { ...VALUES, tlsKeySha256: hash }).filter((rec) => rec.type === "TLSA")).toEqual([]);
+    expect(() => dnsRecords(config, VALUES)).toThrow("TLS key's hash is missing");
+  });
+
+  test("CAA issuers follow the config; none when the list is empty", () => {
+    const caa = (input: MailConfigInput) => dnsRecords(parseConfig(input), VALUES).filter((rec) => rec.type === "CAA").map((rec) => rec.content);
+    expect(caa({ ...minimalConfig(), caaIssuers: ["letsencrypt.org", "sectigo.com"] })).toEqual([
+      '0 issue "letsencrypt.org"',
+      '0 issue "sectigo.com"',
+      '0 iodef "mailto:postmaster@example.com"',
+    ]);
+    expect(caa({ ...minimalConfig(), caaIssuers: [] })).toEqual([]);
+  });
+
+  test("verification records: one TXT per value, keyed by the value so removing one leaves the rest", () => {
+    const input = { ...minimalConfig(), verificationRecords: { "example.com": ["google-site-verification=abc", "MS=ms123"] } };
+    const keys = (i: MailConfigInput) => dnsRecords(parseConfig(i), VALUES).filter((rec) => rec.key.startsWith("verify-"));
+    const both = keys(input);
+    expect(both.map((rec) => `${rec.name} ${rec.content}`)).toEqual(['example.com "google-site-verification=abc"', 'example.com "MS=ms123"']);
+    const one = keys({ ...minimalConfig(), verificationRecords: { "example.com": ["MS=ms123"] } });
+    expect(one.map((rec) => rec.key)).toEqual([both[1].key]);
   });
 
   test("DMARC policy, alignment and selector follow the config", () => {
@@ -163,19 +288,27 @@ describe("dnsRecords", () => {
 
   test("the set of records does not depend on the values", () => {
     const { publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const real: RecordValues = { ipv4: "198.51.100.77", dkimPublicKey: dkimPublicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString()) };
-    for (const input of [minimalConfig(), fullConfig(), { ...fullConfig(), extraDomains: ["example.org", "example.net"], dkimSelector: "k1" }]) {
+    const key = dkimPublicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
+    for (const input of [
+      minimalConfig(),
+      fullConfig(),
+      { ...fullConfig(), extraDomains: ["example.org", "example.net"], dkimSelector: "k1", dkimNextSelector: "k2", dnssec: true },
+    ]) {
       const config = parseConfig(input);
-      const shape = (values: RecordValues) => dnsRecords(config, values).map((r) => `${r.key} ${r.zone} ${r.name} ${r.type} ${r.ttl} ${r.priority}`);
-      expect(shape(real)).toEqual(shape(PLACEHOLDER_VALUES));
-      expect(shape(VALUES)).toEqual(shape(PLACEHOLDER_VALUES));
-      expect(shape({ ipv4: "192.0.2.9", dkimPublicKey: "A".repeat(800) })).toEqual(shape(PLACEHOLDER_VALUES));
+      const keys = (k: string) => Object.fromEntries(config.dkimSelectors.map((s) => [s, k]));
+      const shape = (values: RecordValues) => dnsRecords(config, values).map((rec) => `${rec.key} ${rec.zone} ${rec.name} ${rec.type} ${rec.ttl} ${rec.priority}`);
+      const placeholder = shape(placeholderValues(config));
+      expect(shape({ ipv4: "198.51.100.77", dkimPublicKeys: keys(key), tlsKeySha256: "ab".repeat(32) })).toEqual(placeholder);
+      expect(shape({ ipv4: "192.0.2.9", dkimPublicKeys: keys("A".repeat(800)), tlsKeySha256: "cd".repeat(32) })).toEqual(placeholder);
     }
   });
 
   test("placeholder values look like real ones", () => {
-    expect(PLACEHOLDER_VALUES.ipv4).toMatch(/^192\.0\.2\.\d+$/); // TEST-NET-1
-    expect(PLACEHOLDER_VALUES.dkimPublicKey).toHaveLength(392);
+    const values = placeholderValues(parseConfig({ ...minimalConfig(), dkimNextSelector: "next", dnssec: true }));
+    expect(values.ipv4).toMatch(/^192\.0\.2\.\d+$/); // TEST-NET-1
+    expect(Object.keys(values.dkimPublicKeys)).toEqual(["mail", "next"]);
+    expect(values.dkimPublicKeys.mail).toHaveLength(392);
+    expect(values.tlsKeySha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
   test("an unhosted hostname is refused", () => {
@@ -315,30 +448,54 @@ describe("zoneFile", () => {
     expect(body.filter((_, i) => i % 2 === 1)).toEqual([
       "mail.example.com. 3600 IN A 203.0.113.25",
       'mail.example.com. 3600 IN TXT "v=spf1 a -all"',
-      "example.com. 3600 IN MX 10 mail.example.com.",
-      'example.com. 3600 IN TXT "v=spf1 mx -all"',
-      `mail._domainkey.example.com. 3600 IN TXT ${DKIM_CONTENT}`,
-      '_dmarc.example.com. 3600 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com; adkim=r; aspf=r"',
+      'mail.example.com. 3600 IN CAA 0 issue "letsencrypt.org"',
+      'mail.example.com. 3600 IN CAA 0 iodef "mailto:postmaster@example.com"',
+      ...domainLines("example.com"),
       'example.org._report._dmarc.example.com. 3600 IN TXT "v=DMARC1"',
     ]);
   });
+
+  /** A mail domain's lines in fullConfig (POP3S offered), as a zone file writes them. */
+  function domainLines(d: string): string[] {
+    return [
+      `${d}. 3600 IN MX 10 mail.example.com.`,
+      `${d}. 3600 IN TXT "v=spf1 mx -all"`,
+      `mail._domainkey.${d}. 3600 IN TXT ${DKIM_CONTENT}`,
+      `_dmarc.${d}. 3600 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com; adkim=r; aspf=r"`,
+      `_mta-sts.${d}. 3600 IN TXT "v=STSv1; id=${mtaStsId(config)}"`,
+      `mta-sts.${d}. 3600 IN CNAME mail.example.com.`,
+      `_smtp._tls.${d}. 3600 IN TXT "v=TLSRPTv1; rua=mailto:dmarc@example.com"`,
+      `_submissions._tcp.${d}. 3600 IN SRV 0 1 465 mail.example.com.`,
+      `_submission._tcp.${d}. 3600 IN SRV 0 1 587 mail.example.com.`,
+      `_imaps._tcp.${d}. 3600 IN SRV 0 1 993 mail.example.com.`,
+      `_imap._tcp.${d}. 3600 IN SRV 0 0 0 .`,
+      `_pop3s._tcp.${d}. 3600 IN SRV 0 1 995 mail.example.com.`,
+      `_pop3._tcp.${d}. 3600 IN SRV 0 0 0 .`,
+      `autoconfig.${d}. 3600 IN CNAME mail.example.com.`,
+      `autodiscover.${d}. 3600 IN CNAME mail.example.com.`,
+      `_autodiscover._tcp.${d}. 3600 IN SRV 0 1 443 mail.example.com.`,
+    ];
+  }
 
   test("extra zone holds only its own records, and serial defaults to 1", () => {
     const text = zoneFile("example.org", records);
     expect(text).toContain("$ORIGIN example.org.\n");
     expect(text).toContain("( 1 7200 3600 1209600 300 )");
     const data = text.split("\n").filter((l) => l !== "" && !l.startsWith(";") && !l.startsWith("$") && !l.startsWith("@") && !l.startsWith("ns1 "));
-    expect(data).toEqual([
-      "example.org. 3600 IN MX 10 mail.example.com.",
-      'example.org. 3600 IN TXT "v=spf1 mx -all"',
-      `mail._domainkey.example.org. 3600 IN TXT ${DKIM_CONTENT}`,
-      '_dmarc.example.org. 3600 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com; adkim=r; aspf=r"',
-    ]);
+    expect(data).toEqual(domainLines("example.org"));
     expect(text).not.toContain("203.0.113.25");
   });
 
+  test("null MX, TLSA and a non-mail zone of its own", () => {
+    const c = parseConfig({ ...minimalConfig(), nonMailDomains: ["example.net"], dnssec: true });
+    const all = dnsRecords(c, { ...VALUES, tlsKeySha256: "ab".repeat(32) });
+    expect(zoneFile("example.com", all)).toContain(`\n_25._tcp.mail.example.com. 3600 IN TLSA 3 1 1 ${"ab".repeat(32)}\n`);
+    const net = zoneFile("example.net", all).split("\n").filter((l) => l.startsWith("example.net.") || l.startsWith("_dmarc."));
+    expect(net).toEqual(["example.net. 3600 IN MX 0 .", 'example.net. 3600 IN TXT "v=spf1 -all"', '_dmarc.example.net. 3600 IN TXT "v=DMARC1; p=reject; adkim=s; aspf=s"']);
+  });
+
   test("every owner name is absolute", () => {
-    for (const zone of config.domains) {
+    for (const zone of dnsZones(config)) {
       for (const line of zoneFile(zone, records).split("\n")) {
         if (line === "" || /^[;$@]/.test(line) || line.startsWith("ns1 ")) continue;
         expect(line.split(" ")[0]).toMatch(/\.$/);

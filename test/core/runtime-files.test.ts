@@ -26,8 +26,15 @@ const bcryptLike = (i: number) => `{BLF-CRYPT}$2b$10$${String(i).padStart(53, "A
 /** A well-formed hash of the largest accepted length. */
 const LONGEST_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(32) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
 
-function secretsFor(config: MailConfig, hashFor: (m: MailConfig["mailboxes"][number]) => string, dkimPrivateKeyPem = DKIM_PEM): RuntimeSecrets {
-  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem };
+const TLS_PEM = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
+
+function secretsFor(
+  config: MailConfig,
+  hashFor: (m: MailConfig["mailboxes"][number]) => string,
+  dkimPrivateKeyPem = DKIM_PEM,
+  tlsPrivateKeyPem = TLS_PEM,
+): RuntimeSecrets {
+  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem, tlsPrivateKeyPem };
 }
 const file = (files: RuntimeFile[], name: string) => {
   const found = files.find((f) => f.name === name);
@@ -45,11 +52,16 @@ describe("runtimeFiles", () => {
     ["alice@example.com", bcryptLike(1)],
     ["bob@example.com", SAMPLE_HASH],
   ]);
-  const files = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----" });
+  const files = runtimeFiles(config, {
+    passwordHashes: hashes,
+    dkimPrivateKeyPem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----",
+    tlsPrivateKeyPem: "-----BEGIN EC PRIVATE KEY-----\nTLS\n-----END EC PRIVATE KEY-----\n",
+  });
 
   test("the set of files, sorted by name, with owners and reloads", () => {
     expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" ")])).toEqual([
       ["aliases", "0644", "root", "root", "postfix.service"],
+      ["certificate-names", "0644", "root", "root", ""],
       ["dkim-selectors", "0644", "root", "root", "rspamd.service"],
       ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service"],
       ["domains", "0644", "root", "root", "postfix.service"],
@@ -57,8 +69,46 @@ describe("runtimeFiles", () => {
       ["mailboxes", "0644", "root", "root", "postfix.service"],
       ["nftables-admin.nft", "0644", "root", "root", "nftables.service"],
       ["sender-logins", "0644", "root", "root", "postfix.service"],
+      ["tls/key.pem", "0600", "root", "root", ""],
       ["users", "0640", "root", "dovecot", "dovecot.service"],
+      ["www/.well-known/mta-sts.txt", "0644", "root", "root", ""],
+      ["www/autodiscover/autodiscover.xml", "0644", "root", "root", ""],
+      ["www/mail/config-v1.1.xml", "0644", "root", "root", ""],
     ]);
+  });
+
+  test("the TLS key, and every name the certificate must cover", () => {
+    expect(file(files, "tls/key.pem").content).toBe("-----BEGIN EC PRIVATE KEY-----\nTLS\n-----END EC PRIVATE KEY-----\n");
+    expect(lines(file(files, "certificate-names").content)).toEqual([
+      "mail.example.com",
+      "mta-sts.example.com",
+      "autoconfig.example.com",
+      "autodiscover.example.com",
+      "mta-sts.example.org",
+      "autoconfig.example.org",
+      "autodiscover.example.org",
+    ]);
+  });
+
+  test("web files: the MTA-STS policy and client settings naming the host and its TLS ports", () => {
+    expect(file(files, "www/.well-known/mta-sts.txt").content).toBe("version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n");
+    const thunderbird = file(files, "www/mail/config-v1.1.xml").content;
+    expect(thunderbird).toContain("<domain>example.com</domain>\n    <domain>example.org</domain>");
+    // fullConfig offers POP3S.
+    for (const [type, port, socket] of [["imap", 993, "SSL"], ["pop3", 995, "SSL"], ["smtp", 465, "SSL"], ["smtp", 587, "STARTTLS"]]) {
+      expect(thunderbird).toMatch(new RegExp(`type="${type}">\\s*<hostname>mail\\.example\\.com</hostname>\\s*<port>${port}</port>\\s*<socketType>${socket}</socketType>`));
+    }
+    expect(thunderbird).not.toMatch(/<port>(143|110|25)<\/port>/);
+    const outlook = file(files, "www/autodiscover/autodiscover.xml").content;
+    expect(outlook.match(/<Type>[A-Z0-9]+<\/Type>\s*<Server>mail\.example\.com<\/Server>\s*<Port>\d+<\/Port>/g)!.map((m) => m.replace(/\s+/g, " "))).toEqual([
+      "<Type>IMAP</Type> <Server>mail.example.com</Server> <Port>993</Port>",
+      "<Type>POP3</Type> <Server>mail.example.com</Server> <Port>995</Port>",
+      "<Type>SMTP</Type> <Server>mail.example.com</Server> <Port>465</Port>",
+    ]);
+    const minimal = parseConfig(minimalConfig());
+    const minimalFiles = runtimeFiles(minimal, secretsFor(minimal, () => bcryptLike(1)));
+    expect(file(minimalFiles, "www/mail/config-v1.1.xml").content).not.toContain("pop3");
+    expect(file(minimalFiles, "www/autodiscover/autodiscover.xml").content).not.toContain("POP3");
   });
 
   test("the SSH sources for the host firewall: nft commands filling the admin sets", () => {
@@ -92,7 +142,7 @@ describe("runtimeFiles", () => {
   });
 
   test("a mailbox without hash is an error", () => {
-    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K" })).toThrow("no password hash for bob@example.com");
+    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K", tlsPrivateKeyPem: "T" })).toThrow("no password hash for bob@example.com");
   });
 
   test("Postfix maps", () => {
@@ -111,7 +161,7 @@ describe("runtimeFiles", () => {
 
   test("DKIM key gets a final newline, and selectors cover every domain", () => {
     expect(file(files, "dkim/mail.key").content).toBe("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n");
-    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n" });
+    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n", tlsPrivateKeyPem: "T" });
     expect(file(withNewline, "dkim/mail.key").content).toBe("PEM\n");
     expect(file(files, "dkim-selectors").content).toBe("example.com mail\nexample.org mail\n");
     const s2 = parseConfig({ ...fullConfig(), dkimSelector: "s2" });
