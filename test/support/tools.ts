@@ -212,7 +212,7 @@ export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, 
       return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
     }),
   );
-  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem })) {
+  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem, resticPassword: "not-a-real-restic-password" })) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);

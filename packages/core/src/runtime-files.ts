@@ -24,6 +24,8 @@ export interface RuntimeSecrets {
   passwordHashes: ReadonlyMap<string, string>;
   /** PEM private key that signs with `config.dkimSelector`. */
   dkimPrivateKeyPem: string;
+  /** Password of the restic repository in the backup bucket; printable ASCII, one line. */
+  resticPassword: string;
 }
 
 const mib = (n: number) => `${n}M`;
@@ -96,6 +98,8 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     runtimeFile(`dkim/${config.dkimSelector}.key`, pem.endsWith("\n") ? pem : `${pem}\n`, "rspamd.service", "_rspamd"),
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
+    // Read by each backup run as root; nothing to reload.
+    { name: "backup/restic-password", content: `${secrets.resticPassword}\n`, mode: "0600", owner: "root", group: "root", reload: [] },
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -105,6 +109,8 @@ export const PART_LIMIT = 8192;
 const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
 // A PEM RSA-4096 PKCS#8 key is ~3.3 KB; allow room so a later key size needs no new layout.
 const DKIM_KEY_BOUND = 3400;
+/** Longest restic password a stack may carry (MailBackup generates 48 characters). */
+export const MAX_RESTIC_PASSWORD_LENGTH = 128;
 
 /** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
 function boundingSecrets(config: MailConfig): RuntimeSecrets {
@@ -116,6 +122,7 @@ function boundingSecrets(config: MailConfig): RuntimeSecrets {
       ]),
     ),
     dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
+    resticPassword: "x".repeat(MAX_RESTIC_PASSWORD_LENGTH),
   };
 }
 
