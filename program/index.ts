@@ -8,4 +8,9 @@ export const publicIp = mail.publicIp;
 export const instanceId = mail.instanceId;
 export const dnsRecords = mail.dnsRecords;
 export const backupBucket = mail.backupBucketName;
+// null without backupReplicaRegion: an undefined output would draw a warning on every run.
+export const backupReplicaBucket = mail.backupReplicaBucketName ?? null;
+export const resticRepository = mail.resticRepository;
+// A secret output: `pulumi stack output resticPassword --show-secrets` prints it for safe keeping.
+export const resticPassword = mail.resticPassword;
 export const nextSteps = mail.nextSteps;

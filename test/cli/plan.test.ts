@@ -64,6 +64,10 @@ describe("mailstack plan of the default stack", () => {
     expect(row("aws.s3.BucketVersioning", "mail-backup-versioning")).toMatch(/versioning Enabled/);
     expect(row("aws.s3.BucketServerSideEncryptionConfiguration", "mail-backup-encryption")).toMatch(/aws:kms/);
     expect(row("aws.s3.BucketPolicy", "mail-backup-tls-only")).toMatch(/^.*deny/);
+    expect(row("random.RandomPassword", "mail-backup-restic-password")).toMatch(/48 characters \[protected\]/);
+    expect(row("aws.iam.RolePolicy", "mail-host-backup")).toMatch(/3 actions on s3:mail-backup-bucket-\w+\/restic\/\*; deny 15 actions/);
+    expect(row("aws.dlm.LifecyclePolicy", "mail-snapshots-policy")).toMatch(/daily at 03:00 UTC, keep 7/);
+    expect(row("aws.iam.Role", "mail-snapshots-role")).toMatch(/assumed by dlm\.amazonaws\.com/);
     expect(run.stdout).toContain("https://aws-portal.amazon.com/gp/aws/html-forms-controller/contactus/ec2-email-limit-rdns-request");
   });
 
@@ -88,6 +92,12 @@ describe("mailstack plan of the default stack", () => {
     const parameters = plan.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter");
     expect(parameters.length).toBeGreaterThan(5);
     for (const p of parameters) expect(p.inputs.value).toBe("[secret]");
+    // The restic password is a secret output; the repository's location is not.
+    const outputs = (JSON.parse(json.stdout) as { outputs: Record<string, unknown> }).outputs;
+    expect(outputs.resticPassword).toBe("[secret]");
+    expect(outputs.resticRepository).toMatch(/^s3:https:\/\/s3\.us-east-1\.amazonaws\.com\/mail-backup-bucket-\w+\/restic$/);
+    expect(outputs.backupReplicaBucket).toBeNull();
+    expect(JSON.parse(readFileSync(join(work, "json", "outputs.json"), "utf8")).resticPassword).toBe("[secret]");
     // The plan stands a dummy password in for the secure placeholder; it must not leak.
     for (const text of [json.stdout, ...filesUnder(join(work, "json")).map((f) => readFileSync(f, "utf8"))]) {
       expect(text).not.toContain("(:) [;] <,>");

@@ -138,9 +138,13 @@ describe("defaults", () => {
       verificationRecords: [],
       dnsProvider: "cloudflare",
       backupRetentionDays: 90,
+      backupObjectLock: undefined,
+      backupReplicaRegion: undefined,
+      snapshotRetentionDays: 7,
       alertEmail: undefined,
       availabilityZone: undefined,
     });
+    expect(DEFAULTS.snapshotRetentionDays).toBe(config.snapshotRetentionDays);
     expect(DEFAULTS.instanceType).toBe(config.instanceType);
   });
 
@@ -198,7 +202,10 @@ describe("defaults", () => {
       pop3: true,
       messageSizeLimitMiB: 1024,
       dkimSelector: "s2024",
-      backupRetentionDays: 1,
+      backupRetentionDays: 30,
+      backupObjectLock: { mode: "COMPLIANCE", days: 30 },
+      backupReplicaRegion: "us-gov-west-1",
+      snapshotRetentionDays: 365,
       availabilityZone: "eu-central-1b",
       allowExternalForwarding: true,
     };
@@ -228,6 +235,21 @@ describe("defaults", () => {
   ])("quota %s is %p MiB", (quota, mib) => {
     const config = parse({ mailboxes: [{ address: "alice@example.com", password: PASSWORD, quota }] });
     expect(config.mailboxes[0].quotaMiB).toBe(mib);
+  });
+
+  test("backup settings: a lock as long as the retention, and a KMS key that is not known yet", () => {
+    // A lock equal to the retention never holds back the lifecycle's expiry.
+    expect(parse({ backupRetentionDays: 7, backupObjectLock: { mode: "GOVERNANCE", days: 7 } }).backupObjectLock).toEqual({ mode: "GOVERNANCE", days: 7 });
+    expect(parse({ backupObjectLock: { mode: "GOVERNANCE", days: 1 }, snapshotRetentionDays: 1 }).snapshotRetentionDays).toBe(1);
+    // A key ARN, a multi-region key, and a Pulumi output (an object) standing for one.
+    for (const backupKmsKeyArn of [
+      "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+      "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      { output: true },
+    ]) {
+      expect(() => parse({ backupKmsKeyArn } as never)).not.toThrow();
+    }
   });
 
   test("admin CIDRs are normalised and de-duplicated", () => {

@@ -6,6 +6,7 @@ import {
   type MailConfigInput,
   type Manifest,
   MAX_PASSWORD_HASH_LENGTH,
+  MAX_RESTIC_PASSWORD_LENGTH,
   PART_LIMIT,
   type ParameterLayout,
   parameterLayout,
@@ -27,14 +28,16 @@ const bcryptLike = (i: number) => `{BLF-CRYPT}$2b$10$${String(i).padStart(53, "A
 const LONGEST_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(32) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
 
 const TLS_PEM = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
+const RESTIC_PASSWORD = "r".repeat(48);
 
 function secretsFor(
   config: MailConfig,
   hashFor: (m: MailConfig["mailboxes"][number]) => string,
   dkimPrivateKeyPem = DKIM_PEM,
   tlsPrivateKeyPem = TLS_PEM,
+  resticPassword = RESTIC_PASSWORD,
 ): RuntimeSecrets {
-  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem, tlsPrivateKeyPem };
+  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword };
 }
 const file = (files: RuntimeFile[], name: string) => {
   const found = files.find((f) => f.name === name);
@@ -56,11 +59,13 @@ describe("runtimeFiles", () => {
     passwordHashes: hashes,
     dkimPrivateKeyPem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----",
     tlsPrivateKeyPem: "-----BEGIN EC PRIVATE KEY-----\nTLS\n-----END EC PRIVATE KEY-----\n",
+    resticPassword: RESTIC_PASSWORD,
   });
 
   test("the set of files, sorted by name, with owners and reloads", () => {
     expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" ")])).toEqual([
       ["aliases", "0644", "root", "root", "postfix.service"],
+      ["backup/restic-password", "0600", "root", "root", ""],
       ["certificate-names", "0644", "root", "root", ""],
       ["dkim-selectors", "0644", "root", "root", "rspamd.service"],
       ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service"],
@@ -111,6 +116,10 @@ describe("runtimeFiles", () => {
     expect(file(minimalFiles, "www/autodiscover/autodiscover.xml").content).not.toContain("POP3");
   });
 
+  test("the restic password file holds the password and a newline, for root alone", () => {
+    expect(file(files, "backup/restic-password").content).toBe(`${RESTIC_PASSWORD}\n`);
+  });
+
   test("the SSH sources for the host firewall: nft commands filling the admin sets", () => {
     // fullConfig lists one IPv4 admin network and no IPv6 one.
     expect(file(files, "nftables-admin.nft").content).toBe(
@@ -142,7 +151,7 @@ describe("runtimeFiles", () => {
   });
 
   test("a mailbox without hash is an error", () => {
-    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K", tlsPrivateKeyPem: "T" })).toThrow("no password hash for bob@example.com");
+    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K", tlsPrivateKeyPem: "T", resticPassword: RESTIC_PASSWORD })).toThrow("no password hash for bob@example.com");
   });
 
   test("Postfix maps", () => {
@@ -161,7 +170,7 @@ describe("runtimeFiles", () => {
 
   test("DKIM key gets a final newline, and selectors cover every domain", () => {
     expect(file(files, "dkim/mail.key").content).toBe("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n");
-    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n", tlsPrivateKeyPem: "T" });
+    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n", tlsPrivateKeyPem: "T", resticPassword: RESTIC_PASSWORD });
     expect(file(withNewline, "dkim/mail.key").content).toBe("PEM\n");
     expect(file(files, "dkim-selectors").content).toBe("example.com mail\nexample.org mail\n");
     const s2 = parseConfig({ ...fullConfig(), dkimSelector: "s2" });
@@ -356,7 +365,7 @@ describe("parameterLayout and parameterValues", () => {
 
     const variants: RuntimeSecrets[] = [
       // Worst case: every hash as long as its kind allows, a DKIM key at the bound.
-      secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(m.index) : LONGEST_HASH), "K".repeat(3399)),
+      secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(m.index) : LONGEST_HASH), "K".repeat(3399), "R".repeat(MAX_RESTIC_PASSWORD_LENGTH)),
       // Typical: real-length bcrypt everywhere, a real 2048-bit key.
       secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(m.index) : SAMPLE_HASH)),
       // Tiny secrets: the content shrinks, the layout does not.

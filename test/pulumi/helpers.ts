@@ -63,7 +63,7 @@ export interface Statement {
   NotAction?: string | string[];
   Resource?: string | string[];
   NotResource?: string | string[];
-  Condition?: Record<string, Record<string, string>>;
+  Condition?: Record<string, Record<string, string | string[]>>;
 }
 
 export const list = <V>(v: V | V[] | undefined): V[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -99,4 +99,25 @@ export function pemBodyLines(pem: string): string[] {
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l.length >= 32 && !l.startsWith("-----"));
+}
+
+/**
+ * Whether a set of identity-policy statements allows a request: some Allow matches and no
+ * Deny does. Conditions understood: StringEquals and StringLike; a key the request does not
+ * carry fails the condition, as in IAM. Enough for the policies mailstack writes.
+ */
+export function allows(all: Statement[], action: string, resource: string, context: Record<string, string> = {}): boolean {
+  const matches = (s: Statement) =>
+    list(s.Action).some((a) => iamMatches(a, action)) &&
+    list(s.Resource).some((r) => iamMatches(r, resource, false)) &&
+    Object.entries(s.Condition ?? {}).every(([operator, tests]) =>
+      Object.entries(tests).every(([key, expected]) => {
+        const actual = context[key];
+        if (actual === undefined) return false;
+        if (operator === "StringEquals") return list(expected).includes(actual);
+        if (operator === "StringLike") return list(expected).some((pattern) => iamMatches(pattern, actual, false));
+        throw new Error(`condition operator ${operator} is not understood by this test helper`);
+      }),
+    );
+  return all.some((s) => s.Effect === "Allow" && matches(s)) && !all.some((s) => s.Effect === "Deny" && matches(s));
 }

@@ -27,6 +27,17 @@ function manyMailboxes(): MailConfigInput {
 beforeAll(async () => {
   full = await runProgram(() => {
     stack = new MailStack("mail", stackArgs(fullConfig()));
+    // Every output the reference program exports, the secret one included.
+    return {
+      publicIp: stack.publicIp,
+      hostname: stack.hostname,
+      instanceId: stack.instanceId,
+      dnsRecords: stack.dnsRecords,
+      backupBucket: stack.backupBucketName,
+      resticRepository: stack.resticRepository,
+      resticPassword: stack.resticPassword,
+      nextSteps: stack.nextSteps,
+    };
   });
   many = await runProgram(() => {
     new MailStack("mail", stackArgs(manyMailboxes()));
@@ -116,11 +127,13 @@ describe("secrets", () => {
     expect(lines.length).toBeGreaterThan(10);
     return lines;
   };
+  const resticPassword = (run: Run): string => one(run, "random:index/randomPassword:RandomPassword").state.result;
   /** Strings that must never appear outside a secret. */
   const needles = (run: Run) => {
     const hashes = [aliceHash(), SAMPLE_HASH];
     return [
       ALICE_PASSWORD,
+      resticPassword(run),
       ...hashes,
       // The hashes without their {SCHEME} prefix, and their salt+digest part alone.
       ...hashes.map((h) => h.replace(/^\{[A-Z0-9-]+\}/, "")),
@@ -137,6 +150,27 @@ describe("secrets", () => {
     const key = privateKeyPem(full);
     expect(key).toContain("PRIVATE KEY");
     expect(parameter(full, "files/dkim/mail.key/0").inputs.value).toContain(key.trim());
+    expect(resticPassword(full)).toMatch(/^[A-Za-z0-9]{48}$/);
+    expect(parameter(full, "files/backup/restic-password/0").inputs.value).toBe(`# mailstack backup/restic-password 1/1\n${resticPassword(full)}\n`);
+  });
+
+  test("the restic password reaches the cloud only as SecureString values, marked secret", () => {
+    const holders = full.record.resources.filter((r) => JSON.stringify(r.inputs).includes(resticPassword(full)));
+    expect(holders.map((r) => r.name).sort()).toEqual(["mail-parameters-backup-restic-password-0"]);
+    expect(holders[0].type).toBe(T.parameter);
+    expect(holders[0].inputs.type).toBe("SecureString");
+    expect(holders[0].secretPaths).toContain("value");
+  });
+
+  test("the restic password is a secret output of the backup and the stack; no other output holds it or any other secret", async () => {
+    expect(await pulumi.isSecret(stack.backup.resticPassword)).toBe(true);
+    expect(await pulumi.isSecret(stack.resticPassword)).toBe(true);
+    expect(full.outputs.resticPassword).toBe(resticPassword(full));
+    expect(await pulumi.isSecret(stack.resticRepository)).toBe(false);
+    const plain = Object.entries(full.outputs).filter(([key]) => key !== "resticPassword");
+    expect(plain.map(([key]) => key).sort()).toEqual(["backupBucket", "dnsRecords", "hostname", "instanceId", "nextSteps", "publicIp", "resticRepository"]);
+    const text = JSON.stringify(Object.fromEntries(plain));
+    for (const needle of needles(full)) expect({ needle, found: text.includes(needle) }).toEqual({ needle, found: false });
   });
 
   test("the user data holds no password, hash or private key", () => {

@@ -32,6 +32,7 @@ const FULL_CONFIG_NAMES = [
   // parameters
   "mail-parameters",
   "mail-parameters-aliases-0",
+  "mail-parameters-backup-restic-password-0",
   "mail-parameters-dkim-mail-key-0",
   "mail-parameters-dkim-selectors-0",
   "mail-parameters-domains-0",
@@ -46,6 +47,7 @@ const FULL_CONFIG_NAMES = [
   "mail-host-role",
   "mail-host-ssm-agent",
   "mail-host-parameters",
+  "mail-host-backup",
   "mail-host-profile",
   "mail-host-data",
   "mail-host-instance",
@@ -75,6 +77,12 @@ const FULL_CONFIG_NAMES = [
   "mail-backup-encryption",
   "mail-backup-tls-only",
   "mail-backup-lifecycle",
+  "mail-backup-restic-password",
+  // snapshots
+  "mail-snapshots",
+  "mail-snapshots-role",
+  "mail-snapshots-role-policy",
+  "mail-snapshots-policy",
   // alerts (fullConfig sets alertEmail)
   "mail-alerts",
   "mail-alerts-topic",
@@ -89,6 +97,7 @@ const COMPONENT_TYPES = [
   "mailstack:aws:MailFirewall",
   "mailstack:aws:MailHost",
   "mailstack:aws:MailParameters",
+  "mailstack:aws:MailSnapshots",
   "mailstack:cloudflare:MailDns",
   "mailstack:dkim:DkimKey",
   "mailstack:index:MailStack",
@@ -169,6 +178,12 @@ describe("structure", () => {
       "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/test/relay",
       "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/test/relay/*",
     ]);
+    // DLM takes every volume carrying any of a policy's tags: each stack's tag is its own.
+    const targets = ["mail", "relay"].map((prefix) => two.named(`${prefix}-snapshots-policy`).inputs.policyDetails.targetTags);
+    expect(targets).toEqual([{ "mailstack:snapshots": "mailstack/test/mail-snapshots" }, { "mailstack:snapshots": "mailstack/test/relay-snapshots" }]);
+    for (const [i, prefix] of ["mail", "relay"].entries()) {
+      expect(two.named(`${prefix}-host-data`).inputs.tags).toEqual(expect.objectContaining(targets[i]));
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPair, type KeyObject } from "node:crypto";
+import { createHash, generateKeyPair, type KeyObject, randomInt } from "node:crypto";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -108,7 +108,13 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
     }
     case "aws:s3/bucket:Bucket": {
       const bucket = inputs.bucket ?? `${name}-${h(7)}`;
-      return { id: bucket, state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}` } };
+      return { id: bucket, state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}`, region: inputs.region ?? "us-east-1" } };
+    }
+    case "random:index/randomPassword:RandomPassword": {
+      // Random like the provider's, so that a test can look for this value where it must not be.
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+      const result = Array.from({ length: Number(inputs.length ?? 16) }, () => alphabet[randomInt(alphabet.length)]).join("");
+      return { id: "none", state: { ...inputs, result } };
     }
     case "aws:ssm/parameter:Parameter":
       return { id: inputs.name, state: { ...inputs, arn: `arn:aws:ssm:us-east-1:123456789012:parameter${inputs.name}`, version: 1 } };
@@ -148,6 +154,12 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
       const arch = filterValue(inputs, "architecture") ?? "x86_64";
       const pattern: string = filterValue(inputs, "name") ?? "image-*";
       return { id: `ami-${hex(arch, 17)}`, architecture: arch, name: pattern.replace("*", "20261101"), ownerId: inputs.owners?.[0] };
+    }
+    case "aws:kms/getKey:getKey": {
+      // Only the AWS-managed keys are looked up, by alias; each region has its own.
+      const region = inputs.region ?? "us-east-1";
+      const id = hex(`${region}/${inputs.keyId}`, 32).replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, "$1-$2-$3-$4-$5");
+      return { id, keyId: id, arn: `arn:aws:kms:${region}:123456789012:key/${id}`, keyManager: "AWS", region };
     }
     case "cloudflare:index/getZone:getZone": {
       const zone = inputs.filter?.name ?? "example.com";

@@ -38,11 +38,17 @@ export async function plan(options: PlanOptions): Promise<PlanResult> {
   const pulumi: typeof import("@pulumi/pulumi") = requireFrom("@pulumi/pulumi");
   pulumi.runtime.setAllConfig(config.values, config.secretKeys);
   const record = installMocks(project.name, config.stack, requireFrom);
-  const outputs = (await pulumi.runtime.runInPulumiStack(async () => ({ ...requireFrom(project.main) }))) as Record<string, unknown>;
+  let exported: Record<string, unknown> = {};
+  const resolved = (await pulumi.runtime.runInPulumiStack(async () => (exported = { ...requireFrom(project.main) }))) as Record<string, unknown>;
   await drain(requireFrom);
   checkUniqueUrns(record.resources);
+  // The stack's outputs arrive resolved, secrets included: mask those the program exported as secrets.
+  const outputs: Record<string, unknown> = { ...resolved };
+  for (const [key, value] of Object.entries(exported)) {
+    if (pulumi.Output.isInstance(value) && (await pulumi.isSecret(value))) outputs[key] = "[secret]";
+  }
   const artifacts = options.out ? writeArtifacts(options.out, record, outputs) : [];
-  return { project: project.name, stack: config.stack, record, outputs: outputs ?? {}, artifacts };
+  return { project: project.name, stack: config.stack, record, outputs, artifacts };
 }
 
 function checkUniqueUrns(resources: RecordedResource[]): void {

@@ -21,7 +21,7 @@ function arnResource(arn: unknown): string {
 function policyActions(policy: unknown): string {
   try {
     const doc = JSON.parse(String(policy));
-    const statements: { Action: string | string[]; Resource?: string | string[]; Effect: string }[] = doc.Statement ?? [];
+    const statements: { Action: string | string[]; Resource?: string | string[]; Effect: string }[] = [doc.Statement ?? []].flat();
     return statements
       .map((s) => `${s.Effect === "Deny" ? "deny " : ""}${[s.Action].flat().length} actions on ${[s.Resource].flat().map(arnResource).join(", ")}`)
       .join("; ");
@@ -46,15 +46,30 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "aws:iam/rolePolicy:RolePolicy": (i) => policyActions(i.policy),
   "aws:iam/instanceProfile:InstanceProfile": (i) => `role ${i.role}`,
   "aws:ssm/parameter:Parameter": (i) => `${i.name} ${i.type} ${i.tier}`,
-  "aws:s3/bucket:Bucket": (i) => `forceDestroy=${i.forceDestroy}`,
+  "aws:s3/bucket:Bucket": (i) => `forceDestroy=${i.forceDestroy}${i.region ? ` in ${i.region}` : ""}`,
   "aws:s3/bucketVersioning:BucketVersioning": (i) => `versioning ${i.versioningConfiguration?.status}`,
   "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (i) =>
-    `default encryption ${i.rules?.[0]?.applyServerSideEncryptionByDefault?.sseAlgorithm}`,
+    `default encryption ${i.rules?.[0]?.applyServerSideEncryptionByDefault?.sseAlgorithm} with ${arnResource(i.rules?.[0]?.applyServerSideEncryptionByDefault?.kmsMasterKeyId ?? "aws/s3")}`,
   "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (i) =>
     ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"].every((k) => i[k]) ? "all public access blocked" : "SOME PUBLIC ACCESS ALLOWED",
   "aws:s3/bucketPolicy:BucketPolicy": (i) => policyActions(i.policy),
   "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (i) =>
-    (i.rules ?? []).map((r: any) => `${r.id}: old versions expire after ${r.noncurrentVersionExpiration?.noncurrentDays} days`).join("; "),
+    (i.rules ?? [])
+      .map((r: any) => {
+        const moves = (r.noncurrentVersionTransitions ?? []).map((t: any) => `${t.storageClass} after ${t.noncurrentDays}`);
+        return `${r.id}: old versions ${moves.length ? `move to ${moves.join(", ")}, ` : ""}expire after ${r.noncurrentVersionExpiration?.noncurrentDays} days`;
+      })
+      .join("; "),
+  "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": (i) =>
+    `Object Lock ${i.rule?.defaultRetention?.mode} ${i.rule?.defaultRetention?.days} days`,
+  "aws:s3/bucketReplicationConfig:BucketReplicationConfig": (i) =>
+    (i.rules ?? []).map((r: any) => `replicate to ${arnResource(r.destination?.bucket)} as ${r.destination?.storageClass}`).join("; "),
+  "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (i) => `${arnResource(i.policyArn)}`,
+  "aws:dlm/lifecyclePolicy:LifecyclePolicy": (i) =>
+    (i.policyDetails?.schedules ?? [])
+      .map((s: any) => `snapshot ${JSON.stringify(i.policyDetails.targetTags)} daily at ${s.createRule?.times} UTC, keep ${s.retainRule?.count}`)
+      .join("; "),
+  "random:index/randomPassword:RandomPassword": (i) => `${i.length} characters`,
   "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (i) => `${i.rule?.objectOwnership}`,
   "cloudflare:index/dnsRecord:DnsRecord": (i) =>
     `${i.type.padEnd(4)} ${i.name} ${i.priority !== undefined ? `${i.priority} ` : ""}${clip(String(i.content), 60)}${i.proxied ? " PROXIED" : ""}`,

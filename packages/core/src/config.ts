@@ -105,6 +105,30 @@ export interface MailConfigInput {
   /** Days a replaced or deleted backup object version is kept. Default 90. */
   backupRetentionDays?: number;
   /**
+   * S3 Object Lock default retention for every new object version in the backup bucket (and
+   * its replica). Default none: versioning and the host's role already keep a compromised
+   * host from erasing history; the lock also stops anyone in the AWS account (GOVERNANCE:
+   * anyone without s3:BypassGovernanceRetention; COMPLIANCE: even the root user) from
+   * deleting a version younger than `days`. Once enabled, S3 never lets it be turned off.
+   */
+  backupObjectLock?: BackupObjectLockInput;
+  /**
+   * Region of a second bucket that S3 replicates every backup object to, e.g. eu-central-1.
+   * Default none: one bucket, in the stack's region. Must differ from the stack's region.
+   */
+  backupReplicaRegion?: string;
+  /**
+   * ARN of a customer-managed KMS key (in the stack's region) that encrypts the backup
+   * bucket. Default: the account's AWS-managed `aws/s3` key, which needs no key policy and
+   * costs nothing, but whose use cannot be restricted or audited per key.
+   */
+  backupKmsKeyArn?: string;
+  /**
+   * Daily EBS snapshots of the data volume kept, by count. Default 7: a week of whole-volume
+   * restore points beside the file-level backups.
+   */
+  snapshotRetentionDays?: number;
+  /**
    * Address (preferably at another provider) that receives alarms when the host fails its
    * EC2 status checks (which also trigger automatic recovery or reboot). Default: no alarms.
    */
@@ -158,6 +182,10 @@ export const FIELD_KINDS: Record<keyof MailConfigInput, "string" | "json"> = {
   dnsProvider: "string",
   route53ZoneIds: "json",
   backupRetentionDays: "json",
+  backupObjectLock: "json",
+  backupReplicaRegion: "string",
+  backupKmsKeyArn: "string",
+  snapshotRetentionDays: "json",
   alertEmail: "string",
   vpcId: "string",
   subnetId: "string",
@@ -182,6 +210,13 @@ export interface SecondaryMxInput {
   host: string;
   /** MX preference; must be above this host's 10. Default 20, then 30, … in list order. */
   priority?: number;
+}
+
+export interface BackupObjectLockInput {
+  /** GOVERNANCE: principals with s3:BypassGovernanceRetention may still delete; COMPLIANCE: nobody may. */
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  /** Days each new object version is locked; at most backupRetentionDays. */
+  days: number;
 }
 
 export interface AliasInput {
@@ -232,6 +267,9 @@ export interface MailConfig {
   verificationRecords: { domain: string; value: string }[];
   dnsProvider: "cloudflare" | "route53";
   backupRetentionDays: number;
+  backupObjectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number };
+  backupReplicaRegion?: string;
+  snapshotRetentionDays: number;
   alertEmail?: string;
   availabilityZone?: string;
 }
@@ -300,6 +338,11 @@ const integer = (min: number, max: number) => v.optional(v.pipe(v.number(), v.in
 const matching = (pattern: RegExp, message: string) =>
   v.optional(v.pipe(v.string(), v.check((value) => pattern.test(value), (issue) => `${JSON.stringify(issue.input)} ${message}`)));
 
+/** An AWS region name such as eu-west-1 or us-gov-west-1. */
+export const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** A KMS key ARN; aliases are refused because IAM cannot scope a grant to a key by its alias. */
+export const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z]{2}(?:-[a-z]+)+-\d+):\d{12}:key\/(?:mrk-)?[0-9a-f-]{32,36}$/;
+
 const MAILBOX_FIELDS = {
   address: v.string(),
   password: v.optional(secretValue()),
@@ -310,6 +353,7 @@ const MAILBOX_FIELDS = {
 const ALIAS_FIELDS = { address: v.string(), to: v.array(v.string()) };
 const SECONDARY_MX_FIELDS = { host: v.string(), priority: integer(0, 65535) };
 const selector = matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens");
+const OBJECT_LOCK_FIELDS = { mode: v.picklist(["GOVERNANCE", "COMPLIANCE"]), days: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3650)) };
 
 // Plain objects: unknown keys are reported by unknownFields(), every one of them, where a
 // strict object would stop at the first.
@@ -348,6 +392,10 @@ const FIELDS = {
   dnsProvider: v.optional(v.picklist(["cloudflare", "route53"])),
   route53ZoneIds: v.optional(v.record(v.string(), deferrable(/^Z[0-9A-Z]{1,31}$/, "must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"))),
   backupRetentionDays: integer(1, 3650),
+  backupObjectLock: v.optional(v.object(OBJECT_LOCK_FIELDS)),
+  backupReplicaRegion: matching(AWS_REGION, "is not an AWS region; write it like eu-central-1"),
+  backupKmsKeyArn: v.optional(deferrable(KMS_KEY_ARN, "is not a KMS key ARN; write it like arn:aws:kms:eu-west-1:123456789012:key/<key id> (a key, not an alias)")),
+  snapshotRetentionDays: integer(1, 365),
   alertEmail: v.optional(v.string()),
   vpcId: v.optional(deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0")),
   subnetId: v.optional(deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0")),
@@ -367,6 +415,7 @@ export const DEFAULTS = {
   messageSizeLimitMiB: 50,
   dkimSelector: "mail",
   backupRetentionDays: 90,
+  snapshotRetentionDays: 7,
   quota: "5G",
   dmarcPolicy: "quarantine",
   mtaSts: "enforce",
@@ -411,6 +460,7 @@ function unknownFields(input: unknown): ConfigIssue[] {
     const items = record[list];
     if (Array.isArray(items)) items.forEach((item, i) => check(item, [list, i], fields));
   }
+  check(record.backupObjectLock, ["backupObjectLock"], OBJECT_LOCK_FIELDS);
   return issues;
 }
 
@@ -753,6 +803,14 @@ class Checker {
     let alertEmail: string | undefined;
     if (input.alertEmail !== undefined) alertEmail = this.address("alertEmail", input.alertEmail);
 
+    const backupRetentionDays = input.backupRetentionDays ?? DEFAULTS.backupRetentionDays;
+    if (input.backupObjectLock && input.backupObjectLock.days > backupRetentionDays) {
+      this.fail(
+        "backupObjectLock.days",
+        `locks each version for ${input.backupObjectLock.days} days, longer than backupRetentionDays (${backupRetentionDays}), so old versions would outlive the retention and keep costing; set backupRetentionDays to at least ${input.backupObjectLock.days} or shorten the lock`,
+      );
+    }
+
     if (input.vpcId && !input.subnetId) {
       this.fail("subnetId", "is required when vpcId is set: name the public subnet the mail host goes into");
     }
@@ -890,7 +948,10 @@ class Checker {
       dnssec,
       verificationRecords,
       dnsProvider,
-      backupRetentionDays: input.backupRetentionDays ?? DEFAULTS.backupRetentionDays,
+      backupRetentionDays,
+      backupObjectLock: input.backupObjectLock && { mode: input.backupObjectLock.mode, days: input.backupObjectLock.days },
+      backupReplicaRegion: input.backupReplicaRegion,
+      snapshotRetentionDays: input.snapshotRetentionDays ?? DEFAULTS.snapshotRetentionDays,
       alertEmail,
       availabilityZone: input.availabilityZone,
     };

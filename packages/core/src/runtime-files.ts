@@ -30,6 +30,8 @@ export interface RuntimeSecrets {
    * replacements, so the TLSA record that pins it stays valid.
    */
   tlsPrivateKeyPem: string;
+  /** Password of the restic repository in the backup bucket; printable ASCII, one line. */
+  resticPassword: string;
 }
 
 const mib = (n: number) => `${n}M`;
@@ -112,6 +114,8 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, null)),
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
+    // Read by each backup run as root; nothing to reload.
+    { name: "backup/restic-password", content: `${secrets.resticPassword}\n`, mode: "0600", owner: "root", group: "root", reload: [] },
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -123,6 +127,8 @@ const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
 const DKIM_KEY_BOUND = 3400;
 // An ECDSA P-384 key in PEM is ~300 bytes; RSA-4096 would be ~3.3 KB.
 const TLS_KEY_BOUND = 3400;
+/** Longest restic password a stack may carry (MailBackup generates 48 characters). */
+export const MAX_RESTIC_PASSWORD_LENGTH = 128;
 
 /** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
 function boundingSecrets(config: MailConfig): RuntimeSecrets {
@@ -135,6 +141,7 @@ function boundingSecrets(config: MailConfig): RuntimeSecrets {
     ),
     dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
     tlsPrivateKeyPem: "x".repeat(TLS_KEY_BOUND),
+    resticPassword: "x".repeat(MAX_RESTIC_PASSWORD_LENGTH),
   };
 }
 

@@ -6,6 +6,7 @@ import { getCallerIdentityOutput } from "@pulumi/aws/getCallerIdentity";
 import { getPartitionOutput } from "@pulumi/aws/getPartition";
 import { getRegionOutput } from "@pulumi/aws/getRegion";
 import * as iam from "@pulumi/aws/iam";
+import { RESTIC_PREFIX } from "./mail-backup";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER_ID = "099720109477";
@@ -28,6 +29,21 @@ export interface MailHostArgs {
    * image, and always when changing to an instance type of the other architecture.
    */
   amiId?: pulumi.Input<string>;
+  /**
+   * ARN of the backup bucket (MailBackup's). The role may then list, read, write and delete
+   * objects under `restic/` there, and is explicitly denied deleting versions or changing
+   * the bucket's policy, lifecycle, versioning, encryption or Object Lock. Default none: the
+   * role has no S3 permission at all.
+   */
+  backupBucketArn?: pulumi.Input<string>;
+  /**
+   * The backup bucket's customer-managed KMS key, if it has one: the role may then generate
+   * data keys and decrypt with it, through S3 only. Default none, right for the AWS-managed
+   * `aws/s3` key, which S3 lets the account's principals use without a grant.
+   */
+  backupKmsKeyArn?: pulumi.Input<string>;
+  /** Extra tags for the data volume, e.g. MailSnapshots' targetTags. Default none. */
+  dataVolumeTags?: Record<string, string>;
   /**
    * Protect the data volume and the Elastic IP from deletion. Default true: mail and the
    * address's sending reputation outlive the instance and a mistaken `pulumi destroy`.
@@ -65,7 +81,8 @@ export class MailHost extends pulumi.ComponentResource {
 
     const region = getRegionOutput({}, parent).region;
     const account = getCallerIdentityOutput({}, parent).accountId;
-    const partition = getPartitionOutput({}, parent).partition;
+    const partitionInfo = getPartitionOutput({}, parent);
+    const partition = partitionInfo.partition;
 
     this.role = new iam.Role(
       `${name}-role`,
@@ -146,6 +163,18 @@ export class MailHost extends pulumi.ComponentResource {
       },
       parent,
     );
+    if (args.backupBucketArn !== undefined) {
+      new iam.RolePolicy(
+        `${name}-backup`,
+        {
+          role: this.role.id,
+          policy: pulumi
+            .all([args.backupBucketArn, args.backupKmsKeyArn, region, partitionInfo.dnsSuffix])
+            .apply(([bucketArn, keyArn, region, dnsSuffix]) => JSON.stringify(backupPolicy(bucketArn, keyArn, `s3.${region}.${dnsSuffix}`))),
+        },
+        parent,
+      );
+    }
     const profile = new iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags: args.tags }, parent);
 
     this.dataVolume = new ebs.Volume(
@@ -157,7 +186,7 @@ export class MailHost extends pulumi.ComponentResource {
         encrypted: true,
         // Deleting the volume on purpose still leaves a snapshot behind.
         finalSnapshot: true,
-        tags: { ...tags, Name: `${config.hostname} mail data`, "mailstack:role": "data" },
+        tags: { ...tags, ...args.dataVolumeTags, Name: `${config.hostname} mail data`, "mailstack:role": "data" },
       },
       { parent: this, protect },
     );
@@ -237,4 +266,54 @@ export class MailHost extends pulumi.ComponentResource {
     this.publicIp = this.eip.publicIp;
     this.registerOutputs({ instanceId: this.instanceId, publicIp: this.publicIp, dataVolumeId: this.dataVolume.id });
   }
+}
+
+/** S3 actions a prefix-scoped grant could give that would let the host destroy backup history. */
+export const BACKUP_DENIED_ACTIONS = [
+  "s3:BypassGovernanceRetention",
+  "s3:DeleteBucket",
+  "s3:DeleteBucketPolicy",
+  "s3:DeleteObjectVersion",
+  "s3:PutBucketAcl",
+  "s3:PutBucketObjectLockConfiguration",
+  "s3:PutBucketOwnershipControls",
+  "s3:PutBucketPolicy",
+  "s3:PutBucketPublicAccessBlock",
+  "s3:PutBucketVersioning",
+  "s3:PutEncryptionConfiguration",
+  "s3:PutLifecycleConfiguration",
+  "s3:PutObjectLegalHold",
+  "s3:PutObjectRetention",
+  "s3:PutReplicationConfiguration",
+];
+
+/**
+ * restic's needs under its prefix and no more. Deleting an object on the versioned bucket
+ * only adds a delete marker (which is how restic prunes); the old version stays until the
+ * lifecycle expires it. The Deny holds even if a broader grant is attached to the role later.
+ */
+function backupPolicy(bucketArn: string, kmsKeyArn: string | undefined, s3Service: string) {
+  const statements: object[] = [
+    {
+      Sid: "ListResticPrefix",
+      Effect: "Allow",
+      Action: "s3:ListBucket",
+      Resource: bucketArn,
+      Condition: { StringLike: { "s3:prefix": [`${RESTIC_PREFIX}/`, `${RESTIC_PREFIX}/*`] } },
+    },
+    // restic asks where the bucket is before it opens the repository.
+    { Sid: "LocateBucket", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: bucketArn },
+    { Sid: "ResticObjects", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: `${bucketArn}/${RESTIC_PREFIX}/*` },
+    { Sid: "NeverEraseHistory", Effect: "Deny", Action: BACKUP_DENIED_ACTIONS, Resource: [bucketArn, `${bucketArn}/*`] },
+  ];
+  if (kmsKeyArn !== undefined) {
+    statements.splice(3, 0, {
+      Sid: "BucketKey",
+      Effect: "Allow",
+      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+      Resource: kmsKeyArn,
+      Condition: { StringEquals: { "kms:ViaService": s3Service } },
+    });
+  }
+  return { Version: "2012-10-17", Statement: statements };
 }

@@ -4,6 +4,7 @@ import {
   ConfigError,
   type ConfigIssue,
   hashPassword,
+  MAX_RESTIC_PASSWORD_LENGTH,
   type MailConfig,
   parameterLayout,
   parameterValues,
@@ -30,12 +31,18 @@ export interface MailParametersArgs {
   dkimPrivateKeyPem: pulumi.Input<string>;
   /** PEM private key of the host's TLS certificate, kept across renewals (TLSA pins it). */
   tlsPrivateKeyPem: pulumi.Input<string>;
+  /**
+   * Password of the host's restic repository (MailBackup's), delivered as the runtime file
+   * `backup/restic-password`: printable ASCII, at most 128 characters.
+   */
+  resticPassword: pulumi.Input<string>;
   tags?: Record<string, string>;
 }
 
 /**
- * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM and TLS keys) as
- * SecureString parameters under one path, plus the manifest the host checks them against.
+ * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM and TLS
+ * keys, the restic password) as SecureString parameters under one path, plus the manifest the
+ * host checks them against.
  * Files larger than one parameter are split; the split depends only on the configuration,
  * so the set of parameters is known before any secret resolves.
  */
@@ -56,8 +63,8 @@ export class MailParameters extends pulumi.ComponentResource {
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
     });
     const values = pulumi
-      .all([pulumi.all(credentials), args.dkimPrivateKeyPem, args.tlsPrivateKeyPem])
-      .apply(([secrets, dkimPrivateKeyPem, tlsPrivateKeyPem]) => {
+      .all([pulumi.all(credentials), args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, args.resticPassword])
+      .apply(([secrets, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword]) => {
         const issues: ConfigIssue[] = [];
         const passwordHashes = new Map<string, string>();
         config.mailboxes.forEach((m, i) => {
@@ -68,8 +75,11 @@ export class MailParameters extends pulumi.ComponentResource {
           if (problem) issues.push({ path, message: problem });
           else passwordHashes.set(m.address, field === "password" ? hashPassword(secret as string, m.address, args.path) : (secret as string).trim());
         });
+        if (!/^[\x21-\x7e]+$/.test(resticPassword) || resticPassword.length > MAX_RESTIC_PASSWORD_LENGTH) {
+          issues.push({ path: "resticPassword", message: `must be 1 to ${MAX_RESTIC_PASSWORD_LENGTH} printable ASCII characters without spaces` });
+        }
         if (issues.length > 0) throw new ConfigError(issues);
-        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem }), layout);
+        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword }), layout);
       });
     const secretValues = pulumi.secret(values);
 

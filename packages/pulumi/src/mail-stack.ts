@@ -1,4 +1,4 @@
-import { ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { AWS_REGION, ConfigError, type ConfigIssue, type DnsRecord, KMS_KEY_ARN, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
@@ -9,6 +9,7 @@ import { MailDns } from "./mail-dns";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
 import { type MailboxCredential, MailParameters } from "./mail-parameters";
+import { MailSnapshots } from "./mail-snapshots";
 import { MailStackConfigError } from "./stack-config";
 import { TlsKey } from "./tls-key";
 
@@ -26,7 +27,7 @@ export interface MailboxArgs extends MailboxCredential {
  * (see MailConfigInput for every field and its default). Passwords and resource ids may be
  * Pulumi outputs; everything that decides which resources exist is plain.
  */
-export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds"> {
+export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "backupKmsKeyArn"> {
   mailboxes: MailboxArgs[];
   /** Existing VPC; requires subnetId. Default: the account's default VPC. */
   vpcId?: pulumi.Input<string>;
@@ -35,6 +36,11 @@ export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcI
   /** Cloudflare zone ids by mail domain. Default: looked up by name. */
   cloudflareZoneIds?: Record<string, pulumi.Input<string>>;
   /**
+   * Customer-managed KMS key (in the stack's region) for the backup bucket; the host's role
+   * may use it through S3 only. Default: the AWS-managed `aws/s3` key.
+   */
+  backupKmsKeyArn?: pulumi.Input<string>;
+  /**
    * SSM path for the runtime files. Default `/mailstack/<stack>/<name>`, unique per stack
    * and per MailStack, which is also all the host's role may read.
    */
@@ -42,8 +48,8 @@ export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcI
   /** Pin the host's AMI. Default: the newest Ubuntu 24.04 image, looked up once. */
   amiId?: pulumi.Input<string>;
   /**
-   * Protect the data volume, the Elastic IP and the backup bucket from deletion. Default
-   * true; set false only for throwaway stacks.
+   * Protect the data volume, the Elastic IP, the backup buckets and the restic password from
+   * deletion. Default true; set false only for throwaway stacks.
    */
   protect?: boolean;
   /** Tags added to every AWS resource that takes tags. */
@@ -71,6 +77,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly tlsKey: TlsKey;
   readonly parameters: MailParameters;
   readonly backup: MailBackup;
+  /** Daily EBS snapshots of the data volume. */
+  readonly snapshots: MailSnapshots;
   /** Status-check alarms e-mailed to alertEmail; undefined when alertEmail is not set. */
   readonly alerts?: MailAlerts;
   readonly publicIp: pulumi.Output<string>;
@@ -78,12 +86,18 @@ export class MailStack extends pulumi.ComponentResource {
   readonly instanceId: pulumi.Output<string>;
   readonly dnsRecords: pulumi.Output<DnsRecord[]>;
   readonly backupBucketName: pulumi.Output<string>;
+  /** The replica bucket's name; undefined without backupReplicaRegion. */
+  readonly backupReplicaBucketName?: pulumi.Output<string>;
+  /** Where the host's restic repository is, e.g. `s3:https://s3.eu-west-1.amazonaws.com/<bucket>/restic`. */
+  readonly resticRepository: pulumi.Output<string>;
+  /** The restic repository password, a Pulumi secret; keep a copy outside AWS. */
+  readonly resticPassword: pulumi.Output<string>;
   /** What to do after the first `pulumi up`, with this deployment's values filled in. */
   readonly nextSteps: pulumi.Output<string>;
 
   constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
     // Every bad field is reported at once, before any resource exists, this one included.
-    const { config, parameterPath } = validate(name, args);
+    const { config, parameterPath } = validate(name, args, opts);
     super("mailstack:index:MailStack", name, {}, opts);
     this.config = config;
     this.hostname = config.hostname;
@@ -98,9 +112,31 @@ export class MailStack extends pulumi.ComponentResource {
     this.dkim = this.dkimKeys[config.dkimSelector];
     this.tlsKey = new TlsKey(`${name}-tls`, {}, parent);
 
+    this.backup = new MailBackup(
+      `${name}-backup`,
+      {
+        retentionDays: config.backupRetentionDays,
+        kmsKeyArn: args.backupKmsKeyArn,
+        objectLock: config.backupObjectLock,
+        replicaRegion: config.backupReplicaRegion,
+        protect,
+        tags,
+      },
+      parent,
+    );
+    this.snapshots = new MailSnapshots(`${name}-snapshots`, { retentionDays: config.snapshotRetentionDays, tags }, parent);
+
     this.parameters = new MailParameters(
       `${name}-parameters`,
-      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, tlsPrivateKeyPem: this.tlsKey.privateKeyPem, tags },
+      {
+        config,
+        path: parameterPath,
+        credentials: args.mailboxes,
+        dkimPrivateKeyPem: this.dkim.privateKeyPem,
+        tlsPrivateKeyPem: this.tlsKey.privateKeyPem,
+        resticPassword: this.backup.resticPassword,
+        tags,
+      },
       parent,
     );
     this.host = new MailHost(
@@ -112,6 +148,9 @@ export class MailStack extends pulumi.ComponentResource {
         securityGroupIds: [this.firewall.securityGroupId],
         parameterPath,
         amiId: args.amiId,
+        backupBucketArn: this.backup.bucketArn,
+        backupKmsKeyArn: args.backupKmsKeyArn,
+        dataVolumeTags: this.snapshots.targetTags,
         protect,
         tags,
       },
@@ -135,7 +174,6 @@ export class MailStack extends pulumi.ComponentResource {
       { allocationId: this.host.eip.allocationId, domainName: config.hostname },
       { parent: this, dependsOn: [this.dns.resources["host-a"]] },
     );
-    this.backup = new MailBackup(`${name}-backup`, { retentionDays: config.backupRetentionDays, protect, tags }, parent);
     if (config.alertEmail !== undefined) {
       this.alerts = new MailAlerts(
         `${name}-alerts`,
@@ -148,6 +186,9 @@ export class MailStack extends pulumi.ComponentResource {
     this.instanceId = this.host.instanceId;
     this.dnsRecords = this.dns.records;
     this.backupBucketName = this.backup.bucketName;
+    this.backupReplicaBucketName = this.backup.replicaBucketName;
+    this.resticRepository = this.backup.repositoryUrl;
+    this.resticPassword = this.backup.resticPassword;
     const alertStep = config.alertEmail
       ? `\n6. Confirm the subscription AWS mailed to ${config.alertEmail}; until then, alarms about the host are not delivered.`
       : "";
@@ -165,6 +206,9 @@ export class MailStack extends pulumi.ComponentResource {
       instanceId: this.instanceId,
       dnsRecords: this.dnsRecords,
       backupBucketName: this.backupBucketName,
+      backupReplicaBucketName: this.backupReplicaBucketName,
+      resticRepository: this.resticRepository,
+      resticPassword: this.resticPassword,
       nextSteps: this.nextSteps,
     });
   }
@@ -175,7 +219,7 @@ export class MailStack extends pulumi.ComponentResource {
  * unchecked parameter path ("mailstack/prod", a trailing slash) would give malformed SSM names
  * and an IAM ARN ("…:parametermailstack/prod") that fail only mid-deployment.
  */
-function validate(name: string, args: MailStackArgs): { config: MailConfig; parameterPath: string } {
+function validate(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions): { config: MailConfig; parameterPath: string } {
   const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
   const issues: ConfigIssue[] = [];
   if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parameterPath)) {
@@ -185,6 +229,7 @@ function validate(name: string, args: MailStackArgs): { config: MailConfig; para
   if (typeof args.amiId === "string" && !/^ami-[0-9a-f]{8,17}$/.test(args.amiId)) {
     issues.push({ path: "amiId", message: `${JSON.stringify(args.amiId)} is not an AMI id; write it like ami-0123456789abcdef0` });
   }
+  issues.push(...regionIssues(args, opts));
   try {
     const config = parseConfig(coreInput(args));
     if (issues.length === 0) return { config, parameterPath };
@@ -193,6 +238,25 @@ function validate(name: string, args: MailStackArgs): { config: MailConfig; para
     issues.unshift(...error.issues);
   }
   throw new MailStackConfigError(issues);
+}
+
+/**
+ * What only the stack's region can tell: a replica must be elsewhere, and S3 uses KMS keys of
+ * its own region only. The region is that of the default provider when no other is given.
+ */
+function regionIssues(args: MailStackArgs, opts?: pulumi.ComponentResourceOptions): ConfigIssue[] {
+  if (opts?.provider !== undefined || opts?.providers !== undefined) return [];
+  const region = new pulumi.Config("aws").get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+  if (!region || !AWS_REGION.test(region)) return [];
+  const issues: ConfigIssue[] = [];
+  if (args.backupReplicaRegion === region) {
+    issues.push({ path: "backupReplicaRegion", message: `"${region}" is the stack's own region, so the replica would not survive losing it; choose another region` });
+  }
+  const keyRegion = typeof args.backupKmsKeyArn === "string" ? KMS_KEY_ARN.exec(args.backupKmsKeyArn)?.[1] : undefined;
+  if (keyRegion !== undefined && keyRegion !== region) {
+    issues.push({ path: "backupKmsKeyArn", message: `is a key in ${keyRegion}, but the bucket is in ${region} and S3 can use only keys of its own region; use a key in ${region}` });
+  }
+  return issues;
 }
 
 /** The args as the core validates them: outputs stand for values the cloud checks later. */

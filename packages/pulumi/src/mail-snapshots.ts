@@ -1,0 +1,96 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as dlm from "@pulumi/aws/dlm";
+import { getPartitionOutput } from "@pulumi/aws/getPartition";
+import * as iam from "@pulumi/aws/iam";
+
+/** The tag whose value names the one snapshot policy a volume belongs to. */
+export const SNAPSHOT_TAG = "mailstack:snapshots";
+
+export interface MailSnapshotsArgs {
+  /**
+   * Snapshots kept, one a day. Default 7: a week of whole-volume restore points; the
+   * oldest is deleted when a new one is taken.
+   */
+  retentionDays?: number;
+  /**
+   * When the daily snapshot starts, `HH:MM` in UTC; AWS starts it within the hour after.
+   * Default 03:00, before unattended upgrades may reboot the host at 04:30.
+   */
+  time?: string;
+  /** Tags for the policy and its role; snapshots get the volume's tags (copied) instead. */
+  tags?: Record<string, string>;
+}
+
+/**
+ * Daily EBS snapshots of the volumes that carry `targetTags` (give them to MailHost's data
+ * volume), by a Data Lifecycle Manager policy with a role of its own. The tag's value is
+ * unique to this component in this stack: DLM targets every volume of the account and region
+ * that has any of a policy's tags, so a shared tag would make two stacks snapshot each
+ * other's volumes.
+ */
+export class MailSnapshots extends pulumi.ComponentResource {
+  /** Tags that put a volume under this policy. Plain values: they decide nothing else. */
+  readonly targetTags: Record<string, string>;
+  readonly policy: dlm.LifecyclePolicy;
+  readonly role: iam.Role;
+
+  constructor(name: string, args: MailSnapshotsArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    const retentionDays = args.retentionDays ?? 7;
+    const time = args.time ?? "03:00";
+    const problems: string[] = [];
+    // DLM keeps at most 1000 snapshots per schedule.
+    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 1000) problems.push(`retentionDays: ${retentionDays} must be a whole number from 1 to 1000`);
+    if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(time)) problems.push(`time: ${JSON.stringify(time)} must be HH:MM in UTC, like 03:00`);
+    if (problems.length > 0) throw new Error(`MailSnapshots ${name}: ${problems.join("; ")}`);
+    super("mailstack:aws:MailSnapshots", name, {}, opts);
+    const parent = { parent: this };
+    this.targetTags = { [SNAPSHOT_TAG]: `${pulumi.getProject()}/${pulumi.getStack()}/${name}` };
+
+    this.role = new iam.Role(
+      `${name}-role`,
+      {
+        description: "mailstack data volume snapshots",
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "dlm.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        }),
+        tags: args.tags,
+      },
+      parent,
+    );
+    // AWS's own policy for DLM: it follows DLM's needs as they change, and only DLM can use it.
+    const attachment = new iam.RolePolicyAttachment(
+      `${name}-role-policy`,
+      {
+        role: this.role.name,
+        policyArn: pulumi.interpolate`arn:${getPartitionOutput({}, parent).partition}:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole`,
+      },
+      parent,
+    );
+    this.policy = new dlm.LifecyclePolicy(
+      `${name}-policy`,
+      {
+        description: "mailstack daily snapshots of the mail data volume",
+        executionRoleArn: this.role.arn,
+        state: "ENABLED",
+        policyDetails: {
+          resourceTypes: ["VOLUME"],
+          targetTags: this.targetTags,
+          schedules: [
+            {
+              name: "daily",
+              createRule: { interval: 24, intervalUnit: "HOURS", times: time },
+              retainRule: { count: retentionDays },
+              copyTags: true,
+              tagsToAdd: { "mailstack:snapshot": "daily" },
+            },
+          ],
+        },
+        tags: args.tags,
+      },
+      // A policy whose role cannot act yet fails its first run.
+      { parent: this, dependsOn: [attachment] },
+    );
+    this.registerOutputs({ policyArn: this.policy.arn });
+  }
+}
