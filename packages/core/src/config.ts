@@ -562,8 +562,8 @@ class Checker {
     this.issues.push({ path, message });
   }
 
-  private domain(path: string, raw: string): string | undefined {
-    const checked = checkDomain(raw);
+  private domain(path: string, raw: string, options: { serviceLabels?: boolean } = {}): string | undefined {
+    const checked = checkDomain(raw, options);
     if (checked.ok) return checked.value;
     this.fail(path, checked.error);
     return undefined;
@@ -797,7 +797,7 @@ class Checker {
 
     const spfIncludes: string[] = [];
     (input.spfInclude ?? []).forEach((raw, i) => {
-      const d = this.domain(`spfInclude[${i}]`, raw.replace(/^include:/, ""));
+      const d = this.domain(`spfInclude[${i}]`, raw.replace(/^include:/, ""), { serviceLabels: true });
       if (d !== undefined && !spfIncludes.includes(d)) spfIncludes.push(d);
     });
     // RFC 7208 §4.6.4: ten DNS lookups at most; `mx` costs one, each include at least one.
