@@ -8,7 +8,8 @@ import { Resolver } from "node:dns/promises";
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { requireTools, runOk, type RunResult, tempRoot, TOOL_PATH } from "./tools";
+import type { DNSResolver } from "mailauth";
+import { requireTools, run, runOk, type RunResult, tempRoot, TOOL_PATH } from "./tools";
 
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -86,7 +87,8 @@ export class AuthoritativeDns {
     const deadline = Date.now() + 20000;
     for (;;) {
       if (this.daemon.exitCode !== null) throw new Error(`knotd exited ${this.daemon.exitCode}\n${this.log()}`);
-      if (zones.every((zone) => this.dig(zone, "SOA").status === "NOERROR")) return;
+      // dig exits 9 while knotd is not listening yet.
+      if (zones.every((zone) => run("dig", [...this.digArgs(), zone, "SOA"]).stdout.includes("status: NOERROR"))) return;
       if (Date.now() > deadline) throw new Error(`knotd did not serve ${zones.join(", ")}\n${this.log()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -98,20 +100,25 @@ export class AuthoritativeDns {
 
   /** Asks the server one question with dig, without recursion, and parses the reply. */
   dig(name: string, type: string): DigAnswer {
-    return parseDig(runOk("dig", [`@127.0.0.1`, "-p", String(this.port), "+norecurse", "+nosplit", "+noall", "+comments", "+answer", name, type]));
+    return parseDig(runOk("dig", [...this.digArgs(), name, type]));
+  }
+
+  private digArgs(): string[] {
+    return ["@127.0.0.1", "-p", String(this.port), "+norecurse", "+nosplit", "+noall", "+comments", "+answer"];
   }
 
   /** Every record of a zone, by zone transfer. */
   transfer(zone: string): DigAnswer["records"] {
-    const r = runOk("dig", [`@127.0.0.1`, "-p", String(this.port), "+nosplit", "+noall", "+answer", zone, "AXFR"]);
+    const r = runOk("dig", ["@127.0.0.1", "-p", String(this.port), "+nosplit", "+noall", "+answer", zone, "AXFR"]);
     return parseDig(r).records;
   }
 
   /** A resolver in the shape mailauth takes (dns.promises.resolve), asking this server only. */
-  resolver(): (name: string, type: string) => Promise<unknown> {
+  resolver(): DNSResolver {
     const resolver = new Resolver({ timeout: 2000, tries: 1 });
     resolver.setServers([`127.0.0.1:${this.port}`]);
-    return (name, type) => resolver.resolve(name, type);
+    // mailauth's type names only TXT's and A's shapes; it also reads MX records from this.
+    return (name, type) => resolver.resolve(name, type) as Promise<string[][] | string[]>;
   }
 
   async stop(): Promise<void> {
