@@ -8,8 +8,7 @@
  * leave the host. The verifier is told they arrived from HOST_IP, the mail host's address in
  * the zones (its A record), with the host's HELO name and the envelope sender.
  */
-import { dnsRecords, dnsZones, type MailConfigInput, parseConfig, zoneFile } from "@mailstack/core";
-import { dkimPublicKeyFromPem } from "@mailstack/core";
+import { dkimPublicKeyFromPem, dnsRecords, dnsZones, type MailConfigInput, parseConfig, zoneFile } from "@mailstack/core";
 import { authenticate } from "mailauth";
 import { AuthoritativeDns } from "../support/dns-server";
 import { type DkimKeyPair, HOST_IP, message, newDkimKey, source, TestStack } from "../support/stack";
