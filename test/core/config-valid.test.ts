@@ -85,6 +85,10 @@ describe("names are normalised", () => {
     expect(checkDomain(`${"a".repeat(63)}.com`).ok).toBe(true);
     expect(checkDomain("1password.com").ok).toBe(true);
     expect(checkDomain("example.123").ok).toBe(false);
+    // Underscore labels only where asked for (SPF includes such as Google's), never the top label.
+    expect(checkDomain("_spf.google.com").ok).toBe(false);
+    expect(checkDomain("_spf.google.com", { serviceLabels: true })).toEqual({ ok: true, value: "_spf.google.com" });
+    expect(checkDomain("spf.google._com", { serviceLabels: true }).ok).toBe(false);
     expect(checkAddress("O'Brien.Team-1_x@Example.com")).toEqual({ ok: true, value: "o'brien.team-1_x@example.com" });
     expect(checkAddress(`${"a".repeat(64)}@example.com`).ok).toBe(true);
     expect(checkAddress(`${"a".repeat(65)}@example.com`).ok).toBe(false);

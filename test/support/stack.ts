@@ -48,10 +48,30 @@ export const NO_DMARC_DOMAIN = "no-dmarc.example";
  */
 export type Variant = "full" | "unfiltered" | "discard";
 
+/** A DKIM key pair in PEM (PKCS#8 private key, SubjectPublicKeyInfo public key). */
+export interface DkimKeyPair {
+  privateKey: string;
+  publicKey: string;
+}
+
 export interface StackOptions {
   variant?: Variant;
   /** main.cf settings applied with postconf -e after rendering, for tests that say why. */
   postfixOverrides?: Record<string, string>;
+  /**
+   * DKIM keys by selector, for tests whose keys must outlive one stack (rotation: the key a
+   * stack signs with is published by the next one). Selectors of the config not given here
+   * get a fresh key; only the signing selector's private key reaches the host.
+   */
+  dkimKeys?: Record<string, DkimKeyPair>;
+}
+
+export function newDkimKey(): DkimKeyPair {
+  return generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
 }
 
 interface Daemon {
@@ -86,6 +106,8 @@ const STACK_TOOLS = [
 ];
 
 export class TestStack {
+  /** Every published DKIM key pair, by selector. */
+  readonly dkimKeys: Record<string, DkimKeyPair>;
   readonly dkimPrivateKey: string;
   readonly dkimPublicKey: string;
   readonly records: DnsRecord[];
@@ -98,15 +120,13 @@ export class TestStack {
     readonly host: RenderedHost,
     readonly ns: string,
     readonly variant: Variant,
+    dkimKeys: Record<string, DkimKeyPair> = {},
   ) {
-    const key = generateKeyPairSync("rsa", {
-      modulusLength: 2048,
-      privateKeyEncoding: { type: "pkcs8", format: "pem" },
-      publicKeyEncoding: { type: "spki", format: "pem" },
-    });
-    this.dkimPrivateKey = key.privateKey;
-    this.dkimPublicKey = dkimPublicKeyFromPem(key.publicKey);
-    this.records = dnsRecords(config, { ipv4: HOST_IP, dkimPublicKeys: { [config.dkimSelector]: this.dkimPublicKey } });
+    this.dkimKeys = Object.fromEntries(config.dkimSelectors.map((s) => [s, dkimKeys[s] ?? newDkimKey()]));
+    this.dkimPrivateKey = this.dkimKeys[config.dkimSelector].privateKey;
+    this.dkimPublicKey = dkimPublicKeyFromPem(this.dkimKeys[config.dkimSelector].publicKey);
+    const dkimPublicKeys = Object.fromEntries(Object.entries(this.dkimKeys).map(([s, k]) => [s, dkimPublicKeyFromPem(k.publicKey)]));
+    this.records = dnsRecords(config, { ipv4: HOST_IP, dkimPublicKeys });
   }
 
   static async start(input: MailConfigInput, options: StackOptions = {}): Promise<TestStack> {
@@ -115,7 +135,7 @@ export class TestStack {
     const config = parseConfig(input);
     const host = renderHost(config);
     const ns = `ms-${host.root.split("-").pop()}`;
-    const stack = new TestStack(input, config, host, ns, options.variant ?? "full");
+    const stack = new TestStack(input, config, host, ns, options.variant ?? "full", options.dkimKeys);
     try {
       await stack.boot(options);
     } catch (e) {

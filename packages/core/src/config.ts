@@ -425,7 +425,6 @@ export const DEFAULTS = {
 /** MX preference of the mail host itself; secondary MX hosts come after it. */
 export const PRIMARY_MX_PRIORITY = 10;
 const SPF_MAX_INCLUDES = 9;
-const SPF_DOMAIN = /^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 
 /** Validates and normalises a configuration, or throws a {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): MailConfig {
@@ -613,8 +612,8 @@ class Checker {
     this.issues.push({ path, message });
   }
 
-  private domain(path: string, raw: string): string | undefined {
-    const checked = checkDomain(raw);
+  private domain(path: string, raw: string, options: { serviceLabels?: boolean } = {}): string | undefined {
+    const checked = checkDomain(raw, options);
     if (checked.ok) return checked.value;
     this.fail(path, checked.error);
     return undefined;
@@ -856,11 +855,8 @@ class Checker {
 
     const spfIncludes: string[] = [];
     (input.spfInclude ?? []).forEach((raw, i) => {
-      // SPF names are DNS names, not host names: providers publish e.g. _spf.google.com.
-      const d = raw.trim().replace(/^include:/, "").replace(/\.$/, "").toLowerCase();
-      if (!SPF_DOMAIN.test(d)) {
-        this.fail(`spfInclude[${i}]`, `"${raw}" is not a domain name; give the domain your provider documents, e.g. amazonses.com or _spf.google.com`);
-      } else if (!spfIncludes.includes(d)) spfIncludes.push(d);
+      const d = this.domain(`spfInclude[${i}]`, raw.replace(/^include:/, ""), { serviceLabels: true });
+      if (d !== undefined && !spfIncludes.includes(d)) spfIncludes.push(d);
     });
     // RFC 7208 §4.6.4: ten DNS lookups at most; `mx` costs one, each include at least one.
     if (spfIncludes.length > SPF_MAX_INCLUDES) {

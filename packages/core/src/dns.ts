@@ -89,10 +89,12 @@ export function dkimRecordValue(publicKey: string): string {
 
 /**
  * Every zone the stack writes records into: the mail domains, and the non-mail domains that
- * do not lie within one of them.
+ * do not lie within a mail domain or another non-mail domain (www.parked.example goes into
+ * parked.example, which has no delegation for it).
  */
 export function dnsZones(config: MailConfig): string[] {
-  return [...config.domains, ...config.nonMailDomains.filter((n) => !config.domains.some((d) => isWithin(n, d)))];
+  const apexes = [...config.domains, ...config.nonMailDomains];
+  return apexes.filter((n, i) => i < config.domains.length || !apexes.some((d) => d !== n && isWithin(n, d)));
 }
 
 function zoneOf(config: MailConfig, name: string): string {

@@ -4,12 +4,15 @@ import { domainToASCII, domainToUnicode } from "node:url";
 export type Checked = { ok: true; value: string } | { ok: false; error: string };
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const SERVICE_LABEL = /^_[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$/;
 
 /**
  * Normalises a DNS domain name to lower-case ASCII (IDNs become their xn-- form) and checks
- * it is a name mail can be hosted under: at least two labels, LDH rules, lengths.
+ * it is a name mail can be hosted under: at least two labels, LDH rules, lengths. With
+ * `serviceLabels`, labels below the top one may start with "_" (RFC 8552), as in names that
+ * are only looked up, never hosted, e.g. the SPF include `_spf.google.com`.
  */
-export function checkDomain(raw: string): Checked {
+export function checkDomain(raw: string, options: { serviceLabels?: boolean } = {}): Checked {
   const trimmed = raw.trim().replace(/\.$/, "");
   if (trimmed === "") return { ok: false, error: "is empty; give a domain such as example.com" };
   if (/[\s@/:%]/.test(trimmed)) {
@@ -24,11 +27,11 @@ export function checkDomain(raw: string): Checked {
     return { ok: false, error: `"${raw}" has a single label; give a fully qualified name such as example.com` };
   }
   if (ascii.length > 253) return { ok: false, error: `"${raw}" is longer than 253 characters` };
-  for (const label of labels) {
+  for (const [i, label] of labels.entries()) {
     if (label.length > 63) {
       return { ok: false, error: `"${raw}" has a label longer than 63 characters ("${label.slice(0, 20)}…")` };
     }
-    if (!LABEL.test(label)) {
+    if (!LABEL.test(label) && !(options.serviceLabels && i < labels.length - 1 && SERVICE_LABEL.test(label))) {
       return {
         ok: false,
         error: `"${raw}" has an invalid label "${label}"; labels use letters, digits and inner hyphens only`,
