@@ -189,7 +189,7 @@ export class MailStack extends pulumi.ComponentResource {
 }
 
 function dnssecStep(ds: DsRecord[]): string {
-  const lines = ds.map((d) => `\n   ${d.ds}\n     (key tag ${d.keyTag}, algorithm ${d.algorithm}, digest type ${d.digestType}, digest ${d.digest})`);
+  const lines = ds.map((d) => `\n   ${d.ds}   (key tag ${d.keyTag}, algorithm ${d.algorithm}, digest type ${d.digestType})`);
   return (
     "DNSSEC: add each zone's DS record at the domain's registrar (Cloudflare adds it itself where it is the registrar). " +
     `Until then resolvers treat the zones as unsigned, and senders ignore the TLSA record:${lines.join("")}`
