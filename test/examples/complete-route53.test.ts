@@ -3,7 +3,6 @@
 import { SAMPLE_HASH } from "../support/fixtures";
 import { type RecordedResource, type Run, runProgram } from "../support/harness";
 
-const RECORD_SET = "aws:route53/record:Record";
 const project = "mailstack-example-complete";
 let run: Run;
 
