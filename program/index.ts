@@ -13,4 +13,6 @@ export const backupReplicaBucket = mail.backupReplicaBucketName ?? null;
 export const resticRepository = mail.resticRepository;
 // A secret output: `pulumi stack output resticPassword --show-secrets` prints it for safe keeping.
 export const resticPassword = mail.resticPassword;
+// Empty unless dnssec: the DS record of each zone, for the registrar.
+export const dsRecords = mail.dsRecords;
 export const nextSteps = mail.nextSteps;

@@ -67,6 +67,19 @@ const mail = new MailStack("mail", {
   pop3: true, // default false: POP3S on port 995
   messageSizeLimitMiB: 40, // default 50
   dkimSelector: "mail", // default "mail"
+  // Key rotation, one `pulumi up` per step: set dkimNextSelector to publish a new key; days
+  // later make it dkimSelector and move the old selector to dkimPreviousSelector; then drop it.
+  dkimNextSelector: undefined,
+  dkimPreviousSelector: undefined,
+  secondaryMx: [], // default none: only this host receives mail
+  spfInclude: [], // default none: only the MX hosts may send as the domains
+  mtaSts: "enforce", // default; "testing" reports TLS failures without refusing delivery
+  caaIssuers: ["letsencrypt.org"], // default: only the CA the host uses may issue for it
+  // Domains you own that never send mail: null MX, `v=spf1 -all` and DMARC p=reject.
+  nonMailDomains: config.getObject<string[]>("nonMailDomains") ?? [],
+  // Cloudflare (empty, the default) or route53; the zones must exist in that account.
+  dnsProvider: (config.get("dnsProvider") || undefined) as "cloudflare" | "route53" | undefined,
+  dnssec: false, // default false; true (Cloudflare only) signs the zones: add the DS records at the registrar
   backupRetentionDays: 180, // default 90
   // Receives the host's status-check alarms; use an address at another provider.
   alertEmail: config.require("alertEmail"),
@@ -79,4 +92,5 @@ export const publicIp = mail.publicIp;
 export const instanceId = mail.instanceId;
 export const dnsRecords = mail.dnsRecords;
 export const backupBucket = mail.backupBucketName;
+export const dsRecords = mail.dsRecords;
 export const nextSteps = mail.nextSteps;

@@ -47,10 +47,10 @@ describe("mailstack plan of the default stack", () => {
     expect(row("aws.ec2.Eip", "mail-host-eip")).toMatch(/\[protected\]/);
     expect(row("aws.ec2.EipDomainName", "mail-ptr")).toMatch(/PTR -> mail\.example\.com/);
     expect(row("aws.ec2.SecurityGroup", "mail-firewall-sg")).toBeDefined();
-    for (const port of [25, 465, 587, 993, 80]) {
+    for (const port of [25, 465, 587, 993, 80, 443]) {
       expect(row("aws.vpc.SecurityGroupIngressRule", `mail-firewall-in-${port}`)).toMatch(new RegExp(`allow in tcp/${port} from 0\\.0\\.0\\.0/0`));
     }
-    expect(rows.filter((r) => /allow in tcp\/(22|443)\b/.test(r))).toEqual([]);
+    expect(rows.filter((r) => /allow in tcp\/22\b/.test(r))).toEqual([]);
     expect(row("aws.iam.Role", "mail-host-role")).toMatch(/assumed by ec2\.amazonaws\.com/);
     expect(row("aws.iam.InstanceProfile", "mail-host-profile")).toBeDefined();
     expect(row("aws.iam.RolePolicy", "mail-host-parameters")).toMatch(/parameter\/mailstack\/example\/mail/);
@@ -59,6 +59,12 @@ describe("mailstack plan of the default stack", () => {
     expect(row("cloudflare.DnsRecord", "mail-dns-spf-example.com")).toMatch(/v=spf1 mx -all/);
     expect(row("cloudflare.DnsRecord", "mail-dns-dmarc-example.com")).toMatch(/v=DMARC1; p=quarantine/);
     expect(row("cloudflare.DnsRecord", "mail-dns-dkim-mail-example.com")).toMatch(/v=DKIM1; k=rsa; p=MII/);
+    expect(row("cloudflare.DnsRecord", "mail-dns-mta-sts-host-example.org")).toMatch(/CNAME mta-sts\.example\.org mail\.example\.com/);
+    expect(row("cloudflare.DnsRecord", "mail-dns-srv-submissions-example.com")).toMatch(/SRV +_submissions\._tcp\.example\.com 0 1 465 mail\.example\.com/);
+    expect(row("cloudflare.DnsRecord", "mail-dns-srv-imap-example.com")).toMatch(/SRV +_imap\._tcp\.example\.com 0 0 0 \./);
+    expect(row("cloudflare.DnsRecord", "mail-dns-host-caa-issue-letsencrypt.org")).toMatch(/CAA +mail\.example\.com 0 issue "letsencrypt\.org"/);
+    // DNSSEC is off in the example stack, and with it the TLSA record.
+    expect(rows.filter((r) => /ZoneDnssec|TLSA/.test(r))).toEqual([]);
     expect(row("aws.s3.Bucket", "mail-backup-bucket")).toMatch(/\[protected\]/);
     expect(row("aws.s3.BucketPublicAccessBlock", "mail-backup-public-access")).toMatch(/all public access blocked/);
     expect(row("aws.s3.BucketVersioning", "mail-backup-versioning")).toMatch(/versioning Enabled/);
@@ -120,6 +126,44 @@ test("a plaintext password in a config file appears nowhere in the plan's output
   for (const text of [run.stdout, run.stderr, ...filesUnder(out).map((f) => readFileSync(f, "utf8"))]) {
     expect(text).not.toContain(password);
   }
+});
+
+test("a Route 53 stack plans one record set per name and type, in the zone looked up by name", () => {
+  const file = stackFile("route53", {
+    "mailstack:domain": "example.net",
+    "mailstack:mailboxes": [{ address: "carol@example.net", password: "correct horse battery staple" }],
+    "mailstack:dnsProvider": "route53",
+    "mailstack:verificationRecords": { "example.net": ["google-site-verification=abc123"] },
+  });
+  const out = join(work, "route53");
+  const run = mailstack(["plan", "--json", "--config", file, "--out", out]);
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  const plan = JSON.parse(run.stdout) as { resources: { type: string; name: string; inputs: Record<string, any> }[] };
+  expect(plan.resources.filter((r) => r.type.startsWith("cloudflare:"))).toEqual([]);
+  const sets = plan.resources.filter((r) => r.type === "aws:route53/record:Record");
+  const apexTxt = sets.find((r) => r.name === "mail-dns-txt-example.net");
+  expect(apexTxt?.inputs.records.sort()).toEqual(["google-site-verification=abc123", "v=spf1 mx -all"]);
+  expect(sets.find((r) => r.name === "mail-dns-mx-example.net")?.inputs.records).toEqual(["10 mail.example.net"]);
+  const zone = sets[0].inputs.zoneId;
+  expect(zone).toMatch(/^Z[0-9A-Z]+$/);
+  expect(sets.every((r) => r.inputs.zoneId === zone)).toBe(true);
+  expect(readFileSync(join(out, "zones", "example.net.zone"), "utf8")).toContain('example.net. 3600 IN TXT "google-site-verification=abc123"');
+});
+
+test("with dnssec the plan signs each zone and the next steps give the DS records for the registrar", () => {
+  const file = stackFile("dnssec", {
+    "mailstack:domain": "example.net",
+    "mailstack:mailboxes": [{ address: "carol@example.net", password: "correct horse battery staple" }],
+    "mailstack:dnssec": true,
+  });
+  const run = mailstack(["plan", "--config", file, "--out", join(work, "dnssec")]);
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  expect(run.stdout).toMatch(/cloudflare\.ZoneDnssec +mail-dns-dnssec-example\.net +DNSSEC active/);
+  expect(run.stdout).toMatch(/cloudflare\.DnsRecord +mail-dns-host-tlsa +TLSA +_25\._tcp\.mail\.example\.net 3 1 1 [0-9a-f]{20}/);
+  expect(run.stdout).toMatch(/^6\. DNSSEC: add each zone's DS record at the domain's registrar/m);
+  expect(run.stdout).toMatch(/^ +example\.net\. IN DS (\d+) 13 2 [0-9A-F]{64} +\(key tag \1, algorithm 13, digest type 2\)$/m);
 });
 
 test("a bad configuration exits 2 naming each field and its fix, without a stack trace", () => {

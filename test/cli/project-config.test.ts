@@ -9,7 +9,7 @@ const project = load(readFileSync(join(__dirname, "..", "..", "Pulumi.yaml"), "u
   config: Record<string, { type: string; default?: unknown; description?: string; items?: { type: string } }>;
 };
 // Pulumi.yaml cannot declare object-typed values; these are documented in its comment instead.
-const STRUCTURED = ["mailboxes", "aliases", "cloudflareZoneIds", "backupObjectLock"];
+const STRUCTURED = ["mailboxes", "aliases", "secondaryMx", "verificationRecords", "cloudflareZoneIds", "route53ZoneIds", "backupObjectLock"];
 
 test("declares every scalar and list field of the config model, and nothing else", () => {
   expect(Object.keys(project.config).sort()).toEqual(CONFIG_FIELDS.filter((f) => !STRUCTURED.includes(f)).sort());
@@ -37,7 +37,11 @@ test("defaults agree with the core's defaults", () => {
   expect(project.config.inboundTlsMinVersion.default).toBe(config.tls.inboundMinVersion);
   expect(project.config.dmarcStrictAlignment.default).toBe(config.dmarc.strictAlignment);
   expect(project.config.allowExternalForwarding.default).toBe(config.allowExternalForwarding);
-  for (const key of ["hostname", "postmaster", "abuse", "dmarcReports", "alertEmail", "vpcId", "subnetId", "availabilityZone", "architecture", "backupReplicaRegion", "backupKmsKeyArn"]) {
+  expect(project.config.dnssec.default).toBe(config.dnssec);
+  expect(project.config.dnsProvider.default).toBe(config.dnsProvider);
+  expect(project.config.spfInclude.default).toEqual(config.spfIncludes);
+  expect(project.config.nonMailDomains.default).toEqual(config.nonMailDomains);
+  for (const key of ["hostname", "postmaster", "abuse", "dmarcReports", "alertEmail", "vpcId", "subnetId", "availabilityZone", "architecture", "dkimNextSelector", "dkimPreviousSelector", "backupReplicaRegion", "backupKmsKeyArn"]) {
     expect([key, project.config[key].default]).toEqual([key, ""]);
   }
   expect(project.config.domain.default).toBeUndefined();

@@ -74,14 +74,19 @@ describe("examples/complete", () => {
 
   test("DNS records for both domains, with the chosen DMARC stage", () => {
     const records = run.ofType(DNS_RECORD);
-    // host A and SPF; MX, SPF, DKIM, DMARC per domain; the report authorisation for example.org.
-    expect(records).toHaveLength(11);
+    // Host A, SPF and two CAA; per domain six TXT-or-MX (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT),
+    // seven SRV and three CNAME; the report authorisation for example.org.
+    expect(records).toHaveLength(4 + 2 * 16 + 1);
     expect(record(run, "example.com", "MX").inputs).toMatchObject({ content: "mail.example.com", priority: 10, proxied: false });
     expect(record(run, "example.org", "MX").inputs).toMatchObject({ content: "mail.example.com" });
     expect(record(run, "mail._domainkey.example.org", "TXT").inputs.content).toMatch(/^"v=DKIM1; k=rsa; p=[A-Za-z0-9+/]/);
     expect(record(run, "_dmarc.example.org", "TXT").inputs.content).toBe('"v=DMARC1; p=none; rua=mailto:dmarc@example.com; adkim=r; aspf=r"');
     expect(record(run, "example.org._report._dmarc.example.com", "TXT").inputs.content).toBe('"v=DMARC1"');
     expect(record(run, "mail.example.com", "A").inputs.content).toBe(run.outputs.publicIp);
+    // pop3: true announces POP3S; plaintext POP3 stays "not offered".
+    expect(record(run, "_pop3s._tcp.example.org", "SRV").inputs.data).toEqual({ priority: 0, weight: 1, port: 995, target: "mail.example.com" });
+    expect(record(run, "_pop3._tcp.example.org", "SRV").inputs.data).toEqual({ priority: 0, weight: 0, port: 0, target: "." });
+    expect(records.filter((r) => r.inputs.type === "TLSA")).toEqual([]);
   });
 
   test("runtime parameters hold the hashed passwords, as secrets, under the stack's path", () => {
@@ -112,7 +117,7 @@ describe("examples/complete", () => {
 
   test("firewall opens POP3S and SSH only from the admin network", () => {
     const ingress = run.ofType(INGRESS).map((r) => r.inputs);
-    expect(ingress.map((i) => i.fromPort).sort((a, b) => a - b)).toEqual([22, 25, 80, 465, 587, 993, 995]);
+    expect(ingress.map((i) => i.fromPort).sort((a, b) => a - b)).toEqual([22, 25, 80, 443, 465, 587, 993, 995]);
     expect(ingress.find((i) => i.fromPort === 22)).toMatchObject({ cidrIpv4: "203.0.113.0/24" });
   });
 
@@ -122,7 +127,8 @@ describe("examples/complete", () => {
     expect(run.outputs.hostname).toBe("mail.example.com");
     expect(run.outputs.instanceId).toBe(one(run, INSTANCE).id);
     expect(run.outputs.backupBucket).toBe(one(run, BUCKET).state.bucket);
-    expect(run.outputs.dnsRecords).toHaveLength(11);
+    expect(run.outputs.dnsRecords).toHaveLength(4 + 2 * 16 + 1);
+    expect(run.outputs.dsRecords).toEqual([]);
     expect(run.outputs.nextSteps).toContain("ec2-email-limit-rdns-request");
   });
 });

@@ -16,3 +16,8 @@ export function mockSubnetId(zone: string): string {
 export function mockZoneId(domain: string): string {
   return createHash("sha256").update(domain).digest("hex").slice(0, 32);
 }
+
+/** The hosted zone id the recording mock answers for a Route 53 zone looked up by name. */
+export function mockRoute53ZoneId(domain: string): string {
+  return `Z${createHash("sha256").update(`route53/${domain}`).digest("hex").slice(0, 20).toUpperCase()}`;
+}

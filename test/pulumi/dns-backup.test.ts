@@ -43,12 +43,12 @@ beforeAll(async () => {
   });
 });
 
+/** The base64 public key of the signing DKIM selector (`mail`). */
+const dkimPublicKey = (run: Run) => dkimPublicKeyFromPem(run.named("mail-dkim-mail-key").state.publicKeyPem);
+
 /** The core's record set with this run's Elastic IP and DKIM key. */
 function expectedRecords(run: Run, config = fullConfig()) {
-  return dnsRecords(parseConfig(config), {
-    ipv4: one(run, T.eip).state.publicIp,
-    dkimPublicKey: dkimPublicKeyFromPem(one(run, T.privateKey).state.publicKeyPem),
-  });
+  return dnsRecords(parseConfig(config), { ipv4: one(run, T.eip).state.publicIp, dkimPublicKeys: { mail: dkimPublicKey(run) } });
 }
 
 describe("DNS", () => {
@@ -58,18 +58,24 @@ describe("DNS", () => {
     expect(published.map((r) => r.name).sort()).toEqual(expected.map((r) => `mail-dns-${r.key}`).sort());
     for (const record of expected) {
       const resource = full.named(`mail-dns-${record.key}`);
-      expect(resource.inputs).toEqual(
-        expect.objectContaining({ name: record.name, type: record.type, content: record.content, ttl: record.ttl, proxied: false }),
-      );
-      expect(resource.inputs.priority).toBe(record.priority);
+      expect(resource.inputs).toEqual(expect.objectContaining({ name: record.name, type: record.type, ttl: record.ttl, proxied: false }));
+      // SRV, CAA and TLSA go as data, from which Cloudflare derives the content.
+      if (record.data) {
+        const { kind: _kind, ...fields } = record.data;
+        expect({ key: record.key, data: resource.inputs.data, content: resource.inputs.content }).toEqual({ key: record.key, data: fields, content: undefined });
+      } else {
+        expect({ key: record.key, data: resource.inputs.data, content: resource.inputs.content }).toEqual({ key: record.key, data: undefined, content: record.content });
+      }
+      expect(resource.inputs.priority).toBe(record.data?.kind === "SRV" ? record.data.priority : record.priority);
     }
+    expect(published.filter((r) => r.inputs.data !== undefined).length).toBeGreaterThan(10);
     for (const run of [full, given, partial]) for (const r of run.ofType(T.dnsRecord)) expect(r.inputs.proxied).toBe(false);
     const hostA = full.named("mail-dns-host-a");
     expect(hostA.inputs.content).toBe(full.outputs.publicIp);
   });
 
   test("TXT content is quoted strings of at most 255 bytes; the DKIM key needs two", () => {
-    const publicKey = dkimPublicKeyFromPem(one(full, T.privateKey).state.publicKeyPem);
+    const publicKey = dkimPublicKey(full);
     const txt = full.ofType(T.dnsRecord).filter((r) => r.inputs.type === "TXT");
     expect(txt.length).toBeGreaterThanOrEqual(7);
     for (const record of txt) {

@@ -177,7 +177,8 @@ describe("Elastic IP", () => {
       const hostA = run.named("mail-dns-host-a");
       expect(hostA.type).toBe(T.dnsRecord);
       expect(hostA.inputs).toEqual(expect.objectContaining({ type: "A", name: "mail.example.com", content: eip.state.publicIp }));
-      expect(ptr.dependsOn).toContain(hostA.urn);
+      // Created after the A record; on destroy removed before it and before the address.
+      expect(ptr.dependsOn).toEqual(expect.arrayContaining([hostA.urn, eip.urn]));
     }
   });
 });
@@ -187,7 +188,7 @@ describe("security group", () => {
   const coversSsh = (r: { inputs: Record<string, any> }) =>
     ["-1", "all"].includes(String(r.inputs.ipProtocol)) || (r.inputs.fromPort <= 22 && 22 <= r.inputs.toPort);
 
-  test("opens exactly the mail and ACME ports to the internet, 995 only with POP3", () => {
+  test("opens exactly the mail, ACME and HTTPS (MTA-STS, autoconfig) ports to the internet, 995 only with POP3", () => {
     const publicPorts = (run: Run) =>
       ingress(run)
         .filter((r) => r.inputs.cidrIpv4 === "0.0.0.0/0" || r.inputs.cidrIpv6 === "::/0")
@@ -197,9 +198,9 @@ describe("security group", () => {
           return r.inputs.fromPort as number;
         })
         .sort((a, b) => a - b);
-    expect(publicPorts(full)).toEqual([25, 80, 465, 587, 993, 995]);
-    expect(publicPorts(x86)).toEqual([25, 80, 465, 587, 993]);
-    expect(publicPorts(pinned)).toEqual([25, 80, 465, 587, 993]);
+    expect(publicPorts(full)).toEqual([25, 80, 443, 465, 587, 993, 995]);
+    expect(publicPorts(x86)).toEqual([25, 80, 443, 465, 587, 993]);
+    expect(publicPorts(pinned)).toEqual([25, 80, 443, 465, 587, 993]);
   });
 
   test("SSH is reachable only from each admin CIDR, never from the whole internet", () => {

@@ -5,7 +5,7 @@ import { hashPassword, type MailConfigInput, type Manifest, parameterLayout, par
 import { MailStack } from "@mailstack/pulumi";
 import * as pulumi from "@pulumi/pulumi";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
-import { type Run, runProgram } from "../support/harness";
+import { type RecordedResource, type Run, runProgram } from "../support/harness";
 import { stackArgs } from "./args";
 import { one, pemBodyLines, plainInputStrings, T } from "./helpers";
 
@@ -90,8 +90,10 @@ describe("SSM parameters", () => {
     const expected = Object.values(layout.parts).reduce((a, b) => a + b, 0) + 1;
     const parameters = many.ofType(T.parameter);
     expect(parameters).toHaveLength(expected);
-    expect(parameters.length).toBeLessThan(MANY / 20);
+    // The users file grows with the mailboxes; every other file takes one parameter or two.
     expect(layout.parts.users).toBeGreaterThan(1); // the users file really is split
+    // A part holds over 35 lines of the longest accepted hash.
+    expect(layout.parts.users).toBeLessThan(MANY / 35);
     const users = reassemble(many, "users", layout.parts.users);
     const lines = users.split("\n").filter(Boolean);
     expect(lines).toHaveLength(MANY);
@@ -114,17 +116,18 @@ describe("SSM parameters", () => {
 
 describe("secrets", () => {
   const aliceHash = () => hashPassword(ALICE_PASSWORD, "alice@example.com", PATH);
-  const privateKeyPem = (run: Run): string => one(run, T.privateKey).state.privateKeyPem;
+  // The DKIM key of the signing selector and the host's TLS key.
+  const dkimKey = (run: Run) => run.named("mail-dkim-mail-key");
+  const tlsKey = (run: Run) => run.named("mail-tls-key");
   /**
-   * Lines of the private key PEM that carry private material: PKCS#1 and SubjectPublicKeyInfo
-   * both hold the modulus at a base64-aligned offset, so lines of it also appear, rightly, in
-   * the public DKIM record.
+   * Lines of a private key PEM that carry private material: the private encoding and
+   * SubjectPublicKeyInfo can hold the public part at a base64-aligned offset, so lines of it
+   * also appear, rightly, in the public DKIM record.
    */
-  const privateKeyLines = (run: Run): string[] => {
-    const key = one(run, T.privateKey).state;
-    const publicBody = String(key.publicKeyPem).replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
-    const lines = pemBodyLines(key.privateKeyPem).filter((l) => !publicBody.includes(l));
-    expect(lines.length).toBeGreaterThan(10);
+  const privateKeyLines = (key: RecordedResource, atLeast: number): string[] => {
+    const publicBody = String(key.state.publicKeyPem).replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+    const lines = pemBodyLines(key.state.privateKeyPem).filter((l) => !publicBody.includes(l));
+    expect(lines.length).toBeGreaterThanOrEqual(atLeast);
     return lines;
   };
   const resticPassword = (run: Run): string => one(run, "random:index/randomPassword:RandomPassword").state.result;
@@ -138,7 +141,9 @@ describe("secrets", () => {
       // The hashes without their {SCHEME} prefix, and their salt+digest part alone.
       ...hashes.map((h) => h.replace(/^\{[A-Z0-9-]+\}/, "")),
       ...hashes.map((h) => h.slice(-53)),
-      ...privateKeyLines(run),
+      // RSA-2048 in PKCS#1 spans 25 lines; ECDSA P-256 in SEC1, 3.
+      ...privateKeyLines(dkimKey(run), 10),
+      ...privateKeyLines(tlsKey(run), 2),
       "PRIVATE KEY",
     ];
   };
@@ -147,9 +152,12 @@ describe("secrets", () => {
     const users: string = parameter(full, "files/users/0").inputs.value;
     expect(users).toContain(`alice@example.com:${aliceHash()}:`);
     expect(users).toContain(`bob@example.com:${SAMPLE_HASH}:`);
-    const key = privateKeyPem(full);
-    expect(key).toContain("PRIVATE KEY");
+    const key: string = dkimKey(full).state.privateKeyPem;
+    expect(key).toContain("RSA PRIVATE KEY");
     expect(parameter(full, "files/dkim/mail.key/0").inputs.value).toContain(key.trim());
+    const tls: string = tlsKey(full).state.privateKeyPem;
+    expect(tls).toContain("EC PRIVATE KEY");
+    expect(parameter(full, "files/tls/key.pem/0").inputs.value).toContain(tls.trim());
     expect(resticPassword(full)).toMatch(/^[A-Za-z0-9]{48}$/);
     expect(parameter(full, "files/backup/restic-password/0").inputs.value).toBe(`# mailstack backup/restic-password 1/1\n${resticPassword(full)}\n`);
   });
@@ -194,10 +202,12 @@ describe("secrets", () => {
     expect(checked).toBeGreaterThan(200);
   });
 
-  test("the DKIM private key is a secret output of the key resource and of the component", async () => {
-    const key = one(full, T.privateKey);
-    expect(key.additionalSecretOutputs).toContain("privateKeyPem");
-    expect(key.inputs).toEqual({ algorithm: "RSA", rsaBits: 2048 });
+  test("the DKIM and TLS private keys are secret outputs of the key resources and of the components", async () => {
+    expect(full.ofType(T.privateKey).map((k) => k.name).sort()).toEqual(["mail-dkim-mail-key", "mail-tls-key"]);
+    for (const key of [dkimKey(full), tlsKey(full)]) expect(key.additionalSecretOutputs).toContain("privateKeyPem");
+    expect(dkimKey(full).inputs).toEqual({ algorithm: "RSA", rsaBits: 2048 });
+    expect(tlsKey(full).inputs).toEqual({ algorithm: "ECDSA", ecdsaCurve: "P256" });
     expect(await pulumi.isSecret(stack.dkim.privateKeyPem)).toBe(true);
+    expect(await pulumi.isSecret(stack.tlsKey.privateKeyPem)).toBe(true);
   });
 });

@@ -19,6 +19,7 @@ const FULL_CONFIG_NAMES = [
   "mail-firewall-in-993",
   "mail-firewall-in-995",
   "mail-firewall-in-80",
+  "mail-firewall-in-443",
   "mail-firewall-in-ssh-203-0-113-0-24",
   "mail-firewall-out-smtp",
   "mail-firewall-out-http",
@@ -26,9 +27,11 @@ const FULL_CONFIG_NAMES = [
   "mail-firewall-out-dns-udp",
   "mail-firewall-out-dns-tcp",
   "mail-firewall-out-fuzzy",
-  // DKIM
-  "mail-dkim",
-  "mail-dkim-key",
+  // DKIM, by selector; the host's TLS key
+  "mail-dkim-mail",
+  "mail-dkim-mail-key",
+  "mail-tls",
+  "mail-tls-key",
   // parameters
   "mail-parameters",
   "mail-parameters-aliases-0",
@@ -41,6 +44,11 @@ const FULL_CONFIG_NAMES = [
   "mail-parameters-nftables-admin-nft-0",
   "mail-parameters-sender-logins-0",
   "mail-parameters-users-0",
+  "mail-parameters-certificate-names-0",
+  "mail-parameters-tls-key-pem-0",
+  "mail-parameters-www--well-known-mta-sts-txt-0",
+  "mail-parameters-www-autodiscover-autodiscover-xml-0",
+  "mail-parameters-www-mail-config-v1-1-xml-0",
   "mail-parameters-manifest",
   // host
   "mail-host",
@@ -54,18 +62,24 @@ const FULL_CONFIG_NAMES = [
   "mail-host-data-attachment",
   "mail-host-eip",
   "mail-host-eip-association",
-  // DNS
+  // DNS: the mail host, then per domain
   "mail-dns",
   "mail-dns-host-a",
   "mail-dns-host-spf",
-  "mail-dns-mx-example.com",
-  "mail-dns-spf-example.com",
-  "mail-dns-dkim-mail-example.com",
-  "mail-dns-dmarc-example.com",
-  "mail-dns-mx-example.org",
-  "mail-dns-spf-example.org",
-  "mail-dns-dkim-mail-example.org",
-  "mail-dns-dmarc-example.org",
+  "mail-dns-host-caa-issue-letsencrypt.org",
+  "mail-dns-host-caa-iodef",
+  ...["example.com", "example.org"].flatMap((d) => [
+    `mail-dns-mx-${d}`,
+    `mail-dns-spf-${d}`,
+    `mail-dns-dkim-mail-${d}`,
+    `mail-dns-dmarc-${d}`,
+    `mail-dns-mta-sts-${d}`,
+    `mail-dns-mta-sts-host-${d}`,
+    `mail-dns-tls-rpt-${d}`,
+    ...["submissions", "submission", "imaps", "imap", "pop3s", "pop3", "autodiscover"].map((s) => `mail-dns-srv-${s}-${d}`),
+    `mail-dns-autoconfig-${d}`,
+    `mail-dns-autodiscover-${d}`,
+  ]),
   "mail-dns-dmarc-report-auth-example.org",
   "mail-ptr",
   // backup
@@ -101,6 +115,7 @@ const COMPONENT_TYPES = [
   "mailstack:cloudflare:MailDns",
   "mailstack:dkim:DkimKey",
   "mailstack:index:MailStack",
+  "mailstack:tls:TlsKey",
 ];
 
 function checkTree(run: Run, stackNames: string[]) {

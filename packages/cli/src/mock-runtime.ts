@@ -62,6 +62,9 @@ function unwrapSecrets(value: unknown, path = "", found: string[] = []): unknown
   return value;
 }
 
+/** Zone names by the ids the zone lookups answered, so a DS record can name its zone. */
+const zoneNames = new Map<string, string>();
+
 const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
 
 const generate = promisify(generateKeyPair) as (
@@ -116,6 +119,32 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
       const result = Array.from({ length: Number(inputs.length ?? 16) }, () => alphabet[randomInt(alphabet.length)]).join("");
       return { id: "none", state: { ...inputs, result } };
     }
+    case "aws:route53/record:Record": {
+      const fqdn = String(inputs.name);
+      return { id: `${inputs.zoneId}_${fqdn}_${inputs.type}`, state: { ...inputs, fqdn } };
+    }
+    case "cloudflare:index/zoneDnssec:ZoneDnssec": {
+      // What Cloudflare reports for a zone it signs with ECDSA P-256 (algorithm 13) and SHA-256 digests.
+      const zone = String(inputs.zoneId);
+      const keyTag = parseInt(hex(`keytag/${zone}`, 4), 16);
+      const digest = hex(`digest/${zone}`, 64).toUpperCase();
+      return {
+        id: zone,
+        state: {
+          ...inputs,
+          algorithm: "13",
+          digestType: "2",
+          digestAlgorithm: "SHA256",
+          digest,
+          keyTag,
+          keyType: "ECDSAP256SHA256",
+          flags: 257,
+          publicKey: Buffer.from(hex(`key/${zone}`, 64), "hex").toString("base64"),
+          ds: `${zoneNames.get(zone) ?? zone}. 3600 IN DS ${keyTag} 13 2 ${digest}`,
+          status: inputs.status ?? "active",
+        },
+      };
+    }
     case "aws:ssm/parameter:Parameter":
       return { id: inputs.name, state: { ...inputs, arn: `arn:aws:ssm:us-east-1:123456789012:parameter${inputs.name}`, version: 1 } };
     default: {
@@ -163,7 +192,27 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
     }
     case "cloudflare:index/getZone:getZone": {
       const zone = inputs.filter?.name ?? "example.com";
+      zoneNames.set(hex(zone, 32), zone);
       return { id: hex(zone, 32), zoneId: hex(zone, 32), name: zone, nameServers: ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"], status: "active" };
+    }
+    case "aws:route53/getZone:getZone": {
+      const zone = String(inputs.name ?? "example.com").replace(/\.$/, "");
+      const id = `Z${hex(`route53/${zone}`, 20).toUpperCase()}`;
+      return {
+        id,
+        zoneId: id,
+        name: zone,
+        arn: `arn:aws:route53:::hostedzone/${id}`,
+        privateZone: inputs.privateZone ?? false,
+        nameServers: ["ns-1.awsdns-01.org", "ns-2.awsdns-02.co.uk", "ns-3.awsdns-03.com", "ns-4.awsdns-04.net"],
+        primaryNameServer: "ns-1.awsdns-01.org",
+        callerReference: `mailstack-plan-${zone}`,
+        comment: "",
+        linkedServiceDescription: "",
+        linkedServicePrincipal: "",
+        resourceRecordSetCount: 2,
+        tags: {},
+      };
     }
     default: {
       const message = `mailstack plan has no answer for the data source ${token}; add it to the mock runtime`;

@@ -30,6 +30,14 @@ function policyActions(policy: unknown): string {
   }
 }
 
+/** A Cloudflare record's `data` in zone-file order, as `content` would show it. */
+function dataText(type: string, data: Inputs): string {
+  if (type === "SRV") return `${data.priority} ${data.weight} ${data.port} ${data.target}`;
+  if (type === "CAA") return `${data.flags} ${data.tag} "${data.value}"`;
+  if (type === "TLSA") return `${data.usage} ${data.selector} ${data.matchingType} ${data.certificate}`;
+  return JSON.stringify(data);
+}
+
 /** The inputs worth seeing for each resource type, in a line. */
 const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "aws:ec2/instance:Instance": (i, r) =>
@@ -72,7 +80,9 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "random:index/randomPassword:RandomPassword": (i) => `${i.length} characters`,
   "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (i) => `${i.rule?.objectOwnership}`,
   "cloudflare:index/dnsRecord:DnsRecord": (i) =>
-    `${i.type.padEnd(4)} ${i.name} ${i.priority !== undefined ? `${i.priority} ` : ""}${clip(String(i.content), 60)}${i.proxied ? " PROXIED" : ""}`,
+    `${i.type.padEnd(5)} ${i.name} ${i.data !== undefined ? clip(dataText(i.type, i.data), 60) : `${i.priority !== undefined ? `${i.priority} ` : ""}${clip(String(i.content), 60)}`}${i.proxied ? " PROXIED" : ""}`,
+  "cloudflare:index/zoneDnssec:ZoneDnssec": (i) => `DNSSEC ${i.status} on zone ${i.zoneId}`,
+  "aws:route53/record:Record": (i) => `${i.type.padEnd(5)} ${i.name} ttl ${i.ttl}: ${clip((i.records ?? []).join(" | "), 60)}`,
   "tls:index/privateKey:PrivateKey": (i) => `${i.algorithm} ${i.rsaBits ?? ""}`.trim(),
 };
 

@@ -1,7 +1,8 @@
 export { DkimKey, type DkimKeyArgs } from "./dkim-key";
 export { MailAlerts, type MailAlertsArgs } from "./mail-alerts";
 export { type BackupObjectLock, MailBackup, type MailBackupArgs, noncurrentTransitions, RESTIC_PREFIX } from "./mail-backup";
-export { MailDns, type MailDnsArgs } from "./mail-dns";
+export { type DsRecord, MailDns, type MailDnsArgs } from "./mail-dns";
+export { MailDnsRoute53, type MailDnsRoute53Args, route53Value } from "./mail-dns-route53";
 export { MailFirewall, type MailFirewallArgs } from "./mail-firewall";
 export { BACKUP_DENIED_ACTIONS, CANONICAL_OWNER_ID, MailHost, type MailHostArgs } from "./mail-host";
 export { type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";

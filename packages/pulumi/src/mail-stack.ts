@@ -5,7 +5,8 @@ import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
 import { DkimKey } from "./dkim-key";
 import { MailAlerts } from "./mail-alerts";
 import { MailBackup } from "./mail-backup";
-import { MailDns } from "./mail-dns";
+import { type DsRecord, MailDns } from "./mail-dns";
+import { MailDnsRoute53 } from "./mail-dns-route53";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
 import { type MailboxCredential, MailParameters } from "./mail-parameters";
@@ -27,19 +28,27 @@ export interface MailboxArgs extends MailboxCredential {
  * (see MailConfigInput for every field and its default). Passwords and resource ids may be
  * Pulumi outputs; everything that decides which resources exist is plain.
  */
-export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "backupKmsKeyArn"> {
+export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "route53ZoneIds" | "backupKmsKeyArn"> {
   mailboxes: MailboxArgs[];
   /** Existing VPC; requires subnetId. Default: the account's default VPC. */
   vpcId?: pulumi.Input<string>;
   /** Existing public subnet. Default: the default VPC's default subnet in availabilityZone. */
   subnetId?: pulumi.Input<string>;
-  /** Cloudflare zone ids by mail domain. Default: looked up by name. */
+  /**
+   * Cloudflare zone ids by domain (mail domains and nonMailDomains), with dnsProvider
+   * cloudflare. Default: each zone is looked up by name, which needs the token's Zone Read.
+   */
   cloudflareZoneIds?: Record<string, pulumi.Input<string>>;
   /**
    * Customer-managed KMS key (in the stack's region) for the backup bucket; the host's role
    * may use it through S3 only. Default: the AWS-managed `aws/s3` key.
    */
   backupKmsKeyArn?: pulumi.Input<string>;
+  /**
+   * Route 53 hosted zone ids by domain, with dnsProvider route53. Default: each public hosted
+   * zone is looked up by name, which needs `route53:ListHostedZones`.
+   */
+  route53ZoneIds?: Record<string, pulumi.Input<string>>;
   /**
    * SSM path for the runtime files. Default `/mailstack/<stack>/<name>`, unique per stack
    * and per MailStack, which is also all the host's role may read.
@@ -68,7 +77,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly config: MailConfig;
   readonly host: MailHost;
   readonly firewall: MailFirewall;
-  readonly dns: MailDns;
+  /** The records in Cloudflare (MailDns) or Route 53 (MailDnsRoute53), by `dnsProvider`. */
+  readonly dns: MailDns | MailDnsRoute53;
   /** The signing DKIM key. */
   readonly dkim: DkimKey;
   /** Every published DKIM key by selector: the signing one and, during a rotation, the others. */
@@ -92,6 +102,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly resticRepository: pulumi.Output<string>;
   /** The restic repository password, a Pulumi secret; keep a copy outside AWS. */
   readonly resticPassword: pulumi.Output<string>;
+  /** DS record of each zone Cloudflare signs, for the registrar; empty without `dnssec`. */
+  readonly dsRecords: pulumi.Output<DsRecord[]>;
   /** What to do after the first `pulumi up`, with this deployment's values filled in. */
   readonly nextSteps: pulumi.Output<string>;
 
@@ -157,18 +169,20 @@ export class MailStack extends pulumi.ComponentResource {
       // The host reads its parameters at first boot.
       { parent: this, dependsOn: [this.parameters] },
     );
-    this.dns = new MailDns(
-      `${name}-dns`,
-      {
-        config,
-        ipv4: this.host.publicIp,
-        dkimPublicKeys: Object.fromEntries(Object.entries(this.dkimKeys).map(([selector, key]) => [selector, key.publicKey])),
-        tlsKeySha256: this.tlsKey.publicKeySha256,
-        zoneIds: args.cloudflareZoneIds,
-      },
-      parent,
-    );
-    // AWS checks that the forward record exists before it sets the reverse one.
+    const dnsValues = {
+      config,
+      ipv4: this.host.publicIp,
+      dkimPublicKeys: Object.fromEntries(Object.entries(this.dkimKeys).map(([selector, key]) => [selector, key.publicKey])),
+      tlsKeySha256: this.tlsKey.publicKeySha256,
+    };
+    this.dns =
+      config.dnsProvider === "route53"
+        ? new MailDnsRoute53(`${name}-dns`, { ...dnsValues, zoneIds: args.route53ZoneIds }, parent)
+        : new MailDns(`${name}-dns`, { ...dnsValues, zoneIds: args.cloudflareZoneIds }, parent);
+    this.dsRecords = this.dns instanceof MailDns ? this.dns.dsRecords : pulumi.output([]);
+    // AWS checks that the forward record exists before it sets the reverse one. On destroy
+    // the PTR goes first, as a dependent of both the A record and the Elastic IP (through
+    // allocationId), so the address is released only once its reverse name is gone.
     new ec2.EipDomainName(
       `${name}-ptr`,
       { allocationId: this.host.eip.allocationId, domainName: config.hostname },
@@ -189,9 +203,12 @@ export class MailStack extends pulumi.ComponentResource {
     this.backupReplicaBucketName = this.backup.replicaBucketName;
     this.resticRepository = this.backup.repositoryUrl;
     this.resticPassword = this.backup.resticPassword;
-    const alertStep = config.alertEmail
-      ? `\n6. Confirm the subscription AWS mailed to ${config.alertEmail}; until then, alarms about the host are not delivered.`
-      : "";
+    const laterSteps = this.dsRecords.apply((ds) => {
+      const steps: string[] = [];
+      if (config.alertEmail) steps.push(`Confirm the subscription AWS mailed to ${config.alertEmail}; until then, alarms about the host are not delivered.`);
+      if (ds.length > 0) steps.push(dnssecStep(ds));
+      return steps.map((step, i) => `\n${6 + i}. ${step}`).join("");
+    });
     this.nextSteps = pulumi.interpolate`Next steps for ${config.hostname}:
 1. Ask AWS to lift the port-25 limit: ${PORT_25_REQUEST_URL}
    Elastic IP: ${this.publicIp}; reverse DNS record: ${config.hostname}. Until AWS agrees, outbound mail waits in the queue (two days at most, then it bounces).
@@ -199,7 +216,7 @@ export class MailStack extends pulumi.ComponentResource {
 3. Once the A record resolves, the host obtains its Let's Encrypt certificate within 15 minutes:
    \`openssl s_client -connect ${config.hostname}:993 -brief </dev/null\` then names Let's Encrypt as issuer.
 4. Mail clients: server ${config.hostname}, IMAP 993 (TLS), SMTP 465 (TLS) or 587 (STARTTLS), the full address as login.
-5. A shell without SSH: \`aws ssm start-session --target ${this.instanceId}\`.${alertStep}`;
+5. A shell without SSH: \`aws ssm start-session --target ${this.instanceId}\`.${laterSteps}`;
     this.registerOutputs({
       publicIp: this.publicIp,
       hostname: this.hostname,
@@ -209,9 +226,18 @@ export class MailStack extends pulumi.ComponentResource {
       backupReplicaBucketName: this.backupReplicaBucketName,
       resticRepository: this.resticRepository,
       resticPassword: this.resticPassword,
+      dsRecords: this.dsRecords,
       nextSteps: this.nextSteps,
     });
   }
+}
+
+function dnssecStep(ds: DsRecord[]): string {
+  const lines = ds.map((d) => `\n   ${d.ds}   (key tag ${d.keyTag}, algorithm ${d.algorithm}, digest type ${d.digestType})`);
+  return (
+    "DNSSEC: add each zone's DS record at the domain's registrar (Cloudflare adds it itself where it is the registrar). " +
+    `Until then resolvers treat the zones as unsigned, and senders ignore the TLSA record:${lines.join("")}`
+  );
 }
 
 /**
