@@ -23,12 +23,12 @@ import {
   zoneFile,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
-import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, tempRoot, TOOL_PATH } from "../support/tools";
+import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, tempRoot, TOOL_PATH } from "../support/tools";
 
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
   "nft", "ip", "unbound-checkconf", "fail2ban-client", "shellcheck", "python3", "openssl", "systemd-analyze", "apt-config",
-  "rsyslogd", "logger",
+  "rsyslogd", "logger", "nginx",
 );
 requireRoot("nft -c and network namespaces need CAP_NET_ADMIN");
 
@@ -185,6 +185,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
     for (const f of runtimeFiles(config, {
       passwordHashes: new Map(config.mailboxes.map((m) => [m.address, SAMPLE_HASH])),
       dkimPrivateKeyPem: DKIM.privateKey,
+      tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8"),
     })) {
       const dest = join(host.env.paths.runtime, f.name);
       mkdirSync(dirname(dest), { recursive: true });
@@ -229,7 +230,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
   });
 
   describe("DNS zones", () => {
-    const records = dnsRecords(config, { ipv4: "198.51.100.25", dkimPublicKey: dkimPublicKeyFromPem(DKIM.publicKey) });
+    const records = dnsRecords(config, { ipv4: "198.51.100.25", dkimPublicKeys: { [config.dkimSelector]: dkimPublicKeyFromPem(DKIM.publicKey) } });
 
     test.each(config.domains)("named-checkzone accepts the zone of %s with every record intact", (zone) => {
       const file = join(host.root, `${zone}.zone`);
@@ -619,6 +620,16 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
     });
   });
 
+  describe("nginx", () => {
+    test("nginx -t accepts the site under Debian's nginx.conf without a warning", () => {
+      const r = run("nginx", ["-t", "-c", nginxMainConf(host)]);
+      expect({ status: r.status, stderr: r.stderr.replace(/^nginx: /gm, "") }).toEqual({
+        status: 0,
+        stderr: `the configuration file ${host.path("/etc/nginx/nginx-test.conf")} syntax is ok\nconfiguration file ${host.path("/etc/nginx/nginx-test.conf")} test is successful\n`,
+      });
+    });
+  });
+
   describe("systemd, apt and the defaults file", () => {
     test("systemd-analyze verify loads the units and drop-ins without complaint", () => {
       const unitDir = host.path("/etc/systemd/system");
@@ -702,6 +713,19 @@ describe("the checks can fail", () => {
       expect(run("named-checkzone", ["example.com", join(root, "bad.zone")]).status).not.toBe(0);
     } finally {
       run("rm", ["-rf", root]);
+    }
+  });
+
+  test("nginx -t rejects a directive this nginx does not know (http2 on; is nginx 1.25.1+, Ubuntu 24.04 has 1.24)", () => {
+    const host = renderHost(parseConfig(minimalConfig()));
+    try {
+      const site = host.path("/etc/nginx/conf.d/mailstack.conf");
+      writeFileSync(site, readFileSync(site, "utf8").replace("server_tokens off;", "server_tokens off;\n    http2 on;"));
+      const r = run("nginx", ["-t", "-c", nginxMainConf(host)]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain('unknown directive "http2"');
+    } finally {
+      host.cleanup();
     }
   });
 });
