@@ -47,10 +47,10 @@ describe("mailstack plan of the default stack", () => {
     expect(row("aws.ec2.Eip", "mail-host-eip")).toMatch(/\[protected\]/);
     expect(row("aws.ec2.EipDomainName", "mail-ptr")).toMatch(/PTR -> mail\.example\.com/);
     expect(row("aws.ec2.SecurityGroup", "mail-firewall-sg")).toBeDefined();
-    for (const port of [25, 465, 587, 993, 80]) {
+    for (const port of [25, 465, 587, 993, 80, 443]) {
       expect(row("aws.vpc.SecurityGroupIngressRule", `mail-firewall-in-${port}`)).toMatch(new RegExp(`allow in tcp/${port} from 0\\.0\\.0\\.0/0`));
     }
-    expect(rows.filter((r) => /allow in tcp\/(22|443)\b/.test(r))).toEqual([]);
+    expect(rows.filter((r) => /allow in tcp\/22\b/.test(r))).toEqual([]);
     expect(row("aws.iam.Role", "mail-host-role")).toMatch(/assumed by ec2\.amazonaws\.com/);
     expect(row("aws.iam.InstanceProfile", "mail-host-profile")).toBeDefined();
     expect(row("aws.iam.RolePolicy", "mail-host-parameters")).toMatch(/parameter\/mailstack\/example\/mail/);

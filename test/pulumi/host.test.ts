@@ -187,7 +187,7 @@ describe("security group", () => {
   const coversSsh = (r: { inputs: Record<string, any> }) =>
     ["-1", "all"].includes(String(r.inputs.ipProtocol)) || (r.inputs.fromPort <= 22 && 22 <= r.inputs.toPort);
 
-  test("opens exactly the mail and ACME ports to the internet, 995 only with POP3", () => {
+  test("opens exactly the mail, ACME and HTTPS ports to the internet, 995 only with POP3", () => {
     const publicPorts = (run: Run) =>
       ingress(run)
         .filter((r) => r.inputs.cidrIpv4 === "0.0.0.0/0" || r.inputs.cidrIpv6 === "::/0")
@@ -197,9 +197,9 @@ describe("security group", () => {
           return r.inputs.fromPort as number;
         })
         .sort((a, b) => a - b);
-    expect(publicPorts(full)).toEqual([25, 80, 465, 587, 993, 995]);
-    expect(publicPorts(x86)).toEqual([25, 80, 465, 587, 993]);
-    expect(publicPorts(pinned)).toEqual([25, 80, 465, 587, 993]);
+    expect(publicPorts(full)).toEqual([25, 80, 443, 465, 587, 993, 995]);
+    expect(publicPorts(x86)).toEqual([25, 80, 443, 465, 587, 993]);
+    expect(publicPorts(pinned)).toEqual([25, 80, 443, 465, 587, 993]);
   });
 
   test("SSH is reachable only from each admin CIDR, never from the whole internet", () => {
