@@ -144,8 +144,8 @@ describe("nginx on 443: MTA-STS policy and mail-client settings", () => {
 
   describe("protocol versions", () => {
     /** openssl s_client at SECLEVEL=0 (Debian's default level refuses TLS < 1.2 by itself), with its trace. */
-    const handshake = (version: string) => {
-      const args = ["-connect", "127.0.0.1:443", "-servername", `mta-sts.${stack.config.domain}`, "-trace", "-ign_eof", "-cipher", "DEFAULT@SECLEVEL=0", `-${version}`];
+    const handshake = (version: string, ciphers = "DEFAULT") => {
+      const args = ["-connect", "127.0.0.1:443", "-servername", `mta-sts.${stack.config.domain}`, "-trace", "-ign_eof", "-cipher", `${ciphers}@SECLEVEL=0`, `-${version}`];
       const r = stack.exec("timeout", ["20", "openssl", "s_client", ...args], `GET ${POLICY_PATH} HTTP/1.0\r\nHost: mta-sts.${stack.config.domain}\r\n\r\n`);
       const out = `${r.stdout}\n${r.stderr}`;
       return {
@@ -166,6 +166,14 @@ describe("nginx on 443: MTA-STS policy and mail-client settings", () => {
 
     test.each([["tls1_2", "TLSv1.2"], ["tls1_3", "TLSv1.3"]])("-%s is accepted (control)", (version, protocol) => {
       expect(handshake(version)).toMatchObject({ serverHello: true, negotiated: protocol, served: true });
+    });
+
+    test("TLS 1.2 suites outside the mail ports' intermediate list are refused (CBC), those in it accepted", async () => {
+      const refusals = () => (stack.log("nginx").match(/no shared cipher/g) ?? []).length;
+      const before = refusals();
+      expect(handshake("tls1_2", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384")).toMatchObject({ serverHello: false, negotiated: "(NONE)", served: false });
+      await stack.until("nginx to log the refused suites", () => refusals() > before, 10000);
+      expect(handshake("tls1_2", "ECDHE-ECDSA-AES128-GCM-SHA256")).toMatchObject({ serverHello: true, negotiated: "TLSv1.2", served: true });
     });
   });
 

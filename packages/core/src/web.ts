@@ -1,6 +1,7 @@
 import type { MailConfig } from "./config";
 import { mtaStsPolicy } from "./dns";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import { INTERMEDIATE_CIPHERS } from "./postfix";
 
 /**
  * What the host serves over HTTPS (port 443), by path below the web root: the MTA-STS policy
@@ -79,6 +80,7 @@ export function nginxSite(env: HostEnv = PRODUCTION_ENV): string {
     ssl_certificate ${p.tlsCert};
     ssl_certificate_key ${p.tlsKey};
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${INTERMEDIATE_CIPHERS};
     ssl_prefer_server_ciphers off;
     server_tokens off;
     root ${p.runtime}/www;
