@@ -307,7 +307,7 @@ describe("TLS and plaintext on the client ports", () => {
   });
 
   describe("no plaintext login", () => {
-    test("the only public listeners are 25, 465, 587, 993 and 995: no plaintext IMAP (143) or POP3 (110)", () => {
+    test("the only public listeners are 25, 465, 587, 993, 995 and nginx's 443: no plaintext IMAP (143) or POP3 (110)", () => {
       const r = stack.exec("ss", ["-Hltn"]);
       expect(r.status).toBe(0);
       const listeners = r.stdout
@@ -316,7 +316,7 @@ describe("TLS and plaintext on the client ports", () => {
         .map((l) => l.trim().split(/\s+/)[3])
         .filter((local) => !/^(127\.0\.0\.1|\[::1\]):/.test(local));
       const ports = [...new Set(listeners.map((l) => Number(l.slice(l.lastIndexOf(":") + 1))))].sort((a, b) => a - b);
-      expect(ports).toEqual([25, 465, 587, 993, 995]);
+      expect(ports).toEqual([25, 443, 465, 587, 993, 995]);
     });
 
     test.each([

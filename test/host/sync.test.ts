@@ -123,6 +123,7 @@ function manyMailboxes(selector = "mail"): MailConfigInput {
   };
 }
 
+const TLS_KEY = generateKeyPairSync("ec", { namedCurve: "P-256", publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "sec1", format: "pem" } }).privateKey;
 const KEYS = [0, 1].map(() => generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "pem" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } }).privateKey);
 
 interface Stack {
@@ -136,7 +137,7 @@ interface Stack {
 function stack(options: { selector?: string; hashes?: Record<string, string>; key?: number } = {}): Stack {
   const config = parseConfig(manyMailboxes(options.selector));
   const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, options.hashes?.[m.address] ?? SAMPLE_HASH]));
-  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0] });
+  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY });
   const rendered = parameterValues(files, parameterLayout(config));
   const values = new Map(rendered.parts.map((p) => [`${PREFIX}/${p.name}`, p.value]));
   values.set(`${PREFIX}/manifest`, rendered.manifest);

@@ -3,6 +3,10 @@
 //
 //   smtp   one raw SMTP session: a list of commands, each reply recorded as sent
 //   imap   log in over IMAPS with imapflow; list, fetch and move messages
+//   http   one HTTP request, over TLS verified against a given CA and name, or in plaintext
+//   httpEach  several of them
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { connect as tcpConnect } from "node:net";
 import { clearTimeout, setTimeout } from "node:timers";
 import { connect as tlsConnect } from "node:tls";
@@ -162,7 +166,35 @@ async function imap({ host = "127.0.0.1", port, source, user, pass, actions, tls
   return { results };
 }
 
-const functions = { smtp, imap };
+/**
+ * One request to `port` on 127.0.0.1 with `servername` as SNI and Host. With `ca` (PEM) the
+ * server's certificate must chain to it and name `servername`; `plain` sends HTTP without TLS.
+ * Returns {status, headers, body, peer} or {error}.
+ */
+async function http({ port = 443, servername, path, method = "GET", body, ca, plain = false }) {
+  return new Promise((resolve) => {
+    const options = { host: "127.0.0.1", port, path, method, headers: { host: servername }, agent: false };
+    const request = plain ? httpRequest(options) : httpsRequest({ ...options, servername, ca, rejectUnauthorized: true });
+    request.setTimeout(10000, () => request.destroy(new Error("timeout")));
+    request.on("error", (e) => resolve({ error: e.code ?? e.message }));
+    request.on("response", (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (d) => (text += d));
+      response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: text }));
+    });
+    request.end(body);
+  });
+}
+
+/** Several requests one after another: {requests: [http args]} → [http results]. */
+async function httpEach({ requests }) {
+  const results = [];
+  for (const r of requests) results.push(await http(r));
+  return results;
+}
+
+const functions = { smtp, imap, http, httpEach };
 let input = "";
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (d) => (input += d));

@@ -1,6 +1,6 @@
 /**
  * A whole mail host on one machine: the core renders a config, and real Postfix, Dovecot,
- * rspamd, redis and unbound from Debian's packages run the rendered files, without systemd,
+ * rspamd, redis, unbound and nginx from Debian's packages run the rendered files, without systemd,
  * inside a network namespace of the stack's own. The namespace gives the daemons their
  * production ports, keeps every DNS query and connection inside it (unbound answers only
  * the test zones), and has "internet" source addresses (TEST-NET ranges on its loopback) so
@@ -11,7 +11,9 @@
  * - unbound serves the stack's own DNS records (from the core) instead of recursing;
  * - rspamd also honours its non-reject GTUBE test patterns (override.d, never on a host:
  *   they let a sender choose the verdict), so tests can ask for "add header";
- * - daemons are started directly rather than by systemd units.
+ * - daemons are started directly rather than by systemd units;
+ * - nginx runs mailstack's site under Debian's nginx.conf with only its pid and log paths
+ *   moved, info-level errors, and conf.d read from the temp root (tools.ts nginxMainConf).
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -24,7 +26,7 @@ import {
   type MailConfigInput,
   parseConfig,
 } from "@mailstack/core";
-import { installRuntimeFiles, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
+import { installRuntimeFiles, nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
 
 /** The mail host's public address in the test zone (TEST-NET-1), on the namespace's loopback. */
 export const HOST_IP = "192.0.2.25";
@@ -93,6 +95,24 @@ export interface SmtpSession {
   tls: string | null;
 }
 
+export interface HttpRequest {
+  port?: number;
+  servername: string;
+  path: string;
+  method?: string;
+  body?: string;
+  /** PEM trust anchor; the certificate must also name `servername`. */
+  ca?: string;
+  plain?: boolean;
+}
+
+export interface HttpResponse {
+  status?: number;
+  headers?: Record<string, string | string[]>;
+  body?: string;
+  error?: string;
+}
+
 export interface ImapMessage {
   uid: number;
   flags: string[];
@@ -102,7 +122,7 @@ export interface ImapMessage {
 /** Every program a stack runs; a missing one fails the suite (tools.ts), never skips it. */
 const STACK_TOOLS = [
   "ip", "openssl", "getent", "postfix", "postconf", "postqueue", "dovecot", "dovecot lmtp", "dovecot imap", "dovecot pop3",
-  "doveadm", "doveconf", "sievec", "rspamd", "rspamc", "rspamadm", "redis-server", "redis-cli", "unbound",
+  "doveadm", "doveconf", "sievec", "rspamd", "rspamc", "rspamadm", "redis-server", "redis-cli", "unbound", "nginx",
 ];
 
 export class TestStack {
@@ -194,6 +214,16 @@ export class TestStack {
     return this.client("imap", { port: this.host.env.ports.imaps, ...args });
   }
 
+  /** One HTTP request to 127.0.0.1 in the namespace (see netns-client.mjs). */
+  http(args: HttpRequest): Promise<HttpResponse> {
+    return this.client("http", args);
+  }
+
+  /** Several HTTP requests from one client process, in order. */
+  httpEach(requests: HttpRequest[]): Promise<HttpResponse[]> {
+    return this.client("httpEach", { requests });
+  }
+
   /** Messages of one mailbox folder, read over IMAPS. */
   async messages(user: string, folder = "INBOX", from = source(200)): Promise<ImapMessage[]> {
     const r = await this.imap({ user, pass: this.password(user), source: from, actions: [{ list: folder }] });
@@ -237,8 +267,8 @@ export class TestStack {
     return join(this.root, "dovecot-test.conf");
   }
 
-  log(name: "mail" | "dovecot" | "rspamd" | "unbound" | "redis"): string {
-    const file = { mail: "mail.log", dovecot: "dovecot.log", rspamd: "rspamd/rspamd.log", unbound: "unbound.log", redis: "redis.log" }[name];
+  log(name: "mail" | "dovecot" | "rspamd" | "unbound" | "redis" | "nginx"): string {
+    const file = { mail: "mail.log", dovecot: "dovecot.log", rspamd: "rspamd/rspamd.log", unbound: "unbound.log", redis: "redis.log", nginx: "nginx/error.log" }[name];
     try {
       return readFileSync(join(this.root, "var/log", file), "utf8");
     } catch {
@@ -249,7 +279,7 @@ export class TestStack {
   logs(): string {
     // rspamd logs every controller request from loopback; tests poll its statistics.
     const noise = /rspamd_controller_check_password|rspamd_log_reset_repeated|hs_helper|skip obtaining bayes tokens/;
-    return (["mail", "dovecot", "rspamd", "unbound"] as const)
+    return (["mail", "dovecot", "rspamd", "unbound", "nginx"] as const)
       .map((n) => `--- ${n} log (tail) ---\n${this.log(n).split("\n").filter((l) => !noise.test(l)).slice(-40).join("\n")}`)
       .join("\n");
   }
@@ -296,6 +326,19 @@ export class TestStack {
     this.preparePostfix(options);
     await this.startDovecot();
     await this.startPostfix();
+    await this.startNginx();
+  }
+
+  /** nginx's main configuration file (see nginxMainConf), for `nginx -c` and reloads. */
+  get nginxConfig(): string {
+    return this.host.path("/etc/nginx/nginx-test.conf");
+  }
+
+  private async startNginx(): Promise<void> {
+    nginxMainConf(this.host);
+    runOk("ip", ["netns", "exec", this.ns, "nginx", "-c", this.nginxConfig], { stdio: ["ignore", "ignore", "pipe"] });
+    this.daemons.push({ name: "nginx", stop: () => this.killPidFile(join(this.root, "run/nginx.pid")) });
+    await this.until("nginx to listen", () => this.portOpen(443));
   }
 
   /** unbound with the rendered settings, answering from the stack's records and nothing else. */

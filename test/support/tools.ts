@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { certificateNames, hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
 
 /**
  * Tools the host tests run, with the Debian package that provides each. A test that checks
@@ -44,6 +44,9 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   "fail2ban-regex": { pkg: "fail2ban" },
   shellcheck: { pkg: "shellcheck" },
   openssl: { pkg: "openssl" },
+  nginx: { pkg: "nginx" },
+  xmllint: { pkg: "libxml2-utils" },
+  flock: { pkg: "util-linux" },
   "systemd-analyze": { pkg: "systemd" },
   "apt-config": { pkg: "apt" },
   losetup: { pkg: "mount" },
@@ -170,7 +173,8 @@ export interface RenderedHost {
  * Renders the host files of a config into a fresh temp root, each at <root><production path>
  * with its mode, with the HostEnv pointing there (so Postfix's and Dovecot's paths, and the
  * runtime directory, are the temp ones). With `tls` (default) a self-signed certificate and
- * key are created at the env's TLS paths, which Dovecot reads while parsing its config.
+ * key for the certificate names are created at the env's TLS paths, which Dovecot and nginx
+ * read while parsing their configs.
  */
 export function renderHost(config: MailConfig, options: { params?: HostParams; tls?: boolean } = {}): RenderedHost {
   const root = tempRoot();
@@ -183,7 +187,7 @@ export function renderHost(config: MailConfig, options: { params?: HostParams; t
     writeFileSync(dest, f.content);
     chmodSync(dest, parseInt(f.mode, 8));
   }
-  if (options.tls ?? true) selfSignedPair(env.paths.tlsCert, env.paths.tlsKey, config.hostname);
+  if (options.tls ?? true) selfSignedPair(env.paths.tlsCert, env.paths.tlsKey, certificateNames(config));
   const byProduction = new Map(files.map((f) => [located(f.path).slice(root.length), f]));
   return {
     root,
@@ -224,13 +228,40 @@ export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, 
   }
 }
 
-/** A self-signed ECDSA certificate and key, as mailstack-certificate --self-signed makes. */
-export function selfSignedPair(certPath: string, keyPath: string, host: string): void {
+/**
+ * nginx's main configuration for a rendered host: Debian's /etc/nginx/nginx.conf (as on
+ * Ubuntu, it sets the http-level defaults, mime types included, that mailstack's site builds
+ * on) with its pid and log paths moved below the temp root, info-level errors (nginx logs
+ * refused handshakes only there), conf.d taken from the rendered host, and no sites-enabled
+ * (the host's bootstrap removes the default site). Returns its path.
+ */
+export function nginxMainConf(host: RenderedHost): string {
+  const replacements: [string, string][] = [
+    ["pid /run/nginx.pid;", `pid ${host.root}/run/nginx.pid;`],
+    ["error_log /var/log/nginx/error.log;", `error_log ${host.root}/var/log/nginx/error.log info;`],
+    ["access_log /var/log/nginx/access.log;", `access_log ${host.root}/var/log/nginx/access.log;`],
+    ["include /etc/nginx/conf.d/*.conf;", `include ${host.path("/etc/nginx/conf.d")}/*.conf;`],
+    ["include /etc/nginx/sites-enabled/*;", ""],
+  ];
+  let conf = readFileSync("/etc/nginx/nginx.conf", "utf8");
+  for (const [from, to] of replacements) {
+    if (conf.split(from).length !== 2) throw new Error(`Debian's /etc/nginx/nginx.conf no longer has exactly one "${from}"; adapt nginxMainConf`);
+    conf = conf.replace(from, to);
+  }
+  mkdirSync(join(host.root, "run"), { recursive: true });
+  mkdirSync(join(host.root, "var/log/nginx"), { recursive: true });
+  const file = host.path("/etc/nginx/nginx-test.conf");
+  writeFileSync(file, conf);
+  return file;
+}
+
+/** A self-signed ECDSA certificate and key for `names` (the first is the subject's CN). */
+export function selfSignedPair(certPath: string, keyPath: string, names: string[]): void {
   mkdirSync(dirname(certPath), { recursive: true });
   mkdirSync(dirname(keyPath), { recursive: true });
   runOk("openssl", [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
-    "-subj", `/CN=${host}`, "-addext", `subjectAltName=DNS:${host}`, "-keyout", keyPath, "-out", certPath,
+    "-subj", `/CN=${names[0]}`, "-addext", `subjectAltName=${names.map((n) => `DNS:${n}`).join(",")}`, "-keyout", keyPath, "-out", certPath,
   ]);
   chmodSync(keyPath, 0o600);
 }

@@ -32,8 +32,6 @@ if [ -L /etc/resolv.conf ] || ! cmp -s /etc/resolv.conf /etc/mailstack-resolv.co
   cp /etc/mailstack-resolv.conf /etc/resolv.conf
 fi
 
-"$sbin/mailstack-certificate" --self-signed
-
 # The instance profile's credentials can take a little while to appear after boot.
 for attempt in $(seq 1 60); do
   if "$sbin/mailstack-sync" --no-reload; then break; fi
@@ -43,6 +41,9 @@ for attempt in $(seq 1 60); do
   fi
   sleep 10
 done
+
+# After the sync, which brings the certificate's key and names.
+"$sbin/mailstack-certificate" --self-signed
 
 # Global scripts: Dovecot cannot compile them itself in a directory only root may write.
 sievec /etc/dovecot/sieve

@@ -1,71 +1,102 @@
 #!/bin/bash
-# The host's TLS certificate for Postfix and Dovecot, always at the same two paths.
-#
-#   mailstack-certificate --self-signed   create a bootstrap certificate if there is none,
-#                                         so the daemons can start before DNS resolves
-#   mailstack-certificate                 obtain a Let's Encrypt certificate (HTTP-01 on
-#                                         port 80) unless one is installed; run by a timer
-#                                         until it succeeds
-#   mailstack-certificate --deploy        certbot's deploy hook: install the renewed
-#                                         certificate and reload the daemons
+# The certificate of Postfix, Dovecot and nginx, for certificate-names, with Pulumi's key (a
+# runtime file) so the TLSA record pinning it outlives renewals and instances.
+#   --self-signed  at boot: install the kept certificate if it fits the key, else a self-signed one
+#   (no argument)  the timer: certbot never renews --csr certificates, so this asks for one when
+#                  there is none, it expires within 30 days, or the names or key changed
 set -euo pipefail
 if [ -r /etc/default/mailstack ] && [ -z "${MAILSTACK_HOSTNAME:-}" ]; then
   . /etc/default/mailstack
 fi
-host="${MAILSTACK_HOSTNAME:?MAILSTACK_HOSTNAME is not set}"
-cert="${MAILSTACK_TLS_CERT:?MAILSTACK_TLS_CERT is not set}"
-key="${MAILSTACK_TLS_KEY:?MAILSTACK_TLS_KEY is not set}"
-live="${MAILSTACK_LETSENCRYPT:-/etc/letsencrypt}/live/$host"
+: "${MAILSTACK_HOSTNAME:?}" "${MAILSTACK_TLS_CERT:?}" "${MAILSTACK_TLS_KEY:?}" "${MAILSTACK_TLS_KEY_SOURCE:?}" "${MAILSTACK_CERT_NAMES:?}" "${MAILSTACK_CERT_DIR:?}"
+cert="$MAILSTACK_TLS_CERT" key="$MAILSTACK_TLS_KEY" source_key="$MAILSTACK_TLS_KEY_SOURCE" dir="$MAILSTACK_CERT_DIR"
+kept="$dir/fullchain.pem"
 
 log() { echo "mailstack-certificate: $*" >&2; }
 
-install_pair() {
-  local chain="$1" private="$2"
-  install -d -m 0755 "$(dirname "$cert")"
-  install -m 0600 "$private" "$key.new"
-  install -m 0644 "$chain" "$cert.new"
-  mv "$key.new" "$key"
-  mv "$cert.new" "$cert"
+if [ ! -s "$source_key" ] || [ ! -s "$MAILSTACK_CERT_NAMES" ]; then
+  log "no $source_key or $MAILSTACK_CERT_NAMES yet (mailstack-sync installs them)"
+  exit 1
+fi
+install -d -m 0700 "$dir"
+# The boot run and the timer can overlap; two certbots would fight over port 80.
+exec 9>"$dir/lock"
+flock 9
+tmp=""
+trap '[ -z "$tmp" ] || rm -rf "$tmp"' EXIT
+
+wanted() { grep . "$MAILSTACK_CERT_NAMES" | sort -u; }
+names() { openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | sed 1d | tr , '\n' | sed -n 's/^ *DNS://p' | sort -u; }
+fits() { [ -s "$1" ] && [ "$(openssl x509 -in "$1" -noout -pubkey 2>/dev/null)" = "$(openssl pkey -in "$source_key" -pubout)" ]; }
+valid() { openssl x509 -in "$1" -noout -checkend "$2" >/dev/null; }
+until_date() { openssl x509 -in "$1" -noout -enddate | cut -d= -f2; }
+request() { openssl req "$@" -key "$source_key" -subj "/CN=$MAILSTACK_HOSTNAME" -addext "subjectAltName=$(wanted | sed 's/^/DNS:/' | paste -sd, -)"; }
+
+reason() {
+  if [ ! -s "$kept" ]; then echo "there is none yet"
+  elif ! fits "$kept"; then echo "the key changed"
+  elif [ "$(names "$kept")" != "$(wanted)" ]; then echo "the names changed"
+  elif ! valid "$kept" 2592000; then echo "it expires within 30 days"
+  fi
 }
 
-reload_daemons() {
-  # A renewed certificate is only used once the daemons reload (a common outage otherwise).
-  systemctl reload postfix.service dovecot.service || log "reload failed; restart Postfix and Dovecot"
+# Renames, so no daemon reads half a file.
+install_pair() {
+  install -d -m 0755 "$(dirname "$cert")" "$(dirname "$key")"
+  if ! cmp -s "$source_key" "$key"; then
+    install -m 0600 "$source_key" "$key.new"
+    mv -f "$key.new" "$key"
+  fi
+  install -m 0644 "$1" "$cert.new"
+  mv -f "$cert.new" "$cert"
+}
+
+# certbot refuses to overwrite files: a fresh directory each time, beside $kept for the rename.
+obtain() {
+  tmp="$(mktemp -d "$dir/new.XXXXXX")"
+  request -new -out "$tmp/csr.pem"
+  if ! certbot certonly --standalone --non-interactive --agree-tos --email "${MAILSTACK_ACME_EMAIL:?}" \
+    --csr "$tmp/csr.pem" --cert-path "$tmp/cert.pem" --chain-path "$tmp/chain.pem" --fullchain-path "$tmp/fullchain.pem"; then
+    log "certbot failed (do the names resolve to this host?); the installed certificate stays"
+    return 1
+  fi
+  if ! fits "$tmp/fullchain.pem" || [ "$(names "$tmp/fullchain.pem")" != "$(wanted)" ] || ! valid "$tmp/fullchain.pem" 0; then
+    log "certbot's certificate does not match the key and names; the installed certificate stays"
+    return 1
+  fi
+  mv -f "$tmp/fullchain.pem" "$kept"
 }
 
 case "${1:-}" in
   --self-signed)
-    if [ -s "$cert" ] && [ -s "$key" ]; then exit 0; fi
-    log "creating a self-signed bootstrap certificate for $host"
-    tmp="$(mktemp -d)"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-      -subj "/CN=$host" -addext "subjectAltName=DNS:$host" \
-      -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-    install_pair "$tmp/cert.pem" "$tmp/key.pem"
-    rm -rf "$tmp"
-    ;;
-  --deploy)
-    lineage="${RENEWED_LINEAGE:-$live}"
-    install_pair "$lineage/fullchain.pem" "$lineage/privkey.pem"
-    reload_daemons
-    log "installed the certificate from $lineage"
-    ;;
-  "")
-    if [ -s "$live/fullchain.pem" ]; then
-      if ! cmp -s "$live/fullchain.pem" "$cert"; then
-        install_pair "$live/fullchain.pem" "$live/privkey.pem"
-        reload_daemons
-      fi
+    if fits "$cert" && cmp -s "$source_key" "$key"; then exit 0; fi
+    if fits "$kept"; then
+      install_pair "$kept"
+      log "installed the certificate kept on the data volume, valid until $(until_date "$kept")"
       exit 0
     fi
-    # --reuse-key keeps the public key across renewals, so a TLSA 3 1 1 record stays valid.
-    certbot certonly --standalone --non-interactive --agree-tos \
-      --email "${MAILSTACK_ACME_EMAIL:?MAILSTACK_ACME_EMAIL is not set}" \
-      --key-type ecdsa --reuse-key --cert-name "$host" -d "$host" \
-      --deploy-hook "$0 --deploy"
+    log "creating a self-signed bootstrap certificate for $MAILSTACK_HOSTNAME"
+    tmp="$(mktemp -d)"
+    request -x509 -days 30 -out "$tmp/cert.pem"
+    install_pair "$tmp/cert.pem"
+    ;;
+  "")
+    why="$(reason)"
+    if [ -n "$why" ]; then
+      log "requesting a certificate for $(wanted | paste -sd' ' -): $why"
+      obtain
+    fi
+    if cmp -s "$kept" "$cert" && cmp -s "$source_key" "$key"; then exit 0; fi
+    install_pair "$kept"
+    # Daemons use a new certificate only after a reload (a common outage otherwise).
+    if ! systemctl reload postfix.service dovecot.service nginx.service; then
+      log "installed the certificate, but a reload failed: restart Postfix, Dovecot and nginx"
+      exit 1
+    fi
+    log "installed the certificate valid until $(until_date "$kept"); reloaded Postfix, Dovecot and nginx"
     ;;
   *)
-    echo "usage: $0 [--self-signed|--deploy]" >&2
+    echo "usage: $0 [--self-signed]" >&2
     exit 2
     ;;
 esac

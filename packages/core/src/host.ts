@@ -6,6 +6,7 @@ import { fail2banJails, nftablesConf } from "./firewall";
 import { DATA_VOLUME_BINDS, DATA_VOLUME_LABEL, generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 import { postfixMainCf, postfixMasterCf } from "./postfix";
 import { rspamdLocalFiles, unboundConf } from "./rspamd";
+import { CERTIFICATE_NAMES_FILE, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
 
 /** A file cloud-init writes on the host. */
@@ -44,6 +45,9 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_DATA_LABEL: DATA_VOLUME_LABEL,
     MAILSTACK_TLS_CERT: env.paths.tlsCert,
     MAILSTACK_TLS_KEY: env.paths.tlsKey,
+    MAILSTACK_TLS_KEY_SOURCE: `${env.paths.runtime}/${TLS_KEY_FILE}`,
+    MAILSTACK_CERT_NAMES: `${env.paths.runtime}/${CERTIFICATE_NAMES_FILE}`,
+    MAILSTACK_CERT_DIR: env.paths.certificates,
     // postmaster@ exists on every hosted domain; a mailbox or alertEmail here would tie the
     // user data (and so the instance) to settings that change day to day.
     MAILSTACK_ACME_EMAIL: `postmaster@${config.domain}`,
@@ -133,14 +137,14 @@ Unattended-Upgrade::MailReport "only-on-error";
     file(
       "/etc/systemd/system/mailstack-certificate.service",
       unit({
-        Unit: [["Description", "Obtain the host's Let's Encrypt certificate"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
+        Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
         Service: [["Type", "oneshot"], ["EnvironmentFile", "/etc/default/mailstack"], ["ExecStart", `${p.sbin}/mailstack-certificate`]],
       }),
     ),
     file(
       "/etc/systemd/system/mailstack-certificate.timer",
       unit({
-        Unit: [["Description", "Retry the certificate until Let's Encrypt issues it"]],
+        Unit: [["Description", "Check the certificate's expiry, names and key; retry a failed request"]],
         Timer: [["OnBootSec", "1min"], ["OnUnitActiveSec", "15min"]],
         Install: [["WantedBy", "timers.target"]],
       }),

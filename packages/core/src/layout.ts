@@ -7,9 +7,14 @@ export interface HostEnv {
   paths: {
     /** Files synced from SSM Parameter Store (users, maps, DKIM keys). */
     runtime: string;
-    /** TLS certificate chain and key used by Postfix and Dovecot. */
+    /** TLS certificate chain and key used by Postfix, Dovecot and nginx. */
     tlsCert: string;
     tlsKey: string;
+    /**
+     * The last certificate Let's Encrypt issued, on the data volume (below the bind mount of
+     * /etc/letsencrypt), so a replacement instance serves it without asking again.
+     */
+    certificates: string;
     /** Mount point of the mail data volume. */
     data: string;
     /** Maildirs, one per mailbox below <domain>/<local>. */
@@ -37,6 +42,7 @@ export const PRODUCTION_ENV: HostEnv = {
     runtime: "/etc/mailstack",
     tlsCert: "/etc/mailstack/tls/fullchain.pem",
     tlsKey: "/etc/mailstack/tls/privkey.pem",
+    certificates: "/etc/letsencrypt/mailstack",
     data: "/srv/mailstack",
     vmail: "/var/vmail",
     postfixConfig: "/etc/postfix",

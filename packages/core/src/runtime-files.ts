@@ -90,6 +90,10 @@ function runtimeFile(name: string, content: string, reload: string | null, secre
   return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: reload ? [reload] : [] };
 }
 
+/** Runtime files the certificate timer reads: the key Pulumi keeps, and the names to cover. */
+export const TLS_KEY_FILE = "tls/key.pem";
+export const CERTIFICATE_NAMES_FILE = "certificate-names";
+
 /** Names the host's certificate covers: the host, and each mail domain's web names (CNAMEs to it). */
 export function certificateNames(config: MailConfig): string[] {
   return [config.hostname, ...config.domains.flatMap((d) => [`mta-sts.${d}`, `autoconfig.${d}`, `autodiscover.${d}`])];
@@ -107,9 +111,9 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), "postfix.service"),
     runtimeFile("sender-logins", senderLogins(config), "postfix.service"),
     runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), "rspamd.service", "_rspamd"),
-    // Read by the certificate timer, which installs the key and renews when the names change.
-    { ...runtimeFile("tls/key.pem", pem(secrets.tlsPrivateKeyPem), null), mode: "0600" },
-    runtimeFile("certificate-names", lines(certificateNames(config)), null),
+    // Read by the certificate timer, which installs the key and renews when the names or key change.
+    { ...runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), null), mode: "0600" },
+    runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), null),
     // nginx reads these on every request; nothing needs a reload.
     ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, null)),
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),

@@ -1,6 +1,7 @@
 import type { MailConfig } from "./config";
 import { mtaStsPolicy } from "./dns";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import { INTERMEDIATE_CIPHERS } from "./postfix";
 
 /**
  * What the host serves over HTTPS (port 443), by path below the web root: the MTA-STS policy
@@ -71,25 +72,25 @@ ${protocol("IMAP", env.ports.imaps, "SSL")}${config.pop3 ? protocol("POP3", env.
  * certbot's standalone HTTP-01 responder. Every mail domain's mta-sts., autoconfig. and
  * autodiscover. names reach this server and get the same files.
  */
-export function nginxSite(env: HostEnv = PRODUCTION_ENV, port = 443): string {
+export function nginxSite(env: HostEnv = PRODUCTION_ENV): string {
   const p = env.paths;
   return `${generatedHeader()}server {
-    listen ${port} ssl default_server;
-    listen [::]:${port} ssl default_server;
-    http2 on;
+    listen 443 ssl default_server;
+    listen [::]:443 ssl default_server;
     ssl_certificate ${p.tlsCert};
     ssl_certificate_key ${p.tlsKey};
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${INTERMEDIATE_CIPHERS};
     ssl_prefer_server_ciphers off;
     server_tokens off;
     root ${p.runtime}/www;
-    default_type text/plain;
     add_header Strict-Transport-Security "max-age=31536000" always;
+    # Types come from the mime.types Ubuntu's nginx.conf includes: text/plain for the policy,
+    # as RFC 8461 requires, and text/xml for the client settings.
     location = /.well-known/mta-sts.txt { }
-    location = /mail/config-v1.1.xml { default_type application/xml; }
+    location = /mail/config-v1.1.xml { }
     # Outlook POSTs its request; a static file only answers GET unless 405 is turned into 200.
     location ~* ^/autodiscover/autodiscover\\.xml$ {
-        default_type application/xml;
         error_page 405 =200 /autodiscover/autodiscover.xml;
         try_files /autodiscover/autodiscover.xml =404;
     }

@@ -223,7 +223,8 @@ export class MailStack extends pulumi.ComponentResource {
       instanceId: this.instanceId,
       dnsRecords: this.dnsRecords,
       backupBucketName: this.backupBucketName,
-      backupReplicaBucketName: this.backupReplicaBucketName,
+      // Registered only when it exists: an undefined output draws a warning on every run.
+      ...(this.backupReplicaBucketName ? { backupReplicaBucketName: this.backupReplicaBucketName } : {}),
       resticRepository: this.resticRepository,
       resticPassword: this.resticPassword,
       dsRecords: this.dsRecords,
