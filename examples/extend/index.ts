@@ -2,7 +2,7 @@
 // exactly like the reference program, plus resources of your own that build on its outputs.
 // They live in a small component of their own, so `pulumi preview` shows them as one unit
 // and several mail stacks could each get one.
-import { MailStack, readStackConfig } from "@mailstack/pulumi";
+import { MailDns, MailStack, readStackConfig } from "@mailstack/pulumi";
 import * as cloudwatch from "@pulumi/aws/cloudwatch";
 import * as iam from "@pulumi/aws/iam";
 import * as cloudflare from "@pulumi/cloudflare";
@@ -11,16 +11,16 @@ import * as pulumi from "@pulumi/pulumi";
 interface MailExtrasArgs {
   /** The mail stack to watch and extend. */
   mail: MailStack;
-  /** Token of a `google-site-verification=` TXT record on the primary domain. */
-  googleSiteVerification?: string;
+  /** HTTPS address of an SVG Tiny PS logo, published as the primary domain's BIMI record. */
+  bimiLogoUrl?: string;
   /** Name of an existing IAM role (e.g. your administrators') that may read the backups. */
   backupReaderRole?: string;
 }
 
-/** A CPU-credit alarm on MailStack's alert topic, an extra DNS record and read access to the backups. */
+/** A CPU-credit alarm on MailStack's alert topic, a BIMI record and read access to the backups. */
 class MailExtras extends pulumi.ComponentResource {
   readonly creditAlarm?: cloudwatch.MetricAlarm;
-  readonly siteVerification?: cloudflare.DnsRecord;
+  readonly bimi?: cloudflare.DnsRecord;
   readonly backupReadPolicy?: iam.Policy;
 
   constructor(name: string, args: MailExtrasArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -52,19 +52,20 @@ class MailExtras extends pulumi.ComponentResource {
       );
     }
 
-    if (args.googleSiteVerification) {
+    // BIMI is not part of mailstack's record set (it needs a logo, and Gmail a paid VMC);
+    // it goes into the zone MailStack publishes into, whether given by id or looked up.
+    if (args.bimiLogoUrl && mail.dns instanceof MailDns) {
       const domain = mail.config.domain;
-      this.siteVerification = new cloudflare.DnsRecord(
-        `${name}-google-site-verification`,
+      this.bimi = new cloudflare.DnsRecord(
+        `${name}-bimi`,
         {
-          // The zone MailStack publishes into, whether given by id or looked up by name.
           zoneId: mail.dns.zoneIds[domain],
-          name: domain,
+          name: `default._bimi.${domain}`,
           type: "TXT",
           // Cloudflare stores TXT content as quoted strings.
-          content: `"google-site-verification=${args.googleSiteVerification}"`,
+          content: `"v=BIMI1; l=${args.bimiLogoUrl};"`,
           ttl: 3600,
-          comment: "Google Search Console domain verification",
+          comment: "BIMI: the logo mail clients may show beside DMARC-authenticated mail",
         },
         parent,
       );
@@ -89,7 +90,8 @@ class MailExtras extends pulumi.ComponentResource {
         parent,
       );
       // The bucket's default encryption uses the AWS-managed aws/s3 key, whose key policy
-      // already lets principals of this account decrypt through S3: no KMS statement needed.
+      // already lets principals of this account decrypt through S3: no KMS statement needed
+      // (with backupKmsKeyArn, the role also needs kms:Decrypt on that key).
       new iam.RolePolicyAttachment(`${name}-backup-read-attachment`, { role: args.backupReaderRole, policyArn: this.backupReadPolicy.arn }, parent);
     }
 
@@ -105,7 +107,7 @@ const mail = new MailStack("mail", readStackConfig(new pulumi.Config("mailstack"
 const config = new pulumi.Config();
 new MailExtras("mail-extras", {
   mail,
-  googleSiteVerification: config.get("googleSiteVerification") || undefined,
+  bimiLogoUrl: config.get("bimiLogoUrl") || undefined,
   backupReaderRole: config.get("backupReaderRole") || undefined,
 });
 

@@ -200,7 +200,7 @@ describe("examples/extend", () => {
         "mailstack:domain": "example.com",
         "mailstack:mailboxes": JSON.stringify([{ address: "alice@example.com", password: "correct horse battery staple" }]),
         "mailstack:alertEmail": "Ops@Example.net",
-        [`${project}:googleSiteVerification`]: "rXOxyZounnZasA8Z7oaD3c14JdjS9aKSWvsR1EbUSIQ",
+        [`${project}:bimiLogoUrl`]: "https://example.com/logo.svg",
         [`${project}:backupReaderRole`]: "mail-admins",
       },
       secretKeys: ["mailstack:mailboxes"],
@@ -239,15 +239,15 @@ describe("examples/extend", () => {
     expect(one(run, "aws:sns/topicSubscription:TopicSubscription").inputs).toMatchObject({ protocol: "email", endpoint: "ops@example.net", topic: topicArn });
   });
 
-  test("the site-verification record goes into MailStack's zone for the domain", () => {
-    const verification = extra(DNS_RECORD);
-    expect(verification.inputs).toMatchObject({
+  test("the BIMI record goes into MailStack's zone for the domain", () => {
+    const bimi = extra(DNS_RECORD);
+    expect(bimi.inputs).toMatchObject({
       zoneId: record(run, "example.com", "MX").inputs.zoneId,
-      name: "example.com",
+      name: "default._bimi.example.com",
       type: "TXT",
-      content: '"google-site-verification=rXOxyZounnZasA8Z7oaD3c14JdjS9aKSWvsR1EbUSIQ"',
+      content: '"v=BIMI1; l=https://example.com/logo.svg;"',
     });
-    expect(verification.inputs.zoneId).toMatch(/^[0-9a-f]{32}$/);
+    expect(bimi.inputs.zoneId).toMatch(/^[0-9a-f]{32}$/);
   });
 
   test("the admin role gets read-only access to MailStack's backup bucket", () => {

@@ -119,8 +119,12 @@ export class MailStack extends pulumi.ComponentResource {
 
     const network = resolveNetwork(args, config, this);
     this.firewall = new MailFirewall(`${name}-firewall`, { config, vpcId: network.vpcId, tags }, parent);
-    // Named by selector, so a key keeps its resource through every step of a rotation.
-    for (const selector of config.dkimSelectors) this.dkimKeys[selector] = new DkimKey(`${name}-dkim-${selector}`, { selector }, parent);
+    // Named by selector, so a key keeps its resource through every step of a rotation. Stacks
+    // made before rotation existed hold the signing key as `<name>-dkim`: the alias keeps it.
+    for (const selector of config.dkimSelectors) {
+      const aliases = selector === config.dkimSelector ? [{ name: `${name}-dkim` }] : [];
+      this.dkimKeys[selector] = new DkimKey(`${name}-dkim-${selector}`, { selector }, { parent: this, aliases });
+    }
     this.dkim = this.dkimKeys[config.dkimSelector];
     this.tlsKey = new TlsKey(`${name}-tls`, {}, parent);
 
