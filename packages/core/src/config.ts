@@ -58,6 +58,19 @@ export interface MailConfigInput {
   /** Days a replaced or deleted backup object version is kept. Default 90. */
   backupRetentionDays?: number;
   /**
+   * When the host backs up mail and its configuration with restic, as a systemd OnCalendar
+   * expression. Default `*-*-* 02:00:00` (daily at 02:00 UTC, started up to 30 minutes later
+   * at random; a run missed while the host was down starts at boot). Changing it replaces the
+   * instance: the timer is part of the user data.
+   */
+  backupSchedule?: string;
+  /**
+   * How many snapshots restic keeps (`forget --keep-daily/-weekly/-monthly`, then `--prune`).
+   * Default 7 daily, 4 weekly, 12 monthly. A changed policy reaches the host through SSM,
+   * without replacing it.
+   */
+  backupKeep?: BackupKeep;
+  /**
    * Address (preferably at another provider) that receives alarms when the host fails its
    * EC2 status checks (which also trigger automatic recovery or reboot). Default: no alarms.
    */
@@ -100,6 +113,8 @@ export const FIELD_KINDS: Record<keyof MailConfigInput, "string" | "json"> = {
   messageSizeLimitMiB: "json",
   dkimSelector: "string",
   backupRetentionDays: "json",
+  backupSchedule: "string",
+  backupKeep: "json",
   alertEmail: "string",
   vpcId: "string",
   subnetId: "string",
@@ -117,6 +132,13 @@ export interface MailboxInput {
   quota?: string;
   /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
   aliases?: string[];
+}
+
+/** Snapshots restic keeps: the last of each of so many days, weeks and months. */
+export interface BackupKeep {
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
 }
 
 export interface AliasInput {
@@ -152,6 +174,9 @@ export interface MailConfig {
   messageSizeLimitMiB: number;
   dkimSelector: string;
   backupRetentionDays: number;
+  /** systemd OnCalendar expression of the backup timer. */
+  backupSchedule: string;
+  backupKeep: Required<BackupKeep>;
   alertEmail?: string;
   availabilityZone?: string;
 }
@@ -228,6 +253,7 @@ const MAILBOX_FIELDS = {
   aliases: v.optional(v.array(v.string())),
 };
 const ALIAS_FIELDS = { address: v.string(), to: v.array(v.string()) };
+const BACKUP_KEEP_FIELDS = { daily: integer(0, 1000), weekly: integer(0, 1000), monthly: integer(0, 1000) };
 
 // Plain objects: unknown keys are reported by unknownFields(), every one of them, where a
 // strict object would stop at the first.
@@ -255,6 +281,10 @@ const FIELDS = {
   messageSizeLimitMiB: integer(1, 1024),
   dkimSelector: matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens"),
   backupRetentionDays: integer(1, 3650),
+  // One line of systemd's calendar syntax; a newline or "=" could add settings to the timer.
+  // Whether systemd understands it is checked by systemd-analyze in the host tests.
+  backupSchedule: matching(/^[A-Za-z0-9*:.,/~ -]{1,100}$/, "is not a systemd OnCalendar expression; write e.g. \"*-*-* 02:00:00\" or daily"),
+  backupKeep: v.optional(v.object(BACKUP_KEEP_FIELDS)),
   alertEmail: v.optional(v.string()),
   vpcId: v.optional(deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0")),
   subnetId: v.optional(deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0")),
@@ -274,6 +304,8 @@ export const DEFAULTS = {
   messageSizeLimitMiB: 50,
   dkimSelector: "mail",
   backupRetentionDays: 90,
+  backupSchedule: "*-*-* 02:00:00",
+  backupKeep: { daily: 7, weekly: 4, monthly: 12 },
   quota: "5G",
   dmarcPolicy: "quarantine",
 } as const;
@@ -307,6 +339,7 @@ function unknownFields(input: unknown): ConfigIssue[] {
   };
   check(input, [], FIELDS);
   const record = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
+  check(record.backupKeep, ["backupKeep"], BACKUP_KEEP_FIELDS);
   for (const [list, fields] of [["mailboxes", MAILBOX_FIELDS], ["aliases", ALIAS_FIELDS]] as const) {
     const items = record[list];
     if (Array.isArray(items)) items.forEach((item, i) => check(item, [list, i], fields));
@@ -667,6 +700,16 @@ class Checker {
       }
     }
 
+    const keep = input.backupKeep ?? {};
+    const backupKeep = {
+      daily: keep.daily ?? DEFAULTS.backupKeep.daily,
+      weekly: keep.weekly ?? DEFAULTS.backupKeep.weekly,
+      monthly: keep.monthly ?? DEFAULTS.backupKeep.monthly,
+    };
+    if (backupKeep.daily + backupKeep.weekly + backupKeep.monthly === 0) {
+      this.fail("backupKeep", "keeps no snapshot at all, so every backup would be pruned; keep at least one, e.g. { daily: 7 }");
+    }
+
     if (this.issues.length > 0) throw new ConfigError(this.issues);
     return {
       domain: domains[0],
@@ -697,6 +740,8 @@ class Checker {
       messageSizeLimitMiB: input.messageSizeLimitMiB ?? DEFAULTS.messageSizeLimitMiB,
       dkimSelector: input.dkimSelector ?? DEFAULTS.dkimSelector,
       backupRetentionDays: input.backupRetentionDays ?? DEFAULTS.backupRetentionDays,
+      backupSchedule: input.backupSchedule ?? DEFAULTS.backupSchedule,
+      backupKeep,
       alertEmail,
       availabilityZone: input.availabilityZone,
     };
