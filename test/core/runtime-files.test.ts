@@ -19,6 +19,7 @@ import {
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
 
 const PASSWORD = "correct horse battery staple";
+const RESTIC_PASSWORD = "restic repository passphrase";
 const DKIM_PEM = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 
 /** What hashPassword yields: {BLF-CRYPT}$2b$10$ + 53 characters (71 in all). */
@@ -27,7 +28,7 @@ const bcryptLike = (i: number) => `{BLF-CRYPT}$2b$10$${String(i).padStart(53, "A
 const LONGEST_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(32) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
 
 function secretsFor(config: MailConfig, hashFor: (m: MailConfig["mailboxes"][number]) => string, dkimPrivateKeyPem = DKIM_PEM): RuntimeSecrets {
-  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem };
+  return { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hashFor(m)])), dkimPrivateKeyPem, resticPassword: RESTIC_PASSWORD };
 }
 const file = (files: RuntimeFile[], name: string) => {
   const found = files.find((f) => f.name === name);
@@ -45,11 +46,14 @@ describe("runtimeFiles", () => {
     ["alice@example.com", bcryptLike(1)],
     ["bob@example.com", SAMPLE_HASH],
   ]);
-  const files = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----" });
+  const files = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----", resticPassword: RESTIC_PASSWORD });
 
   test("the set of files, sorted by name, with owners and reloads", () => {
     expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" ")])).toEqual([
       ["aliases", "0644", "root", "root", "postfix.service"],
+      // Read by the backup job at each run: nothing to reload.
+      ["backup/keep", "0644", "root", "root", ""],
+      ["backup/restic-password", "0600", "root", "root", ""],
       ["dkim-selectors", "0644", "root", "root", "rspamd.service"],
       ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service"],
       ["domains", "0644", "root", "root", "postfix.service"],
@@ -59,6 +63,13 @@ describe("runtimeFiles", () => {
       ["sender-logins", "0644", "root", "root", "postfix.service"],
       ["users", "0640", "root", "dovecot", "dovecot.service"],
     ]);
+  });
+
+  test("the restic password is readable by root alone; the keep policy holds restic forget's options", () => {
+    expect(file(files, "backup/restic-password").content).toBe(`${RESTIC_PASSWORD}\n`);
+    expect(lines(file(files, "backup/keep").content)).toEqual(["--keep-daily=7", "--keep-weekly=4", "--keep-monthly=12"]);
+    const some = parseConfig({ ...fullConfig(), backupKeep: { daily: 3, weekly: 0 } });
+    expect(lines(file(runtimeFiles(some, secretsFor(some, () => bcryptLike(1))), "backup/keep").content)).toEqual(["--keep-daily=3", "--keep-monthly=12"]);
   });
 
   test("the SSH sources for the host firewall: nft commands filling the admin sets", () => {
@@ -92,7 +103,7 @@ describe("runtimeFiles", () => {
   });
 
   test("a mailbox without hash is an error", () => {
-    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K" })).toThrow("no password hash for bob@example.com");
+    expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K", resticPassword: RESTIC_PASSWORD })).toThrow("no password hash for bob@example.com");
   });
 
   test("Postfix maps", () => {
@@ -111,7 +122,7 @@ describe("runtimeFiles", () => {
 
   test("DKIM key gets a final newline, and selectors cover every domain", () => {
     expect(file(files, "dkim/mail.key").content).toBe("-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n");
-    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n" });
+    const withNewline = runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem: "PEM\n", resticPassword: RESTIC_PASSWORD });
     expect(file(withNewline, "dkim/mail.key").content).toBe("PEM\n");
     expect(file(files, "dkim-selectors").content).toBe("example.com mail\nexample.org mail\n");
     const s2 = parseConfig({ ...fullConfig(), dkimSelector: "s2" });

@@ -24,7 +24,14 @@ export interface RuntimeSecrets {
   passwordHashes: ReadonlyMap<string, string>;
   /** PEM private key that signs with `config.dkimSelector`. */
   dkimPrivateKeyPem: string;
+  /** Password of the host's restic repository, which encrypts every backup. */
+  resticPassword: string;
 }
+
+/** The restic password file, relative to the runtime directory. */
+export const RESTIC_PASSWORD_FILE = "backup/restic-password";
+/** restic forget's keep options, one per line, relative to the runtime directory. */
+export const BACKUP_KEEP_FILE = "backup/keep";
 
 const mib = (n: number) => `${n}M`;
 const lines = (items: string[]) => items.map((l) => `${l}\n`).join("");
@@ -75,27 +82,35 @@ function senderLogins(config: MailConfig): string {
 }
 
 /**
- * A runtime file owned by root. Secret files name the group of the one daemon that reads
- * them and are closed to everyone else; the others are world-readable.
+ * Who may read a runtime file besides its owner, root: everyone, the group of the one daemon
+ * that reads a secret, or nobody (a secret only root's own jobs read).
  */
-function runtimeFile(name: string, content: string, reload: string, secretGroup?: string): RuntimeFile {
-  return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: [reload] };
+type Readers = "everyone" | { group: string } | "nobody";
+
+function runtimeFile(name: string, content: string, reload: string[], readers: Readers = "everyone"): RuntimeFile {
+  const access =
+    readers === "everyone" ? { mode: "0644", group: "root" } : readers === "nobody" ? { mode: "0600", group: "root" } : { mode: "0640", group: readers.group };
+  return { name, content, owner: "root", ...access, reload };
 }
 
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
   const pem = secrets.dkimPrivateKeyPem;
+  const postfix = ["postfix.service"];
   const files = [
-    runtimeFile("users", usersFile(config, secrets.passwordHashes), "dovecot.service", "dovecot"),
-    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), "postfix.service"),
-    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), "postfix.service"),
-    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), "postfix.service"),
+    runtimeFile("users", usersFile(config, secrets.passwordHashes), ["dovecot.service"], { group: "dovecot" }),
+    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), postfix),
+    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), postfix),
+    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
-    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), "postfix.service"),
-    runtimeFile("sender-logins", senderLogins(config), "postfix.service"),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem.endsWith("\n") ? pem : `${pem}\n`, "rspamd.service", "_rspamd"),
-    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
-    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
+    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), postfix),
+    runtimeFile("sender-logins", senderLogins(config), postfix),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem.endsWith("\n") ? pem : `${pem}\n`, ["rspamd.service"], { group: "_rspamd" }),
+    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), ["rspamd.service"]),
+    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), ["nftables.service"]),
+    // The backup job reads both at each run, so a change needs no reload.
+    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody"),
+    runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`)), []),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -105,6 +120,8 @@ export const PART_LIMIT = 8192;
 const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
 // A PEM RSA-4096 PKCS#8 key is ~3.3 KB; allow room so a later key size needs no new layout.
 const DKIM_KEY_BOUND = 3400;
+// restic reads the whole file; a generated password is far shorter.
+const RESTIC_PASSWORD_BOUND = 256;
 
 /** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
 function boundingSecrets(config: MailConfig): RuntimeSecrets {
@@ -116,6 +133,7 @@ function boundingSecrets(config: MailConfig): RuntimeSecrets {
       ]),
     ),
     dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
+    resticPassword: "x".repeat(RESTIC_PASSWORD_BOUND),
   };
 }
 

@@ -28,6 +28,8 @@ export interface MailParametersArgs {
   credentials: readonly MailboxCredential[];
   /** PEM private key of the DKIM selector in `config`. */
   dkimPrivateKeyPem: pulumi.Input<string>;
+  /** Password of the host's restic repository. */
+  resticPassword: pulumi.Input<string>;
   tags?: Record<string, string>;
 }
 
@@ -54,8 +56,8 @@ export class MailParameters extends pulumi.ComponentResource {
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
     });
     const values = pulumi
-      .all([pulumi.all(credentials), args.dkimPrivateKeyPem])
-      .apply(([secrets, dkimPrivateKeyPem]) => {
+      .all([pulumi.all(credentials), args.dkimPrivateKeyPem, args.resticPassword])
+      .apply(([secrets, dkimPrivateKeyPem, resticPassword]) => {
         const issues: ConfigIssue[] = [];
         const passwordHashes = new Map<string, string>();
         config.mailboxes.forEach((m, i) => {
@@ -67,7 +69,7 @@ export class MailParameters extends pulumi.ComponentResource {
           else passwordHashes.set(m.address, field === "password" ? hashPassword(secret as string, m.address, args.path) : (secret as string).trim());
         });
         if (issues.length > 0) throw new ConfigError(issues);
-        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem }), layout);
+        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, resticPassword }), layout);
       });
     const secretValues = pulumi.secret(values);
 
