@@ -23,7 +23,7 @@ import {
   zoneFile,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
-import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, tempRoot, TOOL_PATH } from "../support/tools";
+import { type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot, TOOL_PATH } from "../support/tools";
 
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
@@ -185,6 +185,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
     for (const f of runtimeFiles(config, {
       passwordHashes: new Map(config.mailboxes.map((m) => [m.address, SAMPLE_HASH])),
       dkimPrivateKeyPem: DKIM.privateKey,
+      resticPassword: TEST_RESTIC_PASSWORD,
     })) {
       const dest = join(host.env.paths.runtime, f.name);
       mkdirSync(dirname(dest), { recursive: true });

@@ -42,6 +42,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   shellcheck: { pkg: "shellcheck" },
   openssl: { pkg: "openssl" },
   "systemd-analyze": { pkg: "systemd" },
+  restic: { pkg: "restic" },
   "apt-config": { pkg: "apt" },
   losetup: { pkg: "mount" },
   mount: { pkg: "mount" },
@@ -150,6 +151,7 @@ export const TEST_PARAMS: HostParams = {
   region: "us-east-1",
   ssmPath: "/mailstack/test/mail",
   dataVolumeId: "vol-0123456789abcdef0",
+  backupBucket: "mailstack-backup-test",
 };
 
 export interface RenderedHost {
@@ -201,9 +203,13 @@ export function groupId(name: string): number {
   return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
 }
 
+/** The restic repository password of test hosts. */
+export const TEST_RESTIC_PASSWORD = "restic test repository passphrase";
+
 /**
  * Installs a config's runtime files into the host's runtime directory as the sync does, with
- * their modes and groups: mailboxes hashed by the core (or given as hashes) and `dkimPrivateKeyPem`.
+ * their modes and groups: mailboxes hashed by the core (or given as hashes), `dkimPrivateKeyPem`
+ * and TEST_RESTIC_PASSWORD.
  */
 export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, dkimPrivateKeyPem: string): void {
   const hashes = new Map(
@@ -212,7 +218,7 @@ export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, 
       return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
     }),
   );
-  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem })) {
+  for (const f of runtimeFiles(config, { passwordHashes: hashes, dkimPrivateKeyPem, resticPassword: TEST_RESTIC_PASSWORD })) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);
@@ -238,7 +244,7 @@ export function selfSignedPair(certPath: string, keyPath: string, host: string):
  */
 export function runAsync(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: TOOL_PATH }, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: options.env?.PATH ?? TOOL_PATH }, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     child.stdin?.end(options.input);
     let stdout = "";
     let stderr = "";

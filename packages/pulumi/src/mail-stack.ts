@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
@@ -89,11 +90,15 @@ export class MailStack extends pulumi.ComponentResource {
     this.firewall = new MailFirewall(`${name}-firewall`, { config, vpcId: network.vpcId, tags }, parent);
     this.dkim = new DkimKey(`${name}-dkim`, { selector: config.dkimSelector }, parent);
 
+    // Interim, until the stack has a random password of its own (issue 5, cloud side): a
+    // secret derived from the DKIM key, so it stays the same from one deployment to the next.
+    const resticPassword = pulumi.secret(this.dkim.privateKeyPem.apply((pem) => createHash("sha256").update(`mailstack restic\n${pem}`).digest("base64url")));
     this.parameters = new MailParameters(
       `${name}-parameters`,
-      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, tags },
+      { config, path: parameterPath, credentials: args.mailboxes, dkimPrivateKeyPem: this.dkim.privateKeyPem, resticPassword, tags },
       parent,
     );
+    this.backup = new MailBackup(`${name}-backup`, { retentionDays: config.backupRetentionDays, protect, tags }, parent);
     this.host = new MailHost(
       `${name}-host`,
       {
@@ -102,6 +107,7 @@ export class MailStack extends pulumi.ComponentResource {
         availabilityZone: network.availabilityZone,
         securityGroupIds: [this.firewall.securityGroupId],
         parameterPath,
+        backupBucket: this.backup.bucketName,
         amiId: args.amiId,
         protect,
         tags,
@@ -120,7 +126,6 @@ export class MailStack extends pulumi.ComponentResource {
       { allocationId: this.host.eip.allocationId, domainName: config.hostname },
       { parent: this, dependsOn: [this.dns.resources["host-a"]] },
     );
-    this.backup = new MailBackup(`${name}-backup`, { retentionDays: config.backupRetentionDays, protect, tags }, parent);
     if (config.alertEmail !== undefined) {
       this.alerts = new MailAlerts(
         `${name}-alerts`,
