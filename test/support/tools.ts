@@ -52,6 +52,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   blkid: { pkg: "util-linux" },
   "mkfs.ext4": { pkg: "e2fsprogs" },
   sfdisk: { pkg: "fdisk" },
+  mkswap: { pkg: "util-linux" },
   // Debian's interpreter, not a pyenv or venv one: the host runs the sync script with it.
   python3: { pkg: "python3", command: ["/usr/bin/python3", "-c", "import sys"] },
   boto3: { pkg: "python3-boto3", command: ["/usr/bin/python3", "-c", "import boto3, botocore"] },

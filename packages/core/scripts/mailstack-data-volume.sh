@@ -72,10 +72,12 @@ else
     exit 1
   fi
   mkdir -p "$mount_point"
+  # Mounted before fstab names it, so a signature that is no mountable filesystem (swap, LUKS)
+  # stops here and leaves no line that would fail every boot.
+  mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
   # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
   # keeps them from writing mail onto the root volume instead.
   set_fstab_entry "$mount_point" "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"
-  mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
 fi
 
 # After the volume was grown (dataVolumeGiB raised), grow the filesystem to match; ext4
