@@ -61,9 +61,20 @@ function tree(dir: string): Record<string, Entry> {
   const out: Record<string, Entry> = {};
   const walk = (rel: string) => {
     const full = rel ? join(dir, rel) : dir;
-    const st = lstatSync(full);
+    // Dovecot's lock and temporary files may vanish between readdir and lstat.
+    const st = lstatSync(full, { throwIfNoEntry: false });
+    if (!st) return;
     const entry: Entry = { type: st.isDirectory() ? "dir" : st.isFile() ? "file" : "other", mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-    if (st.isFile()) Object.assign(entry, { sha256: createHash("sha256").update(readFileSync(full)).digest("hex"), size: st.size, mtimeMs: st.mtimeMs });
+    if (st.isFile()) {
+      let content: Buffer;
+      try {
+        content = readFileSync(full);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw e;
+      }
+      Object.assign(entry, { sha256: createHash("sha256").update(content).digest("hex"), size: st.size, mtimeMs: st.mtimeMs });
+    }
     out[rel || "."] = entry;
     if (st.isDirectory()) for (const name of readdirSync(full).sort()) walk(rel ? `${rel}/${name}` : name);
   };

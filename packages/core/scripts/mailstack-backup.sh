@@ -17,7 +17,7 @@ usage() { sed -n '2,4s/^#//p' "$0" >&2 && exit 2; }
 failed() {
   local rc=$? last
   [ "$rc" -eq 0 ] && return
-  log "backup: FAILED (exit $rc), no new snapshot; see restic's message above"
+  log "backup: FAILED (exit $rc), no new snapshot; restic said why above"
   last="$(sed -n 's/.*"last_success":\({[^}]*}\).*/\1/p' "$status" 2>/dev/null || true)"
   echo "{\"ok\":false,\"last_attempt\":\"$now\",\"last_success\":${last:-null}}" >"$status.new"
   mv "$status.new" "$status"
@@ -41,8 +41,8 @@ backup() {
   mv "$status.new" "$status"
 }
 
-# Restored files already in place; a message is <name>[:2,<flags>] in new/ or cur/ (Dovecot
-# renames it as it is read or flagged), so it is matched by name alone.
+# Restored files already in place; a message (<name>[:2,<flags>] in new/ or cur/, renamed by
+# Dovecot as it is read or flagged) by its name alone.
 present() {
   # shellcheck disable=SC2016 # awk's variables
   awk -v stage="$stage" 'function key(p, n) {
@@ -55,7 +55,7 @@ present() {
 }
 
 restore() {
-  local snapshot=latest target="" dry="" what="" user="" home p all kept mask
+  local snapshot=latest target="" dry="" what="" home p all kept resync=(-A '*')
   while [ $# -gt 0 ]; do
     case "$1" in
       --list) exec restic snapshots ;;
@@ -72,9 +72,8 @@ restore() {
     paths=("$vmail")
     [ -z "$target" ] || paths=("${saved[@]}")
   elif [[ "$what" =~ ^([^@/]+)@([^@/]+)(/(.+))?$ ]]; then
-    user="${BASH_REMATCH[1]}@${BASH_REMATCH[2]}"
     home="$vmail/${BASH_REMATCH[2]}/${BASH_REMATCH[1]}/Maildir"
-    mask="${BASH_REMATCH[4]:-*}"
+    resync=(-u "${BASH_REMATCH[1]}@${BASH_REMATCH[2]}" "${BASH_REMATCH[4]:-*}")
     case "${BASH_REMATCH[4]}" in
       "") paths=("${home%/*}") ;;
       INBOX) paths=("$home/cur" "$home/new") ;;
@@ -103,8 +102,7 @@ restore() {
   [ -z "$kept" ] || xargs -d '\n' rm -f -- <<<"$kept"
   cp -al "$stage$vmail/." "$vmail/"
   for p in "${paths[@]}"; do [ ! -e "$p" ] || chown -R "$MAILSTACK_VMAIL_UID:$MAILSTACK_VMAIL_GID" "$p"; done
-  if [ -n "$user" ]; then set -- -u "$user" "$mask"; else set -- -A '*'; fi
-  doveadm force-resync "$@" ||
+  doveadm force-resync "${resync[@]}" ||
     log "restore: doveadm force-resync failed; a stopped Dovecot reads the restored mail when it starts"
 }
 

@@ -72,8 +72,7 @@ else
     exit 1
   fi
   mkdir -p "$mount_point"
-  # Mounted before fstab names it, so a signature that is no mountable filesystem (swap, LUKS)
-  # stops here and leaves no line that would fail every boot.
+  # Before fstab names it: swap or LUKS stops here, leaving no line that fails every boot.
   mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
   # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
   # keeps them from writing mail onto the root volume instead.
