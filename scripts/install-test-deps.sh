@@ -15,6 +15,6 @@ apt-get install -y -q \
   postfix dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve \
   rspamd redis-server unbound nftables rsyslog \
   python3 python3-boto3 bind9-utils dnsutils knot knot-dnssecutils iproute2 util-linux mount fdisk e2fsprogs openssl \
-  shellcheck systemd nginx libxml2-utils
+  shellcheck systemd nginx libxml2-utils restic
 # No recommends: fail2ban would pull a mail server and python3-systemd, cloud-init a desktop's worth.
 apt-get install -y -q --no-install-recommends fail2ban cloud-init

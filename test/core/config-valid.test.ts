@@ -145,6 +145,8 @@ describe("defaults", () => {
       backupObjectLock: undefined,
       backupReplicaRegion: undefined,
       snapshotRetentionDays: 7,
+      backupSchedule: "*-*-* 02:00:00",
+      backupKeep: { daily: 7, weekly: 4, monthly: 12 },
       alertEmail: undefined,
       availabilityZone: undefined,
     });
@@ -210,6 +212,7 @@ describe("defaults", () => {
       backupObjectLock: { mode: "COMPLIANCE", days: 30 },
       backupReplicaRegion: "us-gov-west-1",
       snapshotRetentionDays: 365,
+      backupSchedule: "Mon..Fri *-*-* 01,13:30",
       availabilityZone: "eu-central-1b",
       allowExternalForwarding: true,
     };
@@ -224,6 +227,11 @@ describe("defaults", () => {
     expect(config.dmarc).toEqual({ policy: "reject", reports: "alice@example.com", strictAlignment: true });
     expect(config.tls).toEqual({ inbound: "required", outbound: "opportunistic", inboundMinVersion: "TLSv1.3" });
     expect(config).toMatchObject(kept);
+  });
+
+  test("backupKeep fills the periods it does not name, and 0 turns one off", () => {
+    expect(parse({ backupKeep: { daily: 30 } }).backupKeep).toEqual({ daily: 30, weekly: 4, monthly: 12 });
+    expect(parse({ backupKeep: { weekly: 0, monthly: 0 } }).backupKeep).toEqual({ daily: 7, weekly: 0, monthly: 0 });
   });
 
   test.each([

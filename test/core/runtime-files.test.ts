@@ -65,6 +65,8 @@ describe("runtimeFiles", () => {
   test("the set of files, sorted by name, with owners and reloads", () => {
     expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" ")])).toEqual([
       ["aliases", "0644", "root", "root", "postfix.service"],
+      // Read by the backup job at each run: nothing to reload.
+      ["backup/keep", "0644", "root", "root", ""],
       ["backup/restic-password", "0600", "root", "root", ""],
       ["certificate-names", "0644", "root", "root", ""],
       ["dkim-selectors", "0644", "root", "root", "rspamd.service"],
@@ -116,8 +118,11 @@ describe("runtimeFiles", () => {
     expect(file(minimalFiles, "www/autodiscover/autodiscover.xml").content).not.toContain("POP3");
   });
 
-  test("the restic password file holds the password and a newline, for root alone", () => {
+  test("the restic password is readable by root alone; the keep policy holds restic forget's options", () => {
     expect(file(files, "backup/restic-password").content).toBe(`${RESTIC_PASSWORD}\n`);
+    expect(lines(file(files, "backup/keep").content)).toEqual(["--keep-daily=7", "--keep-weekly=4", "--keep-monthly=12"]);
+    const some = parseConfig({ ...fullConfig(), backupKeep: { daily: 3, weekly: 0 } });
+    expect(lines(file(runtimeFiles(some, secretsFor(some, () => bcryptLike(1))), "backup/keep").content)).toEqual(["--keep-daily=3", "--keep-monthly=12"]);
   });
 
   test("the SSH sources for the host firewall: nft commands filling the admin sets", () => {

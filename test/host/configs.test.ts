@@ -13,7 +13,9 @@ import {
   dkimPublicKeyFromPem,
   dkimRecordValue,
   type DnsRecord,
+  DEFAULTS,
   dnsRecords,
+  hostFiles,
   type MailConfig,
   type MailConfigInput,
   parseConfig,
@@ -24,7 +26,7 @@ import {
   zoneFile,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
-import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, tempRoot, TOOL_PATH } from "../support/tools";
+import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot, TOOL_PATH } from "../support/tools";
 
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
@@ -32,6 +34,8 @@ requireTools(
   "rsyslogd", "logger", "nginx",
 );
 requireRoot("nft -c and network namespaces need CAP_NET_ADMIN");
+
+const renderedTimer = (c: MailConfig) => hostFiles(c, TEST_PARAMS).find((f) => f.path === "/etc/systemd/system/mailstack-backup.timer")!.content;
 
 const CONFIGS: [string, MailConfigInput][] = [
   ["minimal", minimalConfig()],
@@ -187,6 +191,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       passwordHashes: new Map(config.mailboxes.map((m) => [m.address, SAMPLE_HASH])),
       dkimPrivateKeyPem: DKIM.privateKey,
       tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8"),
+      resticPassword: TEST_RESTIC_PASSWORD,
     })) {
       const dest = join(host.env.paths.runtime, f.name);
       mkdirSync(dirname(dest), { recursive: true });
@@ -640,12 +645,25 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const unitDir = host.path("/etc/systemd/system");
       const r = run(
         "systemd-analyze",
-        ["verify", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
+        ["verify", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "mailstack-backup.service", "mailstack-backup.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
         // A trailing colon keeps the system's unit directories after ours, for the packages' units.
         { env: { ...process.env, SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_LEVEL: "info" } },
       );
       expect(r.status).toBe(0);
       expect(lines(r.stderr).filter((l) => l.includes(host.root))).toEqual([]);
+    });
+
+    test("systemd reads the backup schedule: the default and other accepted forms, and not a malformed time", () => {
+      const onCalendar = (c: typeof config) => renderedTimer(c).match(/^OnCalendar=(.*)$/m)![1];
+      const rendered = onCalendar(config);
+      expect(rendered).toBe(DEFAULTS.backupSchedule);
+      for (const schedule of [rendered, "daily", "Mon..Fri *-*-* 01,13:30", "*-*-* 00/6:00:00", "Sun *-*-1..7 03:00 UTC"]) {
+        const given = onCalendar(parseConfig({ ...fullConfig(), backupSchedule: schedule }));
+        const r = run("systemd-analyze", ["calendar", given]);
+        expect({ schedule, status: r.status, stderr: r.stderr }).toEqual({ schedule, status: 0, stderr: "" });
+      }
+      // Passes the core's cheap check (one line, calendar characters) but not systemd's.
+      expect(run("systemd-analyze", ["calendar", onCalendar(parseConfig({ ...fullConfig(), backupSchedule: "*-*-* 25:00" }))]).status).not.toBe(0);
     });
 
     test("apt-config parses the unattended-upgrades settings", () => {
@@ -658,7 +676,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const defaults = host.path("/etc/default/mailstack");
       expect(runOk("bash", ["-n", defaults]).status).toBe(0);
       const sbin = host.env.paths.sbin;
-      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync"].map((s) => readFileSync(join(sbin, s), "utf8"));
+      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup"].map((s) => readFileSync(join(sbin, s), "utf8"));
       // Test-only overrides are not part of the defaults.
       const optional = new Set(["MAILSTACK_DATA_DEVICE", "MAILSTACK_FSTAB"]);
       const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
@@ -672,6 +690,8 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(values.MAILSTACK_SSM_PATH).toBe(TEST_PARAMS.ssmPath);
       expect(values.MAILSTACK_HOSTNAME).toBe(config.hostname);
       expect(values.MAILSTACK_TLS_CERT).toBe(host.env.paths.tlsCert);
+      expect(values.MAILSTACK_BACKUP_REPOSITORY).toBe(`s3:https://s3.${TEST_PARAMS.region}.amazonaws.com/${TEST_PARAMS.backupBucket}/restic`);
+      expect(values.MAILSTACK_BACKUP_PATHS.split(" ")[0]).toBe(host.env.paths.vmail);
     });
   });
 
@@ -681,7 +701,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
 
     test("bash -n and shellcheck accept every shell script", () => {
       const scripts = shellScripts();
-      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "rspamd-learn-ham", "rspamd-learn-spam"]);
+      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-backup", "mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "mailstack-restore", "rspamd-learn-ham", "rspamd-learn-spam"]);
       for (const s of scripts) {
         const r = run("bash", ["-n", s]);
         expect({ s, status: r.status, stderr: r.stderr }).toEqual({ s, status: 0, stderr: "" });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DATA_VOLUME_LABEL } from "@mailstack/core";
 import { requireRoot, requireTools, run, type RunResult, runOk, tempRoot } from "../support/tools";
 
-requireTools("bash", "losetup", "mount", "umount", "mountpoint", "findmnt", "blkid", "mkfs.ext4", "sfdisk");
+requireTools("bash", "losetup", "mount", "umount", "mountpoint", "findmnt", "blkid", "mkfs.ext4", "sfdisk", "mkswap");
 requireRoot("the suite attaches loop devices and mounts filesystems");
 
 const SCRIPT = join(__dirname, "..", "..", "packages", "core", "scripts", "mailstack-data-volume.sh");
@@ -204,6 +204,23 @@ describe("mailstack-data-volume on loop devices", () => {
     expect(probe(v.device, "LABEL")).toBe("restored");
     expect(readFileSync(join(v.targets.vmail, "example.com", "old-mail"), "utf8")).toBe("from the snapshot\n");
     expect(existsSync(join(v.targets.vmail, "root-volume-only"))).toBe(false);
+  });
+
+  test("a volume with a signature that is not a mountable filesystem (swap) is never formatted, and fstab stays as it was", () => {
+    const v = volume("swap", (image) => {
+      runOk("mkswap", ["-L", "not-mail", image]);
+    });
+    expect(probe(v.device, "TYPE")).toBe("swap");
+    const image = sha256(v.image);
+
+    const r = v.run();
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("holds data; mounting it as it is");
+    expect(r.stderr).not.toContain("creating");
+    runOk("sync", []);
+    expect(sha256(v.image)).toBe(image);
+    expect(readFileSync(v.fstab, "utf8")).toBe(EXISTING_FSTAB);
+    expect(mountsUnder(v.dir)).toEqual([]);
   });
 
   test.each(["gpt", "dos"])("a volume with a %s partition table and no filesystem is refused and left untouched", (label) => {

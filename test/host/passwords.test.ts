@@ -73,7 +73,7 @@ describe("the users file, read by a running Dovecot on the rendered dovecot.conf
     host = renderHost(config);
     const key = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
     // The ownership and mode the sync gives them: Dovecot's auth process reads users as group dovecot.
-    installRuntimeFiles(host, input, config, { dkimPrivateKeyPem: key.privateKey, tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8"), resticPassword: "not-a-real-restic-password" });
+    installRuntimeFiles(host, input, config, { dkimPrivateKeyPem: key.privateKey, tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8") });
     // Postfix's queue holds the sockets Dovecot serves it; the package creates it on a host.
     mkdirSync(join(host.env.paths.postfixQueue, "private"), { recursive: true });
     // The rendered file, plus only what keeps this instance apart from any other Dovecot here.

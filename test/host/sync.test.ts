@@ -137,7 +137,7 @@ interface Stack {
 function stack(options: { selector?: string; hashes?: Record<string, string>; key?: number } = {}): Stack {
   const config = parseConfig(manyMailboxes(options.selector));
   const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, options.hashes?.[m.address] ?? SAMPLE_HASH]));
-  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY });
+  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase" });
   const rendered = parameterValues(files, parameterLayout(config));
   const values = new Map(rendered.parts.map((p) => [`${PREFIX}/${p.name}`, p.value]));
   values.set(`${PREFIX}/manifest`, rendered.manifest);

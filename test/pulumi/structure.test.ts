@@ -35,6 +35,7 @@ const FULL_CONFIG_NAMES = [
   // parameters
   "mail-parameters",
   "mail-parameters-aliases-0",
+  "mail-parameters-backup-keep-0",
   "mail-parameters-backup-restic-password-0",
   "mail-parameters-dkim-mail-key-0",
   "mail-parameters-dkim-selectors-0",

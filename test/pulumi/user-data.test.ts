@@ -27,7 +27,7 @@ const changed = (label: string, change: (c: MailConfigInput) => void) => {
   return [label, input] as const;
 };
 
-test("mailbox, alias, postmaster, admin CIDR and DMARC changes leave the user data byte-identical; hostname and POP3 change it", async () => {
+test("mailbox, alias, postmaster, admin CIDR, DMARC and backup keep changes leave the user data byte-identical; hostname, POP3 and the backup schedule change it", async () => {
   const base = await deploy(fullConfig());
   expect(base.userData.startsWith("#cloud-config\n")).toBe(true);
 
@@ -46,6 +46,7 @@ test("mailbox, alias, postmaster, admin CIDR and DMARC changes leave the user da
     changed("change the admin CIDRs", (c) => (c.adminCidrs = ["198.51.100.0/24", "2001:db8::/48"])),
     changed("drop the admin CIDRs", (c) => (c.adminCidrs = [])),
     changed("change the alert address", (c) => (c.alertEmail = "pager@example.net")),
+    changed("change the backup keep policy", (c) => (c.backupKeep = { daily: 14, monthly: 24 })),
   ];
   for (const [label, input] of invisible) {
     const after = await deploy(input);
@@ -63,7 +64,11 @@ test("mailbox, alias, postmaster, admin CIDR and DMARC changes leave the user da
     expect({ label, elsewhere }).toEqual({ label, elsewhere: true });
   }
 
-  const visible = [changed("change the hostname", (c) => (c.hostname = "mx.example.com")), changed("turn POP3 off", (c) => (c.pop3 = false))];
+  const visible = [
+    changed("change the hostname", (c) => (c.hostname = "mx.example.com")),
+    changed("turn POP3 off", (c) => (c.pop3 = false)),
+    changed("change the backup schedule", (c) => (c.backupSchedule = "*-*-* 04:00:00")),
+  ];
   for (const [label, input] of visible) {
     const after = await deploy(input);
     expect({ label, same: after.userData === base.userData }).toEqual({ label, same: false });

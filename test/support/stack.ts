@@ -312,7 +312,6 @@ export class TestStack {
     installRuntimeFiles(this.host, this.input, this.config, {
       dkimPrivateKeyPem: this.dkimPrivateKey,
       tlsPrivateKeyPem: readFileSync(this.host.env.paths.tlsKey, "utf8"),
-      resticPassword: "not-a-real-restic-password",
     });
     mkdirSync(p.vmail, { recursive: true });
     chownSync(p.vmail, env.vmail.uid, env.vmail.gid);

@@ -48,6 +48,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   xmllint: { pkg: "libxml2-utils" },
   flock: { pkg: "util-linux" },
   "systemd-analyze": { pkg: "systemd" },
+  restic: { pkg: "restic" },
   "apt-config": { pkg: "apt" },
   losetup: { pkg: "mount" },
   mount: { pkg: "mount" },
@@ -57,6 +58,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   blkid: { pkg: "util-linux" },
   "mkfs.ext4": { pkg: "e2fsprogs" },
   sfdisk: { pkg: "fdisk" },
+  mkswap: { pkg: "util-linux" },
   // Debian's interpreter, not a pyenv or venv one: the host runs the sync script with it.
   python3: { pkg: "python3", command: ["/usr/bin/python3", "-c", "import sys"] },
   boto3: { pkg: "python3-boto3", command: ["/usr/bin/python3", "-c", "import boto3, botocore"] },
@@ -156,6 +158,7 @@ export const TEST_PARAMS: HostParams = {
   region: "us-east-1",
   ssmPath: "/mailstack/test/mail",
   dataVolumeId: "vol-0123456789abcdef0",
+  backupBucket: "mailstack-backup-test",
 };
 
 export interface RenderedHost {
@@ -208,18 +211,22 @@ export function groupId(name: string): number {
   return Number(runOk("getent", ["group", name]).stdout.split(":")[2]);
 }
 
+/** The restic repository password of test hosts. */
+export const TEST_RESTIC_PASSWORD = "restic test repository passphrase";
+
 /**
  * Installs a config's runtime files into the host's runtime directory as the sync does, with
- * their modes and groups: mailboxes hashed by the core (or given as hashes) and the given keys.
+ * their modes and groups: mailboxes hashed by the core (or given as hashes), the given keys and
+ * TEST_RESTIC_PASSWORD.
  */
-export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes">): void {
+export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "resticPassword">): void {
   const hashes = new Map(
     config.mailboxes.map((m) => {
       const given = input.mailboxes[m.index];
       return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
     }),
   );
-  for (const f of runtimeFiles(config, { passwordHashes: hashes, ...keys })) {
+  for (const f of runtimeFiles(config, { passwordHashes: hashes, ...keys, resticPassword: TEST_RESTIC_PASSWORD })) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);
@@ -272,7 +279,7 @@ export function selfSignedPair(certPath: string, keyPath: string, names: string[
  */
 export function runAsync(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: TOOL_PATH }, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...(options.env ?? process.env), PATH: options.env?.PATH ?? TOOL_PATH }, stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     child.stdin?.end(options.input);
     let stdout = "";
     let stderr = "";

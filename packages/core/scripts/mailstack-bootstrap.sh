@@ -52,6 +52,6 @@ systemctl daemon-reload
 systemctl enable nftables.service
 systemctl restart nftables.service
 systemctl enable --now redis-server.service rspamd.service dovecot.service postfix.service \
-  nginx.service fail2ban.service mailstack-sync.timer mailstack-certificate.timer
+  nginx.service fail2ban.service mailstack-sync.timer mailstack-certificate.timer mailstack-backup.timer
 "$sbin/mailstack-certificate" || log "no certificate from Let's Encrypt yet (DNS may not resolve yet); the timer retries"
 log "done"

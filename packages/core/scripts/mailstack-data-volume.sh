@@ -72,10 +72,11 @@ else
     exit 1
   fi
   mkdir -p "$mount_point"
+  # Before fstab names it: swap or LUKS stops here, leaving no line that fails every boot.
+  mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
   # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
   # keeps them from writing mail onto the root volume instead.
   set_fstab_entry "$mount_point" "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"
-  mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
 fi
 
 # After the volume was grown (dataVolumeGiB raised), grow the filesystem to match; ext4

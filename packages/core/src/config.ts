@@ -129,6 +129,19 @@ export interface MailConfigInput {
    */
   snapshotRetentionDays?: number;
   /**
+   * When the host backs up mail and its configuration with restic, as a systemd OnCalendar
+   * expression. Default `*-*-* 02:00:00` (daily at 02:00 UTC, started up to 30 minutes later
+   * at random; a run missed while the host was down starts at boot). Changing it replaces the
+   * instance: the timer is part of the user data.
+   */
+  backupSchedule?: string;
+  /**
+   * How many snapshots restic keeps (`forget --keep-daily/-weekly/-monthly`, then `--prune`).
+   * Default 7 daily, 4 weekly, 12 monthly. A changed policy reaches the host through SSM,
+   * without replacing it.
+   */
+  backupKeep?: BackupKeep;
+  /**
    * Address (preferably at another provider) that receives alarms when the host fails its
    * EC2 status checks (which also trigger automatic recovery or reboot). Default: no alarms.
    */
@@ -186,6 +199,8 @@ export const FIELD_KINDS: Record<keyof MailConfigInput, "string" | "json"> = {
   backupReplicaRegion: "string",
   backupKmsKeyArn: "string",
   snapshotRetentionDays: "json",
+  backupSchedule: "string",
+  backupKeep: "json",
   alertEmail: "string",
   vpcId: "string",
   subnetId: "string",
@@ -217,6 +232,13 @@ export interface BackupObjectLockInput {
   mode: "GOVERNANCE" | "COMPLIANCE";
   /** Days each new object version is locked; at most backupRetentionDays. */
   days: number;
+}
+
+/** Snapshots restic keeps: the last of each of so many days, weeks and months. */
+export interface BackupKeep {
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
 }
 
 export interface AliasInput {
@@ -270,6 +292,9 @@ export interface MailConfig {
   backupObjectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number };
   backupReplicaRegion?: string;
   snapshotRetentionDays: number;
+  /** systemd OnCalendar expression of the backup timer. */
+  backupSchedule: string;
+  backupKeep: Required<BackupKeep>;
   alertEmail?: string;
   availabilityZone?: string;
 }
@@ -354,6 +379,7 @@ const ALIAS_FIELDS = { address: v.string(), to: v.array(v.string()) };
 const SECONDARY_MX_FIELDS = { host: v.string(), priority: integer(0, 65535) };
 const selector = matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens");
 const OBJECT_LOCK_FIELDS = { mode: v.picklist(["GOVERNANCE", "COMPLIANCE"]), days: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(3650)) };
+const BACKUP_KEEP_FIELDS = { daily: integer(0, 1000), weekly: integer(0, 1000), monthly: integer(0, 1000) };
 
 // Plain objects: unknown keys are reported by unknownFields(), every one of them, where a
 // strict object would stop at the first.
@@ -396,6 +422,10 @@ const FIELDS = {
   backupReplicaRegion: matching(AWS_REGION, "is not an AWS region; write it like eu-central-1"),
   backupKmsKeyArn: v.optional(deferrable(KMS_KEY_ARN, "is not a KMS key ARN; write it like arn:aws:kms:eu-west-1:123456789012:key/<key id> (a key, not an alias)")),
   snapshotRetentionDays: integer(1, 365),
+  // One line of systemd's calendar syntax; a newline or "=" could add settings to the timer.
+  // Whether systemd understands it is checked by systemd-analyze in the host tests.
+  backupSchedule: matching(/^[A-Za-z0-9*:.,/~ -]{1,100}$/, "is not a systemd OnCalendar expression; write e.g. \"*-*-* 02:00:00\" or daily"),
+  backupKeep: v.optional(v.object(BACKUP_KEEP_FIELDS)),
   alertEmail: v.optional(v.string()),
   vpcId: v.optional(deferrable(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0")),
   subnetId: v.optional(deferrable(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0")),
@@ -416,6 +446,8 @@ export const DEFAULTS = {
   dkimSelector: "mail",
   backupRetentionDays: 90,
   snapshotRetentionDays: 7,
+  backupSchedule: "*-*-* 02:00:00",
+  backupKeep: { daily: 7, weekly: 4, monthly: 12 },
   quota: "5G",
   dmarcPolicy: "quarantine",
   mtaSts: "enforce",
@@ -455,6 +487,7 @@ function unknownFields(input: unknown): ConfigIssue[] {
   };
   check(input, [], FIELDS);
   const record = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>;
+  check(record.backupKeep, ["backupKeep"], BACKUP_KEEP_FIELDS);
   for (const [list, fields] of [["mailboxes", MAILBOX_FIELDS], ["aliases", ALIAS_FIELDS], ["secondaryMx", SECONDARY_MX_FIELDS]] as const) {
     const items = record[list];
     if (Array.isArray(items)) items.forEach((item, i) => check(item, [list, i], fields));
@@ -904,6 +937,16 @@ class Checker {
       this.fail(zoneIdsField, `does not apply with dnsProvider ${dnsProvider}; remove it${dnsProvider === "cloudflare" ? ' or set dnsProvider: "route53"' : ""}`);
     }
 
+    const keep = input.backupKeep ?? {};
+    const backupKeep = {
+      daily: keep.daily ?? DEFAULTS.backupKeep.daily,
+      weekly: keep.weekly ?? DEFAULTS.backupKeep.weekly,
+      monthly: keep.monthly ?? DEFAULTS.backupKeep.monthly,
+    };
+    if (backupKeep.daily + backupKeep.weekly + backupKeep.monthly === 0) {
+      this.fail("backupKeep", "keeps no snapshot at all, so every backup would be pruned; keep at least one, e.g. { daily: 7 }");
+    }
+
     if (this.issues.length > 0) throw new ConfigError(this.issues);
     return {
       domain: domains[0],
@@ -948,6 +991,8 @@ class Checker {
       backupObjectLock: input.backupObjectLock && { mode: input.backupObjectLock.mode, days: input.backupObjectLock.days },
       backupReplicaRegion: input.backupReplicaRegion,
       snapshotRetentionDays: input.snapshotRetentionDays ?? DEFAULTS.snapshotRetentionDays,
+      backupSchedule: input.backupSchedule ?? DEFAULTS.backupSchedule,
+      backupKeep,
       alertEmail,
       availabilityZone: input.availabilityZone,
     };

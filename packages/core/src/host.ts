@@ -27,6 +27,18 @@ export interface HostParams {
   ssmPath: string;
   /** EBS volume id of the mail data volume. */
   dataVolumeId: string;
+  /** S3 bucket of the backups; the host's restic repository lies below `restic/` in it. */
+  backupBucket: string;
+}
+
+/**
+ * What the backup holds: the maildirs (first: the restore script finds them there), the
+ * queue of accepted mail, and the mail
+ * configuration with the users file and the DKIM and TLS keys (runtime directory).
+ */
+export function backupPaths(env: HostEnv): string[] {
+  const p = env.paths;
+  return [p.vmail, p.postfixQueue, p.postfixConfig, p.dovecotConfig, p.rspamdLocal, p.runtime];
 }
 
 /** The scripts shipped with the core, read from the package's scripts/ directory. */
@@ -53,6 +65,11 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_ACME_EMAIL: `postmaster@${config.domain}`,
     MAILSTACK_VMAIL_UID: env.vmail.uid,
     MAILSTACK_VMAIL_GID: env.vmail.gid,
+    MAILSTACK_STATE: env.paths.state,
+    // The regional endpoint names the region, so restic needs no GetBucketLocation call.
+    MAILSTACK_BACKUP_REPOSITORY: `s3:https://s3.${params.region}.amazonaws.com/${params.backupBucket}/restic`,
+    MAILSTACK_BACKUP_PATHS: backupPaths(env).join(" "),
+    MAILSTACK_RUNTIME: env.paths.runtime,
   };
   return (
     generatedHeader() +
@@ -118,6 +135,8 @@ Unattended-Upgrade::MailReport "only-on-error";
     file(`${p.sbin}/mailstack-bootstrap`, script("mailstack-bootstrap.sh"), "0755"),
     file(`${p.sbin}/mailstack-data-volume`, script("mailstack-data-volume.sh"), "0755"),
     file(`${p.sbin}/mailstack-certificate`, script("mailstack-certificate.sh"), "0755"),
+    file(`${p.sbin}/mailstack-backup`, script("mailstack-backup.sh"), "0755"),
+    file(`${p.sbin}/mailstack-restore`, `#!/bin/sh\nexec ${p.sbin}/mailstack-backup restore "$@"\n`, "0755"),
     file(`${p.sbin}/mailstack-sync`, script("mailstack-sync.py"), "0755"),
     file(
       "/etc/systemd/system/mailstack-sync.service",
@@ -149,6 +168,27 @@ Unattended-Upgrade::MailReport "only-on-error";
         Install: [["WantedBy", "timers.target"]],
       }),
     ),
+    file(
+      "/etc/systemd/system/mailstack-backup.service",
+      unit({
+        Unit: [
+          ["Description", "Back up mail with restic"],
+          ["After", "network-online.target"],
+          ["Wants", "network-online.target"],
+          // Never back up (and then prune by) an empty maildir on the root volume.
+          ["RequiresMountsFor", p.vmail],
+        ],
+        Service: [["Type", "oneshot"], ["EnvironmentFile", "/etc/default/mailstack"], ["ExecStart", `${p.sbin}/mailstack-backup`], ["IOSchedulingClass", "idle"]],
+      }),
+    ),
+    file(
+      "/etc/systemd/system/mailstack-backup.timer",
+      unit({
+        Unit: [["Description", "Back up mail"]],
+        Timer: [["OnCalendar", config.backupSchedule], ["RandomizedDelaySec", "30min"], ["Persistent", "true"]],
+        Install: [["WantedBy", "timers.target"]],
+      }),
+    ),
     file("/etc/systemd/system/postfix@.service.d/mailstack.conf", requiresMounts([p.postfixQueue, p.vmail], [["Wants", "unbound.service"], ["After", "unbound.service"]])),
     file("/etc/systemd/system/dovecot.service.d/mailstack.conf", requiresMounts([p.vmail, p.postfixQueue])),
     file("/etc/systemd/system/redis-server.service.d/mailstack.conf", requiresMounts(["/var/lib/redis"])),
@@ -177,6 +217,7 @@ export function hostPackages(config: MailConfig): string[] {
     // Serves the MTA-STS policy and client autoconfiguration on 443.
     "nginx",
     "python3-boto3",
+    "restic",
     // fail2ban's systemd backend reads the journal through it.
     "python3-systemd",
     "unattended-upgrades",

@@ -30,9 +30,14 @@ export interface RuntimeSecrets {
    * replacements, so the TLSA record that pins it stays valid.
    */
   tlsPrivateKeyPem: string;
-  /** Password of the restic repository in the backup bucket; printable ASCII, one line. */
+  /** Password of the host's restic repository, which encrypts every backup. */
   resticPassword: string;
 }
+
+/** The restic password file, relative to the runtime directory. */
+export const RESTIC_PASSWORD_FILE = "backup/restic-password";
+/** restic forget's keep options, one per line, relative to the runtime directory. */
+export const BACKUP_KEEP_FILE = "backup/keep";
 
 const mib = (n: number) => `${n}M`;
 const lines = (items: string[]) => items.map((l) => `${l}\n`).join("");
@@ -83,11 +88,15 @@ function senderLogins(config: MailConfig): string {
 }
 
 /**
- * A runtime file owned by root. Secret files name the group of the one daemon that reads
- * them and are closed to everyone else; the others are world-readable.
+ * Who may read a runtime file besides its owner, root: everyone, the group of the one daemon
+ * that reads a secret, or nobody (a secret only root's own jobs read).
  */
-function runtimeFile(name: string, content: string, reload: string | null, secretGroup?: string): RuntimeFile {
-  return { name, content, mode: secretGroup ? "0640" : "0644", owner: "root", group: secretGroup ?? "root", reload: reload ? [reload] : [] };
+type Readers = "everyone" | { group: string } | "nobody";
+
+function runtimeFile(name: string, content: string, reload: string[], readers: Readers = "everyone"): RuntimeFile {
+  const access =
+    readers === "everyone" ? { mode: "0644", group: "root" } : readers === "nobody" ? { mode: "0600", group: "root" } : { mode: "0640", group: readers.group };
+  return { name, content, owner: "root", ...access, reload };
 }
 
 /** Runtime files the certificate timer reads: the key Pulumi keeps, and the names to cover. */
@@ -102,24 +111,26 @@ export function certificateNames(config: MailConfig): string[] {
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
+  const postfix = ["postfix.service"];
   const files = [
-    runtimeFile("users", usersFile(config, secrets.passwordHashes), "dovecot.service", "dovecot"),
-    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), "postfix.service"),
-    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), "postfix.service"),
-    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), "postfix.service"),
+    runtimeFile("users", usersFile(config, secrets.passwordHashes), ["dovecot.service"], { group: "dovecot" }),
+    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), postfix),
+    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), postfix),
+    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
-    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), "postfix.service"),
-    runtimeFile("sender-logins", senderLogins(config), "postfix.service"),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), "rspamd.service", "_rspamd"),
+    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), postfix),
+    runtimeFile("sender-logins", senderLogins(config), postfix),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), ["rspamd.service"], { group: "_rspamd" }),
     // Read by the certificate timer, which installs the key and renews when the names or key change.
-    { ...runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), null), mode: "0600" },
-    runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), null),
+    runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), [], "nobody"),
+    runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), []),
     // nginx reads these on every request; nothing needs a reload.
-    ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, null)),
-    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), "rspamd.service"),
-    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), "nftables.service"),
-    // Read by each backup run as root; nothing to reload.
-    { name: "backup/restic-password", content: `${secrets.resticPassword}\n`, mode: "0600", owner: "root", group: "root", reload: [] },
+    ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, [])),
+    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), ["rspamd.service"]),
+    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), ["nftables.service"]),
+    // The backup job reads both at each run, so a change needs no reload.
+    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody"),
+    runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`)), []),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -22,6 +22,8 @@ export interface MailHostArgs {
   securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
   /** SSM path of the stack's runtime files; the instance role may read under it and nothing else. */
   parameterPath: string;
+  /** S3 bucket the host backs up into (its restic repository is below `restic/`). */
+  backupBucket: pulumi.Input<string>;
   /**
    * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
    * once; later images do not replace a running host (unattended-upgrades patches it). The
@@ -209,8 +211,8 @@ export class MailHost extends pulumi.ComponentResource {
       ).id;
 
     this.userData = pulumi
-      .all([region, this.dataVolume.id])
-      .apply(([region, dataVolumeId]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId }));
+      .all([region, this.dataVolume.id, args.backupBucket])
+      .apply(([region, dataVolumeId, backupBucket]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupBucket }));
 
     this.instance = new ec2.Instance(
       `${name}-instance`,
