@@ -1,6 +1,7 @@
 // The backup side in the cloud: customer KMS key, Object Lock, the replica in another region,
 // the lifecycle's storage classes, what the host's role may do to the bucket, and the EBS
 // snapshot policy.
+import { gunzipSync } from "node:zlib";
 import { BACKUP_DENIED_ACTIONS, MailBackup, MailStack, MailStackConfigError, noncurrentTransitions } from "@mailstack/pulumi";
 import { fullConfig } from "../support/fixtures";
 import { type RecordedResource, type Run, runProgram } from "../support/harness";
@@ -346,6 +347,12 @@ describe("restic repository", () => {
 
   test("its location is the restic/ prefix of the bucket at the regional endpoint", () => {
     expect(plain.outputs.resticRepository).toBe(`s3:https://s3.us-east-1.amazonaws.com/${bucket(plain).state.bucket}/restic`);
+  });
+
+  test("the host backs up to exactly that location", () => {
+    const userData = gunzipSync(Buffer.from(one(plain, T.instance).inputs.userDataBase64, "base64")).toString("utf8");
+    const setting = /MAILSTACK_BACKUP_REPOSITORY=\\?"([^"\\]+)\\?"/.exec(userData);
+    expect(setting?.[1]).toBe(plain.outputs.resticRepository);
   });
 });
 

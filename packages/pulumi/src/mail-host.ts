@@ -22,8 +22,6 @@ export interface MailHostArgs {
   securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
   /** SSM path of the stack's runtime files; the instance role may read under it and nothing else. */
   parameterPath: string;
-  /** S3 bucket the host backs up into (its restic repository is below `restic/`). */
-  backupBucket: pulumi.Input<string>;
   /**
    * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
    * once; later images do not replace a running host (unattended-upgrades patches it). The
@@ -32,12 +30,12 @@ export interface MailHostArgs {
    */
   amiId?: pulumi.Input<string>;
   /**
-   * ARN of the backup bucket (MailBackup's). The role may then list, read, write and delete
-   * objects under `restic/` there, and is explicitly denied deleting versions or changing
-   * the bucket's policy, lifecycle, versioning, encryption or Object Lock. Default none: the
-   * role has no S3 permission at all.
+   * ARN of the backup bucket (MailBackup's), which the host's restic repository lives in,
+   * below `restic/`. The role may list, read, write and delete objects there and nothing
+   * else in S3; it is explicitly denied deleting versions or changing the bucket's policy,
+   * lifecycle, versioning, encryption or Object Lock.
    */
-  backupBucketArn?: pulumi.Input<string>;
+  backupBucketArn: pulumi.Input<string>;
   /**
    * The backup bucket's customer-managed KMS key, if it has one: the role may then generate
    * data keys and decrypt with it, through S3 only. Default none, right for the AWS-managed
@@ -165,18 +163,16 @@ export class MailHost extends pulumi.ComponentResource {
       },
       parent,
     );
-    if (args.backupBucketArn !== undefined) {
-      new iam.RolePolicy(
-        `${name}-backup`,
-        {
-          role: this.role.id,
-          policy: pulumi
-            .all([args.backupBucketArn, args.backupKmsKeyArn, region, partitionInfo.dnsSuffix])
-            .apply(([bucketArn, keyArn, region, dnsSuffix]) => JSON.stringify(backupPolicy(bucketArn, keyArn, `s3.${region}.${dnsSuffix}`))),
-        },
-        parent,
-      );
-    }
+    new iam.RolePolicy(
+      `${name}-backup`,
+      {
+        role: this.role.id,
+        policy: pulumi
+          .all([args.backupBucketArn, args.backupKmsKeyArn, region, partitionInfo.dnsSuffix])
+          .apply(([bucketArn, keyArn, region, dnsSuffix]) => JSON.stringify(backupPolicy(bucketArn, keyArn, `s3.${region}.${dnsSuffix}`))),
+      },
+      parent,
+    );
     const profile = new iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags: args.tags }, parent);
 
     this.dataVolume = new ebs.Volume(
@@ -211,8 +207,9 @@ export class MailHost extends pulumi.ComponentResource {
       ).id;
 
     this.userData = pulumi
-      .all([region, this.dataVolume.id, args.backupBucket])
-      .apply(([region, dataVolumeId, backupBucket]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupBucket }));
+      .all([region, this.dataVolume.id, args.backupBucketArn])
+      // An S3 bucket ARN is arn:<partition>:s3:::<name>.
+      .apply(([region, dataVolumeId, bucketArn]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupBucket: bucketArn.split(":::")[1] }));
 
     this.instance = new ec2.Instance(
       `${name}-instance`,

@@ -163,7 +163,6 @@ export class MailStack extends pulumi.ComponentResource {
         availabilityZone: network.availabilityZone,
         securityGroupIds: [this.firewall.securityGroupId],
         parameterPath,
-        backupBucket: this.backup.bucketName,
         amiId: args.amiId,
         backupBucketArn: this.backup.bucketArn,
         backupKmsKeyArn: args.backupKmsKeyArn,
