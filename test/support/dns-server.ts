@@ -6,20 +6,39 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { Resolver } from "node:dns/promises";
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { DNSResolver } from "mailauth";
 import { requireTools, run, runOk, type RunResult, tempRoot, TOOL_PATH } from "./tools";
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+/** Whether a port is free for `kind` on 127.0.0.1, tried by binding it. */
+function bindable(kind: "tcp" | "udp", port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (kind === "tcp") {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    } else {
+      const socket = createSocket("udp4");
+      socket.once("error", () => resolve(false));
+      socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+    }
   });
+}
+
+/**
+ * A port free for both TCP and UDP, below the kernel's ephemeral range (32768 and up), where
+ * any client's UDP socket (a resolver's query, say) could take it between the check and
+ * knotd's bind, leaving knotd without its UDP listener.
+ */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    if ((await bindable("tcp", port)) && (await bindable("udp", port))) return port;
+  }
+  throw new Error("no port free for both TCP and UDP between 20000 and 29999");
+}
 
 /** One answer of `dig`: the header's status and flags, and the records of the answer section. */
 export interface DigAnswer {
