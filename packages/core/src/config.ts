@@ -850,20 +850,6 @@ class Checker {
       this.fail("availabilityZone", "conflicts with subnetId, which already fixes the zone; remove one");
     }
 
-    // Checked (and reported) with nonMailDomains below; here only to recognise its zones.
-    const nonMail = new Set((input.nonMailDomains ?? []).flatMap((raw) => {
-      const checked = checkDomain(raw);
-      return checked.ok ? [checked.value] : [];
-    }));
-    for (const field of ["cloudflareZoneIds", "route53ZoneIds"] as const) {
-      for (const raw of Object.keys(input[field] ?? {})) {
-        const d = this.domain(`${field}.${raw}`, raw);
-        if (d !== undefined && !domains.includes(d) && !nonMail.has(d)) {
-          this.fail(`${field}.${raw}`, `"${raw}" is neither a mail domain (${domains.join(", ")}) nor in nonMailDomains; remove it or add it to extraDomains`);
-        }
-      }
-    }
-
     const dkimSelector = input.dkimSelector ?? DEFAULTS.dkimSelector;
     const dkimSelectors = [dkimSelector];
     for (const field of ["dkimNextSelector", "dkimPreviousSelector"] as const) {
@@ -913,6 +899,15 @@ class Checker {
       else if (nonMailDomains.includes(d)) this.fail(`nonMailDomains[${i}]`, `"${raw}" is listed twice; remove one`);
       else nonMailDomains.push(d);
     });
+
+    for (const field of ["cloudflareZoneIds", "route53ZoneIds"] as const) {
+      for (const raw of Object.keys(input[field] ?? {})) {
+        const d = this.domain(`${field}.${raw}`, raw);
+        if (d !== undefined && !domains.includes(d) && !nonMailDomains.includes(d)) {
+          this.fail(`${field}.${raw}`, `"${raw}" is neither a mail domain (${domains.join(", ")}) nor in nonMailDomains; remove it or add it to extraDomains`);
+        }
+      }
+    }
 
     const verificationRecords: { domain: string; value: string }[] = [];
     for (const [raw, values] of Object.entries(input.verificationRecords ?? {})) {
