@@ -1,27 +1,12 @@
 // examples/complete with `dnsProvider: route53` and a non-mail domain, under the recording mock
 // runtime. A file of its own: the example module runs once per test file.
-import { SAMPLE_HASH } from "../support/fixtures";
-import { type RecordedResource, type Run, runProgram } from "../support/harness";
+import type { RecordedResource, Run } from "../support/harness";
+import { runComplete } from "./complete";
 
-const project = "mailstack-example-complete";
 let run: Run;
 
 beforeAll(async () => {
-  run = await runProgram(() => require("../../examples/complete/index.ts"), {
-    project,
-    stack: "prod",
-    config: {
-      [`${project}:domain`]: "example.com",
-      [`${project}:secondDomain`]: "example.org",
-      [`${project}:alertEmail`]: "ops@example.net",
-      [`${project}:alicePassword`]: "correct horse battery staple",
-      [`${project}:bobPassword`]: "tulip-gravel-Orbit-42-lantern",
-      [`${project}:carolPasswordHash`]: SAMPLE_HASH,
-      [`${project}:dnsProvider`]: "route53",
-      [`${project}:nonMailDomains`]: JSON.stringify(["example-shop.com"]),
-    },
-    secretKeys: [`${project}:alicePassword`, `${project}:bobPassword`, `${project}:carolPasswordHash`],
-  });
+  run = await runComplete({ dnsProvider: "route53", nonMailDomains: JSON.stringify(["example-shop.com"]) });
 });
 
 const recordSet = (type: string, name: string): RecordedResource => run.named(`mail-dns-${type.toLowerCase()}-${name}`);

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { runProgram, type RecordedResource, type Run } from "../support/harness";
 import { SAMPLE_HASH } from "../support/fixtures";
+import { COMPLETE_PASSWORDS, runComplete } from "./complete";
 
 const ROOT = join(__dirname, "..", "..");
 
@@ -38,25 +39,11 @@ function record(run: Run, name: string, type: string): RecordedResource {
 }
 
 describe("examples/complete", () => {
-  const project = "mailstack-example-complete";
-  const passwords = { alice: "correct horse battery staple", bob: "tulip-gravel-Orbit-42-lantern" };
+  const passwords = COMPLETE_PASSWORDS;
   let run: Run;
 
   beforeAll(async () => {
-    run = await runProgram(() => require("../../examples/complete/index.ts"), {
-      project,
-      stack: "prod",
-      config: {
-        [`${project}:domain`]: "example.com",
-        [`${project}:secondDomain`]: "example.org",
-        [`${project}:alertEmail`]: "ops@example.net",
-        [`${project}:adminCidrs`]: JSON.stringify(["203.0.113.0/24"]),
-        [`${project}:alicePassword`]: passwords.alice,
-        [`${project}:bobPassword`]: passwords.bob,
-        [`${project}:carolPasswordHash`]: SAMPLE_HASH,
-      },
-      secretKeys: [`${project}:alicePassword`, `${project}:bobPassword`, `${project}:carolPasswordHash`],
-    });
+    run = await runComplete({ adminCidrs: JSON.stringify(["203.0.113.0/24"]) });
   });
 
   test("one instance with the explicit size, volumes and IMDSv2", () => {
