@@ -1,11 +1,11 @@
-import { ConfigError, type ConfigIssue, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { ConfigError, type ConfigIssue, type MailConfigInput, type ParseOptions, parseConfig } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
 
 /** Runs parseConfig on an input that must be refused and returns every issue it reports. */
-function issuesOf(input: unknown): ConfigIssue[] {
+function issuesOf(input: unknown, options?: ParseOptions): ConfigIssue[] {
   let caught: unknown;
   try {
-    parseConfig(input);
+    parseConfig(input, options);
   } catch (error) {
     caught = error;
   }
@@ -183,6 +183,9 @@ const cases: Case[] = [
   ["x86 family with arm64", set({ instanceType: "m7i.large", architecture: "arm64" }), "instanceType", "is x86_64, but architecture says arm64"],
   ["instance type without size", set({ instanceType: "large" }), "instanceType", "is not an EC2 instance type; write it as family.size"],
   ["unknown architecture", set({ instanceType: "zz9.large", architecture: "sparc" }), "architecture", 'must be one of "arm64", "x86_64"'],
+  ["instance size typo t4g.smal", set({ instanceType: "t4g.smal" }), "instanceType", 'EC2 has no size "smal"; did you mean t4g.small?'],
+  ["instance size typo m7g.xlarg", set({ instanceType: "m7g.xlarg" }), "instanceType", "did you mean m7g.xlarge?"],
+  ["instance size EC2 does not have", set({ instanceType: "t3.huge" }), "instanceType", 'is not an EC2 instance type: EC2 has no size "huge"; sizes are nano, micro'],
   ["rootVolumeGiB below 8", set({ rootVolumeGiB: 4 }), "rootVolumeGiB", "must be at least 8"],
   ["non-integer dataVolumeGiB", set({ dataVolumeGiB: 20.5 }), "dataVolumeGiB", "must be an integer, not number 20.5"],
   ["dataVolumeGiB as a string", set({ dataVolumeGiB: "20" }), "dataVolumeGiB", 'must be a number, not the string "20"'],
@@ -201,12 +204,21 @@ const cases: Case[] = [
   ["Object Lock as a string", set({ backupObjectLock: "GOVERNANCE" }), "backupObjectLock", "must be an object"],
   ["replica region as a zone", set({ backupReplicaRegion: "eu-central-1a" }), "backupReplicaRegion", "is not an AWS region; write it like eu-central-1"],
   ["replica region by its display name", set({ backupReplicaRegion: "Frankfurt" }), "backupReplicaRegion", "is not an AWS region"],
+  ["replica region without its number", set({ backupReplicaRegion: "us-east" }), "backupReplicaRegion", '"us-east" is not an AWS region; did you mean us-east-1?'],
+  ["replica region misspelt", set({ backupReplicaRegion: "eu-centrl-1" }), "backupReplicaRegion", "did you mean eu-central-1?"],
   ["KMS key given by alias", set({ backupKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:alias/backups" }), "backupKmsKeyArn", "(a key, not an alias)"],
   ["KMS key id without ARN", set({ backupKmsKeyArn: "1234abcd-12ab-34cd-56ef-1234567890ab" }), "backupKmsKeyArn", "is not a KMS key ARN"],
   ["KMS key ARN as a number", set({ backupKmsKeyArn: 42 }), "backupKmsKeyArn", "must be a string, not number 42"],
   ["backupSchedule with a newline", set({ backupSchedule: "daily\nExecStart=/bin/sh" }), "backupSchedule", "is not a systemd OnCalendar expression"],
   ["backupSchedule empty", set({ backupSchedule: "" }), "backupSchedule", 'write e.g. "*-*-* 02:00:00" or daily'],
   ["backupSchedule as a number", set({ backupSchedule: 3 }), "backupSchedule", "must be a string, not number 3"],
+  ["backupSchedule as cron", set({ backupSchedule: "0 2 * * *" }), "backupSchedule", '"0 2 * * *" looks like a cron expression; systemd writes it as *-*-* 02:00:00'],
+  ["backupSchedule as a cron step", set({ backupSchedule: "*/30 * * * 1-5" }), "backupSchedule", "systemd writes it as Mon..Fri *-*-* *:00/30:00"],
+  ["backupSchedule as a cron macro", set({ backupSchedule: "@daily" }), "backupSchedule", "looks like a cron macro; systemd writes it as daily"],
+  ["backupSchedule at hour 25", set({ backupSchedule: "*-*-* 25:00" }), "backupSchedule", "is not a systemd OnCalendar expression: hour 25 is outside 0–23"],
+  ["backupSchedule with a weekday typo", set({ backupSchedule: "Mond *-*-* 02:00" }), "backupSchedule", '"Mond" is not a weekday'],
+  ["backupSchedule with a cron-style step", set({ backupSchedule: "*-*-* */2:00" }), "backupSchedule", "is not a systemd OnCalendar expression ([weekdays] [year-month-day] [hour:minute[:second]] [UTC])"],
+  ["backupSchedule in another time zone", set({ backupSchedule: "*-*-* 02:00 Europe/Berlin" }), "backupSchedule", "names the time zone Europe/Berlin, but the host's clock runs on UTC"],
   ["backupKeep keeping nothing", set({ backupKeep: { daily: 0, weekly: 0, monthly: 0 } }), "backupKeep", "keeps no snapshot at all"],
   ["backupKeep negative", set({ backupKeep: { daily: -1 } }), "backupKeep.daily", "must be at least 0"],
   ["backupKeep fractional", set({ backupKeep: { monthly: 1.5 } }), "backupKeep.monthly", "must be an integer"],
@@ -224,6 +236,8 @@ const cases: Case[] = [
   ["subnetId as a number", set({ subnetId: 42 }), "subnetId", "must be a string, not number 42"],
   ["subnetId null", set({ subnetId: null }), "subnetId", "must be a string, not null"],
   ["malformed availabilityZone", set({ availabilityZone: "useast1a" }), "availabilityZone", "must look like us-east-1a"],
+  ["availabilityZone of a misspelt region", set({ availabilityZone: "us-esat-1b" }), "availabilityZone", "did you mean us-east-1b?"],
+  ["availabilityZone without its letter", set({ availabilityZone: "eu-west-1" }), "availabilityZone", '"eu-west-1" must look like us-east-1a (a region and a zone letter)'],
 
   // --- structure ---
   ["unknown top-level key mailbox", { domain: "example.com", mailbox: base().mailboxes }, "mailbox", 'is not a known field. Did you mean "mailboxes"?'],
@@ -283,6 +297,28 @@ describe("parseConfig refuses invalid configurations", () => {
     const atPath = issues.filter((i) => i.path === path);
     if (atPath.length === 0) throw new Error(`no issue at ${JSON.stringify(path)}; got ${JSON.stringify(issues, null, 1)}`);
     expect(atPath.map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringContaining(phrase)]));
+  });
+});
+
+const KEY = (region: string) => `arn:aws:kms:${region}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+const regionCases: [title: string, input: unknown, region: string, path: string, phrase: string][] = [
+  ["stack region without its number", base(), "us-east", "aws:region", '"us-east" is not an AWS region; did you mean us-east-1?'],
+  ["stack region by its display name", base(), "Ireland", "aws:region", '"Ireland" is not an AWS region; write it like eu-central-1'],
+  ["stack region given as a zone", base(), "eu-west-1a", "aws:region", "write it like eu-west-1, without the zone letter"],
+  ["availabilityZone of another region", set({ availabilityZone: "eu-central-1b" }), "us-east-1", "availabilityZone", '"eu-central-1b" is a zone of eu-central-1, but the stack deploys to us-east-1 (aws:region)'],
+  ["replica in the stack's region", set({ backupReplicaRegion: "eu-west-1" }), "eu-west-1", "backupReplicaRegion", "is the stack's own region, so the replica would not survive losing it"],
+  ["KMS key of another region", set({ backupKmsKeyArn: KEY("eu-west-1") }), "us-east-1", "backupKmsKeyArn", "is a key in eu-west-1, but the bucket is in us-east-1"],
+];
+
+describe("parseConfig refuses what the stack's region rules out", () => {
+  test.each(regionCases)("%s", (_title, input, region, path, phrase) => {
+    const issues = issuesOf(input, { region });
+    expect(issues.filter((i) => i.path === path).map((i) => i.message)).toEqual(expect.arrayContaining([expect.stringContaining(phrase)]));
+  });
+
+  test("a bad stack region leaves the zone, replica and key unchecked rather than checked against it", () => {
+    const issues = issuesOf(set({ availabilityZone: "eu-central-1b", backupReplicaRegion: "us-east-1", backupKmsKeyArn: KEY("eu-west-1") }), { region: "us-east" });
+    expect(issues.map((i) => i.path)).toEqual(["aws:region"]);
   });
 });
 

@@ -264,6 +264,21 @@ describe("defaults", () => {
     }
   });
 
+  test("with the stack's region: its zones, a replica elsewhere and a key of it; a region newer than mailstack's list", () => {
+    const key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const settings = { availabilityZone: "eu-west-1c", backupReplicaRegion: "eu-central-1", backupKmsKeyArn: key };
+    expect(parseConfig({ ...minimalConfig(), ...settings }, { region: "eu-west-1" })).toMatchObject({ availabilityZone: "eu-west-1c", backupReplicaRegion: "eu-central-1" });
+    expect(parseConfig({ ...minimalConfig(), availabilityZone: "ap-southeast-9a", backupReplicaRegion: "ap-southeast-8" }, { region: "ap-southeast-9" }).availabilityZone).toBe("ap-southeast-9a");
+    // Without it, zone, replica and key are checked on their own only.
+    expect(parse({ ...settings, backupReplicaRegion: "us-east-1" }).backupReplicaRegion).toBe("us-east-1");
+  });
+
+  test("backupSchedule in the forms systemd reads", () => {
+    for (const backupSchedule of ["daily", "weekly UTC", "Sat,Sun 03:30", "*-*-* 00/6:00:00", "*-*~01 04:00", "Mon..Fri *-*-* 01,13:30"]) {
+      expect(parse({ backupSchedule }).backupSchedule).toBe(backupSchedule);
+    }
+  });
+
   test("admin CIDRs are normalised and de-duplicated", () => {
     const config = parse({ adminCidrs: ["203.0.113.7/32", " 2001:DB8:0::/48", "203.0.113.7/32", "198.51.100.0/24"] });
     expect(config.adminCidrs).toEqual(["203.0.113.7/32", "2001:db8::/48", "198.51.100.0/24"]);
@@ -289,6 +304,10 @@ describe("instance type and architecture", () => {
     const config = parse();
     expect(config.instanceType).toBe("t4g.small");
     expect(config.architecture).toBe("arm64");
+  });
+
+  test.each(["t4g.2xlarge", "m7g.16xlarge", "m7g.metal", "c7i.metal-24xl", "r7iz.metal-16xl", "x2iedn.32xlarge"])("size %s is one EC2 has", (instanceType) => {
+    expect(parse({ instanceType }).instanceType).toBe(instanceType);
   });
 
   test("an unknown family is accepted with an explicit architecture", () => {

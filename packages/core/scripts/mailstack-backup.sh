@@ -5,11 +5,11 @@
 # restic reads S3 credentials from the instance role (IMDSv2), the password from SSM.
 set -euo pipefail
 if [ -z "${MAILSTACK_BACKUP_REPOSITORY:-}" ]; then . /etc/default/mailstack; fi
-export RESTIC_REPOSITORY="$MAILSTACK_BACKUP_REPOSITORY" RESTIC_PASSWORD_FILE="$MAILSTACK_RUNTIME/backup/restic-password"
-export RESTIC_CACHE_DIR="$MAILSTACK_STATE/restic-cache"
-status="$MAILSTACK_STATE/backup-status.json"
+export RESTIC_REPOSITORY="$MAILSTACK_BACKUP_REPOSITORY" RESTIC_PASSWORD_FILE="$MAILSTACK_RESTIC_PASSWORD_FILE"
+export RESTIC_CACHE_DIR="$MAILSTACK_RESTIC_CACHE"
+status="$MAILSTACK_BACKUP_STATUS"
 read -ra saved <<<"$MAILSTACK_BACKUP_PATHS"
-vmail="${saved[0]}"
+vmail="$MAILSTACK_VMAIL"
 log() { echo "mailstack-$*" >&2; }
 usage() { sed -n '2,4s/^#//p' "$0" >&2 && exit 2; }
 
@@ -35,7 +35,7 @@ backup() {
   [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || exit "$rc"
   out="$(grep '"message_type":"summary"' <<<"$out")"
   echo "$out"
-  mapfile -t keep <"$MAILSTACK_RUNTIME/backup/keep"
+  mapfile -t keep <"$MAILSTACK_BACKUP_KEEP_FILE"
   restic forget --prune --quiet "${keep[@]}"
   echo "{\"ok\":true,\"last_attempt\":\"$now\",\"last_success\":{\"time\":\"$now\",${out#\{}}" >"$status.new"
   mv "$status.new" "$status"

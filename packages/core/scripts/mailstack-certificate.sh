@@ -1,5 +1,5 @@
 #!/bin/bash
-# The certificate of Postfix, Dovecot and nginx, for certificate-names, with Pulumi's key (a
+# The certificate of Postfix, Dovecot and nginx, for the names the stack lists, with Pulumi's key (a
 # runtime file) so the TLSA record pinning it outlives renewals and instances.
 #   --self-signed  at boot: install the kept certificate if it fits the key, else a self-signed one
 #   (no argument)  the timer: certbot never renews --csr certificates, so this asks for one when
@@ -8,7 +8,8 @@ set -euo pipefail
 if [ -r /etc/default/mailstack ] && [ -z "${MAILSTACK_HOSTNAME:-}" ]; then
   . /etc/default/mailstack
 fi
-: "${MAILSTACK_HOSTNAME:?}" "${MAILSTACK_TLS_CERT:?}" "${MAILSTACK_TLS_KEY:?}" "${MAILSTACK_TLS_KEY_SOURCE:?}" "${MAILSTACK_CERT_NAMES:?}" "${MAILSTACK_CERT_DIR:?}"
+: "${MAILSTACK_HOSTNAME:?}" "${MAILSTACK_TLS_CERT:?}" "${MAILSTACK_TLS_KEY:?}" "${MAILSTACK_TLS_KEY_SOURCE:?}" "${MAILSTACK_CERT_NAMES:?}" "${MAILSTACK_CERT_DIR:?}" "${MAILSTACK_TLS_UNITS:?}"
+read -ra tls_units <<<"$MAILSTACK_TLS_UNITS"
 cert="$MAILSTACK_TLS_CERT" key="$MAILSTACK_TLS_KEY" source_key="$MAILSTACK_TLS_KEY_SOURCE" dir="$MAILSTACK_CERT_DIR"
 kept="$dir/fullchain.pem"
 
@@ -89,7 +90,7 @@ case "${1:-}" in
     if cmp -s "$kept" "$cert" && cmp -s "$source_key" "$key"; then exit 0; fi
     install_pair "$kept"
     # Daemons use a new certificate only after a reload (a common outage otherwise).
-    if ! systemctl reload postfix.service dovecot.service nginx.service; then
+    if ! systemctl reload "${tls_units[@]}"; then
       log "installed the certificate, but a reload failed: restart Postfix, Dovecot and nginx"
       exit 1
     fi

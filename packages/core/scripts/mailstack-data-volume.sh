@@ -10,6 +10,7 @@
 #   MAILSTACK_DATA_MOUNT      mount point of the volume
 #   MAILSTACK_DATA_BINDS      "dir:target ..." pairs bind-mounted from the volume
 #   MAILSTACK_DATA_LABEL      label for a filesystem this script creates
+#   MAILSTACK_DATA_XEN_DEVICE where Xen instance types show the volume
 # and, for tests only, MAILSTACK_DATA_DEVICE (skip discovery) and MAILSTACK_FSTAB.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ if [ -r /etc/default/mailstack ] && [ -z "${MAILSTACK_DATA_MOUNT:-}" ]; then
 fi
 mount_point="${MAILSTACK_DATA_MOUNT:?MAILSTACK_DATA_MOUNT is not set}"
 fstab="${MAILSTACK_FSTAB:-/etc/fstab}"
-label="${MAILSTACK_DATA_LABEL:-mailstack-data}"
+label="${MAILSTACK_DATA_LABEL:?MAILSTACK_DATA_LABEL is not set}"
 
 log() { echo "mailstack-data-volume: $*" >&2; }
 
@@ -37,12 +38,12 @@ find_device() {
     return 0
   fi
   local id="${MAILSTACK_DATA_VOLUME_ID:?MAILSTACK_DATA_VOLUME_ID is not set}"
-  local nitro="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${id//-/}"
+  local nitro="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${id//-/}" xen="${MAILSTACK_DATA_XEN_DEVICE:?MAILSTACK_DATA_XEN_DEVICE is not set}"
   # The attachment can lag the instance's boot by a minute or more.
   for _ in $(seq 1 300); do
     if [ -e "$nitro" ]; then readlink -f "$nitro"; return 0; fi
     # Xen instance types (t2) expose the attachment name instead of the volume id.
-    if [ -b /dev/xvdf ]; then echo /dev/xvdf; return 0; fi
+    if [ -b "$xen" ]; then echo "$xen"; return 0; fi
     sleep 1
   done
   return 1

@@ -5,6 +5,9 @@ The stack writes each file as one or more SecureString parameters and a manifest
 file's SHA-256. Every file is assembled and checked against the manifest before any is
 written, so a sync that races a `pulumi up` installs nothing and retries later (exit 75).
 Changed files are replaced atomically, and only the units that read them are reloaded.
+
+Settings come from the environment, as /etc/default/mailstack sets it: the unit's
+EnvironmentFile, or the bootstrap, which exports it. Arguments override them (tests).
 """
 
 import argparse
@@ -109,14 +112,15 @@ def main():
     parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
     parser.add_argument("--endpoint-url", default=None, help="SSM endpoint (tests)")
-    parser.add_argument("--dest", default="/etc/mailstack", help="runtime directory")
-    parser.add_argument("--state", default="/var/lib/mailstack/sync-state.json")
+    parser.add_argument("--dest", default=os.environ.get("MAILSTACK_RUNTIME"), help="runtime directory (MAILSTACK_RUNTIME)")
+    parser.add_argument("--state", default=os.environ.get("MAILSTACK_SYNC_STATE"), help="state file (MAILSTACK_SYNC_STATE)")
     parser.add_argument("--no-chown", action="store_true", help="leave ownership alone (tests without the daemons' users)")
     parser.add_argument("--reload-command", default="systemctl reload-or-restart", help="run with each unit to reload")
     parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")
     args = parser.parse_args()
-    if not args.prefix:
-        parser.error("--prefix or MAILSTACK_SSM_PATH is required")
+    for option, variable in (("prefix", "MAILSTACK_SSM_PATH"), ("dest", "MAILSTACK_RUNTIME"), ("state", "MAILSTACK_SYNC_STATE")):
+        if not getattr(args, option):
+            parser.error("--%s or %s is required" % (option, variable))
 
     try:
         files = assemble(fetch(args.prefix.rstrip("/"), args.region, args.endpoint_url))

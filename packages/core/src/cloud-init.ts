@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import { dump } from "js-yaml";
 import type { MailConfig } from "./config";
 import { hostFiles, hostPackages, type HostParams } from "./host";
-import { type HostEnv, PRODUCTION_ENV } from "./layout";
+import { HOST_SCRIPTS, type HostEnv, PRODUCTION_ENV } from "./layout";
 
 /** EC2 refuses user data over 16 KiB (before base64). */
 export const USER_DATA_LIMIT = 16384;
@@ -34,7 +34,7 @@ export function cloudInit(config: MailConfig, params: HostParams, env: HostEnv =
       owner: f.owner,
       defer: true,
     })),
-    runcmd: [[`${env.paths.sbin}/mailstack-bootstrap`]],
+    runcmd: [[`${env.paths.sbin}/${HOST_SCRIPTS.bootstrap}`]],
   };
   // noRefs: every file is written out in full, never as a YAML alias of another.
   return `#cloud-config\n${dump(document, { lineWidth: -1, noRefs: true })}`;

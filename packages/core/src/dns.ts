@@ -2,13 +2,45 @@ import { createHash } from "node:crypto";
 import type { MailConfig } from "./config";
 import { domainOf, isWithin } from "./names";
 
+/** The record types mailstack publishes. */
 export type RecordType = "A" | "CNAME" | "MX" | "TXT" | "SRV" | "CAA" | "TLSA";
 
 /** Fields of the record types whose data has several parts, as providers take them apart. */
 export type RecordData =
-  | { kind: "SRV"; priority: number; weight: number; port: number; target: string }
-  | { kind: "CAA"; flags: number; tag: "issue" | "iodef"; value: string }
-  | { kind: "TLSA"; usage: number; selector: number; matchingType: number; certificate: string };
+  | {
+      /** An SRV record (RFC 2782). */
+      kind: "SRV";
+      /** Lower is tried first. */
+      priority: number;
+      /** Share among records of the same priority. */
+      weight: number;
+      /** The service's port. */
+      port: number;
+      /** The host offering it; "." for a service not offered (RFC 6186). */
+      target: string;
+    }
+  | {
+      /** A CAA record (RFC 8659). */
+      kind: "CAA";
+      /** 0: not critical. */
+      flags: number;
+      /** `issue`: a CA that may issue; `iodef`: where CAs report violations. */
+      tag: "issue" | "iodef";
+      /** The CA's domain, or the report address as a mailto: URL. */
+      value: string;
+    }
+  | {
+      /** A TLSA record (RFC 6698), for DANE. */
+      kind: "TLSA";
+      /** Certificate usage: 3, DANE-EE (the server's own key). */
+      usage: number;
+      /** Selector: 1, the SubjectPublicKeyInfo. */
+      selector: number;
+      /** Matching type: 1, SHA-256. */
+      matchingType: number;
+      /** The hex digest. */
+      certificate: string;
+    };
 
 /** One DNS record, provider-neutral. Names and targets are ASCII FQDNs without a trailing dot. */
 export interface DnsRecord {
@@ -16,16 +48,20 @@ export interface DnsRecord {
   key: string;
   /** The zone that holds the record: a hosted domain, or a non-mail domain outside them. */
   zone: string;
+  /** The record's name, an FQDN such as `_dmarc.example.com`. */
   name: string;
+  /** The record's type. */
   type: RecordType;
   /**
    * A: the address; CNAME and MX: the target host ("." for a null MX); TXT: quoted strings of
    * at most 255 bytes each; SRV, CAA, TLSA: the presentation form, with `data` taken apart.
    */
   content: string;
+  /** Time to live in seconds. */
   ttl: number;
   /** MX preference. */
   priority?: number;
+  /** SRV, CAA and TLSA: the content taken apart; undefined for the other types. */
   data?: RecordData;
   /** Why the record exists, shown in plans and in the provider's record comment. */
   comment: string;
@@ -41,6 +77,7 @@ export interface RecordValues {
   tlsKeySha256?: string;
 }
 
+/** TTL in seconds of records that ask for no other. */
 export const DEFAULT_TTL = 3600;
 
 /**
@@ -83,6 +120,7 @@ export function spkiSha256(publicKeyPem: string): string {
   return createHash("sha256").update(Buffer.from(body, "base64")).digest("hex");
 }
 
+/** The DKIM TXT value for a base64 public key: `v=DKIM1; k=rsa; p=<key>`, before splitting. */
 export function dkimRecordValue(publicKey: string): string {
   return `v=DKIM1; k=rsa; p=${publicKey}`;
 }

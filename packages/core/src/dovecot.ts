@@ -133,19 +133,19 @@ plugin {
   quota_status_nouser = DUNNO
   quota_status_overquota = "552 5.2.2 Mailbox is full"
   sieve = file:~/sieve;active=~/.dovecot.sieve
-  sieve_before = ${p.dovecotConfig}/sieve/before.sieve
+  sieve_before = ${p.sieve}/before.sieve
 
   # Bayes learning: moving a message into Junk teaches rspamd spam, moving it out teaches ham.
   sieve_plugins = sieve_imapsieve sieve_extprograms
   sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
-  sieve_pipe_bin_dir = ${p.dovecotConfig}/sieve-pipe
+  sieve_pipe_bin_dir = ${p.sievePipe}
   imapsieve_mailbox1_name = Junk
   imapsieve_mailbox1_causes = COPY APPEND
-  imapsieve_mailbox1_before = file:${p.dovecotConfig}/sieve/learn-spam.sieve
+  imapsieve_mailbox1_before = file:${p.sieve}/learn-spam.sieve
   imapsieve_mailbox2_name = *
   imapsieve_mailbox2_from = Junk
   imapsieve_mailbox2_causes = COPY
-  imapsieve_mailbox2_before = file:${p.dovecotConfig}/sieve/learn-ham.sieve
+  imapsieve_mailbox2_before = file:${p.sieve}/learn-ham.sieve
 }
 `;
 }

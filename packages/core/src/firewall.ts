@@ -2,7 +2,15 @@ import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 
 /** Client-facing TCP ports the host serves, with what each is for. */
-export function servicePorts(config: MailConfig, env: HostEnv = PRODUCTION_ENV): { port: number; description: string }[] {
+export function servicePorts(
+  config: MailConfig,
+  env: HostEnv = PRODUCTION_ENV,
+): {
+  /** The TCP port. */
+  port: number;
+  /** What it serves, for the security group rule's description. */
+  description: string;
+}[] {
   return [
     { port: env.ports.smtp, description: "SMTP from other mail servers" },
     { port: env.ports.submissions, description: "submission over implicit TLS" },

@@ -3,15 +3,28 @@ import { join } from "node:path";
 import type { MailConfig } from "./config";
 import { dovecotConf, sievePipePrograms, sieveScripts } from "./dovecot";
 import { fail2banJails, nftablesConf } from "./firewall";
-import { DATA_VOLUME_BINDS, DATA_VOLUME_LABEL, generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import {
+  DATA_VOLUME_BINDS,
+  DATA_VOLUME_LABEL,
+  DATA_VOLUME_XEN_DEVICE,
+  DEFAULTS_FILE,
+  generatedHeader,
+  HOST_SCRIPTS,
+  type HostEnv,
+  PRODUCTION_ENV,
+  STATE_FILES,
+  UNITS,
+} from "./layout";
 import { postfixMainCf, postfixMasterCf } from "./postfix";
 import { rspamdLocalFiles, unboundConf } from "./rspamd";
-import { CERTIFICATE_NAMES_FILE, TLS_KEY_FILE } from "./runtime-files";
+import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
 
 /** A file cloud-init writes on the host. */
 export interface HostFile {
+  /** Absolute path on the host. */
   path: string;
+  /** The file's content. */
   content: string;
   /** Octal permissions, e.g. "0644". */
   mode: string;
@@ -27,13 +40,12 @@ export interface HostParams {
   ssmPath: string;
   /** EBS volume id of the mail data volume. */
   dataVolumeId: string;
-  /** S3 bucket of the backups; the host's restic repository lies below `restic/` in it. */
-  backupBucket: string;
+  /** The host's restic repository, as {@link resticRepositoryUrl} gives it. */
+  backupRepository: string;
 }
 
 /**
- * What the backup holds: the maildirs (first: the restore script finds them there), the
- * queue of accepted mail, and the mail
+ * What the backup holds: the maildirs, the queue of accepted mail, and the mail
  * configuration with the users file and the DKIM and TLS keys (runtime directory).
  */
 export function backupPaths(env: HostEnv): string[] {
@@ -66,10 +78,10 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_VMAIL_UID: env.vmail.uid,
     MAILSTACK_VMAIL_GID: env.vmail.gid,
     MAILSTACK_STATE: env.paths.state,
-    // The regional endpoint names the region, so restic needs no GetBucketLocation call.
-    MAILSTACK_BACKUP_REPOSITORY: `s3:https://s3.${params.region}.amazonaws.com/${params.backupBucket}/restic`,
+    MAILSTACK_BACKUP_REPOSITORY: params.backupRepository,
     MAILSTACK_BACKUP_PATHS: backupPaths(env).join(" "),
     MAILSTACK_RUNTIME: env.paths.runtime,
+    ...scriptSettings(env),
   };
   return (
     generatedHeader() +
@@ -80,6 +92,41 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
   );
 }
 
+/**
+ * The rest of what the scripts need to know about the host, so that none of them states a
+ * path, file or unit name of its own.
+ */
+function scriptSettings(env: HostEnv): Record<string, string> {
+  const p = env.paths;
+  const command = (name: string) => `${p.sbin}/${name}`;
+  return {
+    MAILSTACK_VMAIL: p.vmail,
+    MAILSTACK_SIEVE: p.sieve,
+    MAILSTACK_RESOLV_CONF: p.resolvConf,
+    MAILSTACK_DATA_XEN_DEVICE: DATA_VOLUME_XEN_DEVICE,
+    MAILSTACK_SYNC_STATE: `${p.state}/${STATE_FILES.sync}`,
+    MAILSTACK_BACKUP_STATUS: `${p.state}/${STATE_FILES.backupStatus}`,
+    MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
+    MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
+    MAILSTACK_BACKUP_KEEP_FILE: `${p.runtime}/${BACKUP_KEEP_FILE}`,
+    MAILSTACK_DATA_VOLUME_COMMAND: command(HOST_SCRIPTS.dataVolume),
+    MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
+    MAILSTACK_CERTIFICATE_COMMAND: command(HOST_SCRIPTS.certificate),
+    // Started by their packages on the root volume; stopped until the data volume is in place.
+    MAILSTACK_BOOT_STOP: [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.nginx].join(" "),
+    MAILSTACK_BOOT_START: [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)].join(" "),
+    // The daemons that read the certificate, reloaded after a new one.
+    MAILSTACK_TLS_UNITS: [UNITS.postfix, UNITS.dovecot, UNITS.nginx].join(" "),
+    MAILSTACK_RESOLVER_UNIT: UNITS.unbound,
+    MAILSTACK_RESOLVCONF_UNIT: UNITS.unboundResolvconf,
+    MAILSTACK_RESOLVED_UNIT: UNITS.resolved,
+    MAILSTACK_FIREWALL_UNIT: UNITS.nftables,
+  };
+}
+
+/** The scripts run by a timer, each by a service of its own name. */
+const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup];
+
 function unit(sections: Record<string, [string, string][]>): string {
   return (
     generatedHeader() +
@@ -88,6 +135,9 @@ function unit(sections: Record<string, [string, string][]>): string {
       .join("\n")
   );
 }
+
+/** Where mailstack's units and drop-ins go. */
+const SYSTEMD = "/etc/systemd/system";
 
 const requiresMounts = (paths: string[], extra: [string, string][] = []) =>
   unit({ Unit: [["RequiresMountsFor", paths.join(" ")], ...extra] });
@@ -101,16 +151,16 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   const p = env.paths;
   const file = (path: string, content: string, mode = "0644", owner = "root:root"): HostFile => ({ path, content, mode, owner });
   const files: HostFile[] = [
-    file("/etc/default/mailstack", defaults(config, params, env)),
+    file(DEFAULTS_FILE, defaults(config, params, env)),
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env)),
     file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env)),
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), "0644", "root:dovecot"),
-    ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.dovecotConfig}/sieve/${name}`, content)),
-    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.dovecotConfig}/sieve-pipe/${name}`, content, "0755")),
+    ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content)),
+    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, "0755")),
     ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content)),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env)),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`),
-    file("/etc/mailstack-resolv.conf", `${generatedHeader()}nameserver ${env.resolver}\n# glibc passes DNSSEC's AD bit to Postfix (DANE) only with trust-ad.\noptions edns0 trust-ad\n`),
+    file(p.resolvConf, `${generatedHeader()}nameserver ${env.resolver}\n# glibc passes DNSSEC's AD bit to Postfix (DANE) only with trust-ad.\noptions edns0 trust-ad\n`),
     file("/etc/nginx/conf.d/mailstack.conf", nginxSite(env)),
     file("/etc/nftables.conf", nftablesConf(config, env), "0755"),
     file("/etc/fail2ban/jail.d/mailstack.local", fail2banJails(config, env)),
@@ -132,21 +182,21 @@ Unattended-Upgrade::Mail "root";
 Unattended-Upgrade::MailReport "only-on-error";
 `,
     ),
-    file(`${p.sbin}/mailstack-bootstrap`, script("mailstack-bootstrap.sh"), "0755"),
-    file(`${p.sbin}/mailstack-data-volume`, script("mailstack-data-volume.sh"), "0755"),
-    file(`${p.sbin}/mailstack-certificate`, script("mailstack-certificate.sh"), "0755"),
-    file(`${p.sbin}/mailstack-backup`, script("mailstack-backup.sh"), "0755"),
-    file(`${p.sbin}/mailstack-restore`, `#!/bin/sh\nexec ${p.sbin}/mailstack-backup restore "$@"\n`, "0755"),
-    file(`${p.sbin}/mailstack-sync`, script("mailstack-sync.py"), "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.bootstrap}`, script("mailstack-bootstrap.sh"), "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.dataVolume}`, script("mailstack-data-volume.sh"), "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.certificate}`, script("mailstack-certificate.sh"), "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.backup}`, script("mailstack-backup.sh"), "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.restore}`, `#!/bin/sh\nexec ${p.sbin}/${HOST_SCRIPTS.backup} restore "$@"\n`, "0755"),
+    file(`${p.sbin}/${HOST_SCRIPTS.sync}`, script("mailstack-sync.py"), "0755"),
     file(
-      "/etc/systemd/system/mailstack-sync.service",
+      `${SYSTEMD}/${HOST_SCRIPTS.sync}.service`,
       unit({
         Unit: [["Description", "Install users, aliases and keys from SSM Parameter Store"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
-        Service: [["Type", "oneshot"], ["EnvironmentFile", "/etc/default/mailstack"], ["ExecStart", `${p.sbin}/mailstack-sync`], ["SuccessExitStatus", "75"]],
+        Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.sync}`], ["SuccessExitStatus", "75"]],
       }),
     ),
     file(
-      "/etc/systemd/system/mailstack-sync.timer",
+      `${SYSTEMD}/${HOST_SCRIPTS.sync}.timer`,
       unit({
         Unit: [["Description", "Apply mailbox and alias changes every two minutes"]],
         Timer: [["OnBootSec", "2min"], ["OnUnitActiveSec", "2min"], ["RandomizedDelaySec", "20s"]],
@@ -154,14 +204,14 @@ Unattended-Upgrade::MailReport "only-on-error";
       }),
     ),
     file(
-      "/etc/systemd/system/mailstack-certificate.service",
+      `${SYSTEMD}/${HOST_SCRIPTS.certificate}.service`,
       unit({
         Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
-        Service: [["Type", "oneshot"], ["EnvironmentFile", "/etc/default/mailstack"], ["ExecStart", `${p.sbin}/mailstack-certificate`]],
+        Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.certificate}`]],
       }),
     ),
     file(
-      "/etc/systemd/system/mailstack-certificate.timer",
+      `${SYSTEMD}/${HOST_SCRIPTS.certificate}.timer`,
       unit({
         Unit: [["Description", "Check the certificate's expiry, names and key; retry a failed request"]],
         Timer: [["OnBootSec", "1min"], ["OnUnitActiveSec", "15min"]],
@@ -169,7 +219,7 @@ Unattended-Upgrade::MailReport "only-on-error";
       }),
     ),
     file(
-      "/etc/systemd/system/mailstack-backup.service",
+      `${SYSTEMD}/${HOST_SCRIPTS.backup}.service`,
       unit({
         Unit: [
           ["Description", "Back up mail with restic"],
@@ -178,23 +228,24 @@ Unattended-Upgrade::MailReport "only-on-error";
           // Never back up (and then prune by) an empty maildir on the root volume.
           ["RequiresMountsFor", p.vmail],
         ],
-        Service: [["Type", "oneshot"], ["EnvironmentFile", "/etc/default/mailstack"], ["ExecStart", `${p.sbin}/mailstack-backup`], ["IOSchedulingClass", "idle"]],
+        Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.backup}`], ["IOSchedulingClass", "idle"]],
       }),
     ),
     file(
-      "/etc/systemd/system/mailstack-backup.timer",
+      `${SYSTEMD}/${HOST_SCRIPTS.backup}.timer`,
       unit({
         Unit: [["Description", "Back up mail"]],
         Timer: [["OnCalendar", config.backupSchedule], ["RandomizedDelaySec", "30min"], ["Persistent", "true"]],
         Install: [["WantedBy", "timers.target"]],
       }),
     ),
-    file("/etc/systemd/system/postfix@.service.d/mailstack.conf", requiresMounts([p.postfixQueue, p.vmail], [["Wants", "unbound.service"], ["After", "unbound.service"]])),
-    file("/etc/systemd/system/dovecot.service.d/mailstack.conf", requiresMounts([p.vmail, p.postfixQueue])),
-    file("/etc/systemd/system/redis-server.service.d/mailstack.conf", requiresMounts(["/var/lib/redis"])),
+    // The template: Ubuntu's postfix.service starts the instance postfix@-.service.
+    file(`${SYSTEMD}/postfix@.service.d/mailstack.conf`, requiresMounts([p.postfixQueue, p.vmail], [["Wants", UNITS.unbound], ["After", UNITS.unbound]])),
+    file(`${SYSTEMD}/${UNITS.dovecot}.d/mailstack.conf`, requiresMounts([p.vmail, p.postfixQueue])),
+    file(`${SYSTEMD}/${UNITS.redis}.d/mailstack.conf`, requiresMounts([p.redis])),
     file(
-      "/etc/systemd/system/rspamd.service.d/mailstack.conf",
-      unit({ Unit: [["Wants", "redis-server.service unbound.service"], ["After", "redis-server.service unbound.service"]] }),
+      `${SYSTEMD}/${UNITS.rspamd}.d/mailstack.conf`,
+      unit({ Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]] }),
     ),
   ];
   return files;

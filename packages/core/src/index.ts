@@ -1,4 +1,6 @@
-export * from "./config";
+// The folder's index by name: a config.js left in dist by a build from before the split
+// would otherwise be loaded instead.
+export * from "./config/index";
 export * from "./names";
 export * from "./instance-types";
 export * from "./passwords";
@@ -9,6 +11,7 @@ export * from "./postfix";
 export * from "./dovecot";
 export * from "./rspamd";
 export * from "./firewall";
+export * from "./backup";
 export * from "./host";
 export * from "./cloud-init";
 export * from "./web";

@@ -1,3 +1,6 @@
+import { closest } from "./config/suggest";
+
+/** The CPU architecture of an instance type, which the AMI must match. */
 export type Architecture = "arm64" | "x86_64";
 
 // EC2 families this project knows the CPU architecture of. Instance types outside this
@@ -22,19 +25,43 @@ const FAMILY_ARCH = new Map<string, Architecture>([
   ...X86_64_FAMILIES.map((f) => [f, "x86_64"] as const),
 ]);
 
+// Sizes EC2 offers: the named ones, N times xlarge, bare metal and metal-Nxl. Typos are
+// refused here, with the nearest size, rather than by EC2 in the middle of a deployment.
+const NAMED_SIZES = ["nano", "micro", "small", "medium", "large", "xlarge", "metal"];
+const SIZE = /^(?:nano|micro|small|medium|large|xlarge|metal|(?:[2-9]|[1-9]\d+)xlarge|metal-[1-9]\d*xl)$/;
+const SUGGESTED_SIZES = [...NAMED_SIZES, ...[2, 4, 8, 12, 16, 24, 32, 48].map((n) => `${n}xlarge`)];
+
 // Sizes with less than 2 GiB of memory: rspamd alone needs ~300 MiB PSS warm and ~700 MiB
 // RSS while compiling its regexp cache on first start.
 const TOO_SMALL = new Set(["nano", "micro"]);
 
-export type InstanceTypeInfo = { ok: true; architecture: Architecture } | { ok: false; error: string };
+/** What checking an instance type found: its architecture, or why it cannot be used. */
+export type InstanceTypeInfo =
+  | {
+      /** Usable. */
+      ok: true;
+      /** Its CPU architecture. */
+      architecture: Architecture;
+    }
+  | {
+      /** Not usable. */
+      ok: false;
+      /** Why, and what to do. */
+      error: string;
+    };
 
 /** Architecture of an instance type, cross-checked against an explicit `architecture`. */
 export function instanceArchitecture(instanceType: string, explicit?: Architecture): InstanceTypeInfo {
-  const match = /^([a-z0-9-]+)\.([a-z0-9]+)$/.exec(instanceType);
+  const match = /^([a-z0-9-]+)\.([a-z0-9-]+)$/.exec(instanceType);
   if (!match) {
     return { ok: false, error: `"${instanceType}" is not an EC2 instance type; write it as family.size, e.g. t4g.small` };
   }
   const [, family, size] = match;
+  if (!SIZE.test(size)) {
+    const near = closest(size, SUGGESTED_SIZES);
+    const fix = near ? `did you mean ${family}.${near}?` : `sizes are ${NAMED_SIZES.join(", ")}, 2xlarge, 4xlarge, … and metal-24xl, …`;
+    return { ok: false, error: `"${instanceType}" is not an EC2 instance type: EC2 has no size "${size}"; ${fix}` };
+  }
   if (TOO_SMALL.has(size)) {
     return {
       ok: false,

@@ -3,12 +3,26 @@
  * same files into a temporary root with loopback ports; production uses PRODUCTION_ENV.
  */
 export interface HostEnv {
-  ports: { smtp: number; submission: number; submissions: number; imaps: number; pop3s: number };
+  /** The ports the daemons listen on; tests move them to unprivileged ones. */
+  ports: {
+    /** SMTP from other servers, 25. */
+    smtp: number;
+    /** Submission with STARTTLS, 587. */
+    submission: number;
+    /** Submission over TLS, 465. */
+    submissions: number;
+    /** IMAP over TLS, 993. */
+    imaps: number;
+    /** POP3 over TLS, 995 (only with `pop3`). */
+    pop3s: number;
+  };
+  /** Absolute paths of everything mailstack writes or reads on the host. */
   paths: {
     /** Files synced from SSM Parameter Store (users, maps, DKIM keys). */
     runtime: string;
-    /** TLS certificate chain and key used by Postfix, Dovecot and nginx. */
+    /** TLS certificate chain used by Postfix, Dovecot and nginx. */
     tlsCert: string;
+    /** The private key of that certificate. */
     tlsKey: string;
     /**
      * The last certificate Let's Encrypt issued, on the data volume (below the bind mount of
@@ -19,23 +33,47 @@ export interface HostEnv {
     data: string;
     /** Maildirs, one per mailbox below <domain>/<local>. */
     vmail: string;
+    /** Postfix's configuration directory (main.cf, master.cf). */
     postfixConfig: string;
+    /** Postfix's queue of accepted mail, on the data volume. */
     postfixQueue: string;
+    /** Postfix's data_directory (postscreen's and the TLS session caches). */
     postfixData: string;
+    /** Dovecot's configuration directory. */
     dovecotConfig: string;
+    /** Global Sieve scripts (spam to Junk, learning), compiled on the host by `sievec`. */
+    sieve: string;
+    /** Programs the Sieve scripts may pipe to. */
+    sievePipe: string;
+    /** Dovecot's runtime directory (sockets). */
     dovecotBase: string;
+    /** rspamd's local.d overrides. */
     rspamdLocal: string;
+    /** The milter socket Postfix reaches rspamd on. */
     rspamdMilterSocket: string;
-    /** State of mailstack's own scripts. */
+    /** Redis's data (rspamd's Bayes database), on the data volume. */
+    redis: string;
+    /** certbot's directory: the ACME account and `certificates` below it, on the data volume. */
+    letsencrypt: string;
+    /** The resolver configuration the bootstrap installs as /etc/resolv.conf (the local unbound). */
+    resolvConf: string;
+    /** State of mailstack's own scripts (see {@link STATE_FILES}). */
     state: string;
-    /** Where mailstack's scripts are installed. */
+    /** Where mailstack's scripts are installed (see {@link HOST_SCRIPTS}). */
     sbin: string;
   };
-  vmail: { uid: number; gid: number };
+  /** The uid and gid mail is stored under (the `vmail` user). */
+  vmail: {
+    /** The vmail user's uid. */
+    uid: number;
+    /** The vmail group's gid. */
+    gid: number;
+  };
   /** The validating resolver the daemons query. */
   resolver: string;
 }
 
+/** Where things live on a real mail host. */
 export const PRODUCTION_ENV: HostEnv = {
   ports: { smtp: 25, submission: 587, submissions: 465, imaps: 993, pop3s: 995 },
   paths: {
@@ -49,9 +87,14 @@ export const PRODUCTION_ENV: HostEnv = {
     postfixQueue: "/var/spool/postfix",
     postfixData: "/var/lib/postfix",
     dovecotConfig: "/etc/dovecot",
+    sieve: "/etc/dovecot/sieve",
+    sievePipe: "/etc/dovecot/sieve-pipe",
     dovecotBase: "/run/dovecot",
     rspamdLocal: "/etc/rspamd/local.d",
     rspamdMilterSocket: "/run/rspamd/milter.sock",
+    redis: "/var/lib/redis",
+    letsencrypt: "/etc/letsencrypt",
+    resolvConf: "/etc/mailstack-resolv.conf",
     state: "/var/lib/mailstack",
     sbin: "/usr/local/sbin",
   },
@@ -64,15 +107,89 @@ export const PRODUCTION_ENV: HostEnv = {
  * that must survive replacing the instance (mail, the queue of accepted mail, certificates
  * and the ACME account, the Bayes database).
  */
-export const DATA_VOLUME_BINDS: { dir: string; target: string }[] = [
-  { dir: "vmail", target: "/var/vmail" },
-  { dir: "postfix-spool", target: "/var/spool/postfix" },
-  { dir: "letsencrypt", target: "/etc/letsencrypt" },
-  { dir: "redis", target: "/var/lib/redis" },
+export const DATA_VOLUME_BINDS: {
+  /** The directory on the volume. */
+  dir: string;
+  /** The host path it is bind-mounted onto. */
+  target: string;
+}[] = [
+  { dir: "vmail", target: PRODUCTION_ENV.paths.vmail },
+  { dir: "postfix-spool", target: PRODUCTION_ENV.paths.postfixQueue },
+  { dir: "letsencrypt", target: PRODUCTION_ENV.paths.letsencrypt },
+  { dir: "redis", target: PRODUCTION_ENV.paths.redis },
 ];
 
 /** Label given to the data volume's filesystem when mailstack creates it. */
 export const DATA_VOLUME_LABEL = "mailstack-data";
+
+/** The device name the data volume is attached as (the instance's block device mapping). */
+export const DATA_VOLUME_DEVICE = "/dev/sdf";
+
+/**
+ * Where a Xen instance type (t2) shows the data volume: Xen names `sdX` devices `xvdX`. Nitro
+ * types show it under /dev/disk/by-id by its volume id instead.
+ */
+export const DATA_VOLUME_XEN_DEVICE = DATA_VOLUME_DEVICE.replace(/^\/dev\/sd/, "/dev/xvd");
+
+/**
+ * The file every script and mailstack unit reads its settings from (systemd's
+ * `EnvironmentFile`). The one path the shell scripts state themselves: run by cloud-init or by
+ * hand, they have no other way to find the rest.
+ */
+export const DEFAULTS_FILE = "/etc/default/mailstack";
+
+/**
+ * mailstack's programs, installed in `paths.sbin`. Those run by a timer have a `.service` and
+ * a `.timer` unit of the same name.
+ */
+export const HOST_SCRIPTS = {
+  /** First-boot setup, run by cloud-init. */
+  bootstrap: "mailstack-bootstrap",
+  /** Mounts the data volume and binds its directories. */
+  dataVolume: "mailstack-data-volume",
+  /** Obtains and renews the certificate (timer). */
+  certificate: "mailstack-certificate",
+  /** restic backup (timer). */
+  backup: "mailstack-backup",
+  /** Restores from the backup. */
+  restore: "mailstack-restore",
+  /** Installs the runtime files from SSM (timer). */
+  sync: "mailstack-sync",
+} as const;
+
+/** Files mailstack's scripts keep in `paths.state`. */
+export const STATE_FILES = {
+  /** mailstack-sync's record of the files it installed and the units that read them. */
+  sync: "sync-state.json",
+  /** The last backup's result, for monitoring. */
+  backupStatus: "backup-status.json",
+  /** restic's cache. */
+  resticCache: "restic-cache",
+} as const;
+
+/** systemd units of the packages the host runs, as mailstack starts, stops and reloads them. */
+export const UNITS = {
+  /** Postfix (Ubuntu's wrapper of the `postfix@-` instance). */
+  postfix: "postfix.service",
+  /** Dovecot. */
+  dovecot: "dovecot.service",
+  /** rspamd. */
+  rspamd: "rspamd.service",
+  /** Redis, rspamd's Bayes store. */
+  redis: "redis-server.service",
+  /** nginx: MTA-STS policy and client autoconfiguration. */
+  nginx: "nginx.service",
+  /** fail2ban. */
+  fail2ban: "fail2ban.service",
+  /** unbound, the local validating resolver. */
+  unbound: "unbound.service",
+  /** Ubuntu's hook that would point resolv.conf at unbound itself; mailstack writes resolv.conf. */
+  unboundResolvconf: "unbound-resolvconf.service",
+  /** systemd-resolved, whose stub listener mailstack turns off. */
+  resolved: "systemd-resolved.service",
+  /** nftables, loading /etc/nftables.conf. */
+  nftables: "nftables.service",
+} as const;
 
 /** Header placed on every rendered file. */
 export function generatedHeader(comment = "#"): string {

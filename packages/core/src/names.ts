@@ -1,7 +1,19 @@
 import { domainToASCII, domainToUnicode } from "node:url";
 
 /** The result of checking a name: the normalised value, or why it is wrong and what to do. */
-export type Checked = { ok: true; value: string } | { ok: false; error: string };
+export type Checked =
+  | {
+      /** The name is valid. */
+      ok: true;
+      /** Normalised: lower case, ASCII (IDNs in punycode), no trailing dot. */
+      value: string;
+    }
+  | {
+      /** The name is not valid. */
+      ok: false;
+      /** Why, and what to do. */
+      error: string;
+    };
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const SERVICE_LABEL = /^_[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$/;
@@ -88,6 +100,7 @@ export function checkAddress(raw: string): Checked {
   return { ok: true, value: `${local}@${domain.value}` };
 }
 
+/** The domain part of an address: what follows its last `@`. */
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1);
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { MAX_PASSWORD_HASH_LENGTH, type MailConfig } from "./config";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
+import { UNITS } from "./layout";
 import { BCRYPT_COST } from "./passwords";
 import { webFiles } from "./web";
 
@@ -12,14 +13,19 @@ import { webFiles } from "./web";
 export interface RuntimeFile {
   /** Path relative to the runtime directory. */
   name: string;
+  /** The file's content, printable ASCII. */
   content: string;
+  /** Octal permissions, e.g. "0640". */
   mode: string;
+  /** The owning user. */
   owner: string;
+  /** The owning group, e.g. the daemon's that reads it. */
   group: string;
   /** systemd units reloaded when the file changes. */
   reload: string[];
 }
 
+/** The secret inputs of the runtime files, known only once Pulumi resolves them. */
 export interface RuntimeSecrets {
   /** Dovecot password hash ({SCHEME}...) for every mailbox address. */
   passwordHashes: ReadonlyMap<string, string>;
@@ -101,6 +107,7 @@ function runtimeFile(name: string, content: string, reload: string[], readers: R
 
 /** Runtime files the certificate timer reads: the key Pulumi keeps, and the names to cover. */
 export const TLS_KEY_FILE = "tls/key.pem";
+/** The names the certificate must cover, one per line, relative to the runtime directory. */
 export const CERTIFICATE_NAMES_FILE = "certificate-names";
 
 /** Names the host's certificate covers: the host, and each mail domain's web names (CNAMEs to it). */
@@ -111,23 +118,23 @@ export function certificateNames(config: MailConfig): string[] {
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
-  const postfix = ["postfix.service"];
+  const postfix = [UNITS.postfix];
   const files = [
-    runtimeFile("users", usersFile(config, secrets.passwordHashes), ["dovecot.service"], { group: "dovecot" }),
+    runtimeFile("users", usersFile(config, secrets.passwordHashes), [UNITS.dovecot], { group: "dovecot" }),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), postfix),
     runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), postfix),
     runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
     runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), postfix),
     runtimeFile("sender-logins", senderLogins(config), postfix),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), ["rspamd.service"], { group: "_rspamd" }),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), [UNITS.rspamd], { group: "_rspamd" }),
     // Read by the certificate timer, which installs the key and renews when the names or key change.
     runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), [], "nobody"),
     runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), []),
     // nginx reads these on every request; nothing needs a reload.
     ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, [])),
-    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), ["rspamd.service"]),
-    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), ["nftables.service"]),
+    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), [UNITS.rspamd]),
+    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), [UNITS.nftables]),
     // The backup job reads both at each run, so a change needs no reload.
     runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody"),
     runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`)), []),
@@ -160,6 +167,7 @@ function boundingSecrets(config: MailConfig): RuntimeSecrets {
   };
 }
 
+/** How the runtime files are split into SSM parameters. */
 export interface ParameterLayout {
   /** Number of SSM parameters each runtime file is split into, by file name. */
   parts: Record<string, number>;
@@ -185,21 +193,33 @@ export function parameterLayout(config: MailConfig): ParameterLayout {
   return { parts };
 }
 
+/** One SSM parameter's name and value. */
 export interface ParameterValue {
   /** Path below the stack's parameter prefix, e.g. `files/users/0` or `manifest`. */
   name: string;
+  /** The value: a part header line, then that part of the file. */
   value: string;
 }
 
+/** What mailstack-sync checks the parameters against before it installs anything. */
 export interface Manifest {
+  /** The manifest's format; mailstack-sync refuses any other. */
   version: 1;
+  /** Every runtime file. */
   files: {
+    /** Path relative to the runtime directory. */
     name: string;
+    /** How many parameters it is split into. */
     parts: number;
+    /** Hex SHA-256 of the whole file. */
     sha256: string;
+    /** Octal permissions. */
     mode: string;
+    /** The owning user. */
     owner: string;
+    /** The owning group. */
     group: string;
+    /** systemd units reloaded when it changes. */
     reload: string[];
   }[];
 }
@@ -213,7 +233,15 @@ export function partName(file: string, index: number): string {
  * Splits runtime files into parameter values following a layout, plus the manifest the host
  * checks every file against before installing anything.
  */
-export function parameterValues(files: RuntimeFile[], layout: ParameterLayout): { parts: ParameterValue[]; manifest: string } {
+export function parameterValues(
+  files: RuntimeFile[],
+  layout: ParameterLayout,
+): {
+  /** Every part of every file, in file order. */
+  parts: ParameterValue[];
+  /** The {@link Manifest} as JSON. */
+  manifest: string;
+} {
   const parts: ParameterValue[] = [];
   const manifest: Manifest = { version: 1, files: [] };
   for (const file of files) {

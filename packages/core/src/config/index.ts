@@ -1,0 +1,19 @@
+export { checkOnCalendar } from "./calendar";
+export {
+  BACKUP_RETENTION_DAYS,
+  CONFIG_FIELDS,
+  type Defaults,
+  DEFAULTS,
+  FIELD_KINDS,
+  OBJECT_LOCK_DAYS,
+  type Range,
+  SNAPSHOT_RETENTION_DAYS,
+} from "./fields";
+export type { AliasInput, BackupKeep, BackupObjectLockInput, MailboxInput, MailConfigInput, SecondaryMxInput } from "./input";
+export { ConfigError, type ConfigIssue, formatPath, unknownField } from "./issues";
+export { type Alias, type Mailbox, type MailConfig, PRIMARY_MX_PRIORITY } from "./model";
+export { parseConfig } from "./parse";
+export { checkPassword, checkPasswordHash, MAX_PASSWORD_HASH_LENGTH, MIN_PASSWORD_LENGTH } from "./password-policy";
+export { pulumiYaml } from "./pulumi-yaml";
+export { AWS_REGION, checkAvailabilityZone, checkRegion, KMS_KEY_ARN, KNOWN_AWS_REGIONS } from "./regions";
+export type { ParseOptions } from "./rules";

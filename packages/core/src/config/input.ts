@@ -1,0 +1,330 @@
+import type { Architecture } from "../instance-types";
+
+/**
+ * What a user writes: the Pulumi stack config of the reference program, the `--config` file
+ * of `mailstack plan`, and the args of the `MailStack` component all have this shape, so a
+ * field path in an error is the path the user typed.
+ *
+ * Default values live in one place, the field table (`DEFAULTS` lists them); each `@default`
+ * below says what leaving the field out does.
+ *
+ * `password` and `passwordHash` are usually Pulumi secrets. The core checks their presence
+ * here and their value only when it is a plain string; the component checks secret values
+ * with {@link checkPassword} / {@link checkPasswordHash} once they resolve.
+ */
+export interface MailConfigInput {
+  /** Primary mail domain, e.g. example.com. IDNs are accepted and stored as xn-- names. */
+  domain: string;
+  /**
+   * Further domains this server receives and sends mail for.
+   * @default None: only `domain`.
+   */
+  extraDomains?: string[];
+  /**
+   * Mail host name. Must lie within one of the domains.
+   * @default `mail.<domain>`.
+   */
+  hostname?: string;
+  /** The mailboxes, at least one; the first is the postmaster by default. */
+  mailboxes: MailboxInput[];
+  /**
+   * Addresses that deliver to mailboxes, to other aliases or (with allowExternalForwarding) to
+   * outside addresses. No catch-all (`@domain`).
+   * @default None: only the mailboxes' own aliases and the generated postmaster@/abuse@.
+   */
+  aliases?: AliasInput[];
+  /**
+   * Allow aliases to forward to domains this server does not host.
+   * @default Refused: every alias target must be hosted here.
+   */
+  allowExternalForwarding?: boolean;
+  /**
+   * Where postmaster@ of every domain goes.
+   * @default The first mailbox.
+   */
+  postmaster?: string;
+  /**
+   * Where abuse@ of every domain goes.
+   * @default The postmaster.
+   */
+  abuse?: string;
+  /**
+   * DMARC policy stage: the `p=` of every domain's `_dmarc` record.
+   * @default Quarantine: failing mail goes to spam folders, none is refused outright.
+   */
+  dmarcPolicy?: "none" | "quarantine" | "reject";
+  /**
+   * Mailbox or alias that receives DMARC aggregate reports.
+   * @default The postmaster.
+   */
+  dmarcReports?: string;
+  /**
+   * Require strict (exact-domain) SPF and DKIM alignment.
+   * @default Relaxed alignment: subdomains of a domain align with it.
+   */
+  dmarcStrictAlignment?: boolean;
+  /**
+   * TLS on port 25 from other servers: opportunistic or required.
+   * @default Opportunistic: STARTTLS offered, mail from servers without TLS still accepted.
+   */
+  inboundTls?: "opportunistic" | "required";
+  /**
+   * TLS to other servers: dane (with the host's validating resolver), opportunistic or required.
+   * @default DANE where the recipient publishes TLSA records, opportunistic TLS elsewhere.
+   */
+  outboundTls?: "dane" | "opportunistic" | "required";
+  /**
+   * Lowest TLS version on port 25.
+   * @default TLS 1.2, which every current mail server speaks.
+   */
+  inboundTlsMinVersion?: "TLSv1.2" | "TLSv1.3";
+  /**
+   * CIDRs allowed to reach SSH (port 22).
+   * @default None: no SSH rule at all; use SSM Session Manager.
+   */
+  adminCidrs?: string[];
+  /**
+   * EC2 instance type, `family.size`.
+   * @default A 2 GiB Graviton (arm64) burstable instance, enough for one small organisation.
+   */
+  instanceType?: string;
+  /**
+   * CPU architecture, only needed for families mailstack does not know.
+   * @default Derived from the instance family.
+   */
+  architecture?: Architecture;
+  /**
+   * Root volume size in GiB.
+   * @default Room for Ubuntu, the mail software and the size-capped journal.
+   */
+  rootVolumeGiB?: number;
+  /**
+   * Mail data volume size in GiB (mail, queue, certificates, spam-filter data).
+   * @default Room for a few users' mail; the volume can grow later, never shrink.
+   */
+  dataVolumeGiB?: number;
+  /**
+   * Offer POP3S on port 995.
+   * @default Off: IMAPS only.
+   */
+  pop3?: boolean;
+  /**
+   * Largest message accepted, in MiB.
+   * @default Room for large attachments, as the big mail providers allow.
+   */
+  messageSizeLimitMiB?: number;
+  /**
+   * DKIM selector that signs outgoing mail.
+   * @default `mail`: the key is published at `mail._domainkey.<domain>`.
+   */
+  dkimSelector?: string;
+  /**
+   * Rotation, step 1: a new key published under this selector beside the signing one, not yet
+   * signing. See docs/dns.md for the three-step rotation.
+   * @default None: only the signing key is published.
+   */
+  dkimNextSelector?: string;
+  /**
+   * Rotation, step 3: the key that signed before `dkimSelector`, still published so that mail
+   * signed with it in transit keeps verifying.
+   * @default None: remove it to retire that key.
+   */
+  dkimPreviousSelector?: string;
+  /**
+   * Further MX hosts you run elsewhere (backup MX), tried after this one.
+   * @default None: this host is the only MX.
+   */
+  secondaryMx?: SecondaryMxInput[];
+  /**
+   * Domains whose SPF record also authorises senders for the mail domains, e.g. amazonses.com.
+   * @default None: only the MX hosts may send (`v=spf1 mx -all`).
+   */
+  spfInclude?: string[];
+  /**
+   * MTA-STS policy mode served at https://mta-sts.<domain>/.well-known/mta-sts.txt.
+   * `testing` reports failures (TLS-RPT) without refusing; `none` withdraws the policy.
+   * @default Enforce: senders that support MTA-STS deliver only over TLS to a valid
+   * certificate of the MX host.
+   */
+  mtaSts?: "enforce" | "testing" | "none";
+  /**
+   * Certificate authorities allowed to issue for the mail host's names (CAA); an empty list
+   * publishes no CAA record.
+   * @default Let's Encrypt alone, the CA the host's certificate comes from.
+   */
+  caaIssuers?: string[];
+  /**
+   * Domains (or subdomains) that never send or receive mail: each gets a null MX, `v=spf1 -all`
+   * and DMARC p=reject, so nobody can spoof them.
+   * @default None.
+   */
+  nonMailDomains?: string[];
+  /**
+   * Sign the Cloudflare zones with DNSSEC and publish a TLSA (DANE) record for port 25. The
+   * DS record must then be added at the registrar (Cloudflare shows it).
+   * @default Off: the zones stay as they are.
+   */
+  dnssec?: boolean;
+  /**
+   * Extra TXT values by domain, such as `google-site-verification=…` for Google Postmaster
+   * Tools.
+   * @default None.
+   */
+  verificationRecords?: Record<string, string[]>;
+  /**
+   * DNS provider that publishes the records: cloudflare or route53.
+   * @default Cloudflare (component MailDns).
+   */
+  dnsProvider?: "cloudflare" | "route53";
+  /**
+   * Route 53 hosted zone ids by domain.
+   * @default Every zone is looked up by name.
+   */
+  route53ZoneIds?: Record<string, string>;
+  /**
+   * An existing S3 bucket for the backups, by name (`my-mail-backups`) or ARN
+   * (`arn:aws:s3:::my-mail-backups`), in the stack's region.
+   * @default A new bucket, versioned, encrypted, closed to the public, TLS only, with a
+   * lifecycle by backupRetentionDays. With an existing bucket mailstack creates no bucket and
+   * changes none of its settings: versioning (without it restic's prune deletes old data for
+   * good), encryption, lifecycle, public-access block, bucket policy, Object Lock and
+   * replication are the operator's, so backupReplicaRegion, backupObjectLock and a
+   * backupRetentionDays other than the default are refused. The host's role still gets only
+   * `restic/` in that bucket; give backupKmsKeyArn if the bucket's default encryption uses a
+   * customer-managed key, so the role may use it.
+   */
+  backupBucket?: string;
+  /**
+   * Days a replaced or deleted backup object version is kept.
+   * @default About three months: a compromised or misconfigured host cannot erase history
+   * younger than that.
+   */
+  backupRetentionDays?: number;
+  /**
+   * S3 Object Lock default retention for every new object version in the backup bucket (and
+   * its replica): stops anyone in the AWS account (GOVERNANCE: anyone without
+   * s3:BypassGovernanceRetention; COMPLIANCE: even the root user) from deleting a version
+   * younger than `days`. Once enabled, S3 never lets it be turned off.
+   * @default None: versioning and the host's role already keep a compromised host from
+   * erasing history.
+   */
+  backupObjectLock?: BackupObjectLockInput;
+  /**
+   * Region of a second bucket that S3 replicates every backup object to, e.g. eu-central-1.
+   * Must differ from the stack's region.
+   * @default None: one bucket, in the stack's region.
+   */
+  backupReplicaRegion?: string;
+  /**
+   * ARN of a customer-managed KMS key (in the stack's region) that encrypts the backup bucket.
+   * @default The account's AWS-managed `aws/s3` key, which needs no key policy and costs
+   * nothing, but whose use cannot be restricted or audited per key.
+   */
+  backupKmsKeyArn?: string;
+  /**
+   * Daily EBS snapshots of the data volume kept, by count.
+   * @default A week of whole-volume restore points beside the file-level backups.
+   */
+  snapshotRetentionDays?: number;
+  /**
+   * When the host backs up mail and its configuration with restic, as a systemd OnCalendar
+   * expression (UTC). Each run starts up to 30 minutes later at random; a run missed while the
+   * host was down starts at boot. Changing it replaces the instance: the timer is part of the
+   * user data.
+   * @default Daily at 02:00 UTC.
+   */
+  backupSchedule?: string;
+  /**
+   * How many snapshots restic keeps (`forget --keep-daily/-weekly/-monthly`, then `--prune`).
+   * A changed policy reaches the host through SSM, without replacing it.
+   * @default A week of daily, a month of weekly and a year of monthly snapshots.
+   */
+  backupKeep?: BackupKeep;
+  /**
+   * Address (preferably at another provider) that receives alarms when the host fails its
+   * EC2 status checks (which also trigger automatic recovery or reboot).
+   * @default No alarms.
+   */
+  alertEmail?: string;
+  /**
+   * Existing VPC; requires subnetId.
+   * @default The account's default VPC.
+   */
+  vpcId?: string;
+  /**
+   * Existing public subnet for the host.
+   * @default The default subnet of availabilityZone.
+   */
+  subnetId?: string;
+  /**
+   * Availability zone in the default VPC, in the stack's region.
+   * @default The region's first zone.
+   */
+  availabilityZone?: string;
+  /**
+   * Cloudflare zone ids by domain.
+   * @default Every zone is looked up by name.
+   */
+  cloudflareZoneIds?: Record<string, string>;
+}
+
+/**
+ * A mailbox (a Dovecot user) as written in {@link MailConfigInput.mailboxes}. Give `password` or
+ * `passwordHash`, not both.
+ */
+export interface MailboxInput {
+  /** Its e-mail address in a hosted domain, also the IMAP/SMTP login name; no `+` in the local part. */
+  address: string;
+  /** Plain password (a secret); hashed with bcrypt by the stack. */
+  password?: unknown;
+  /** Pre-hashed password with its Dovecot scheme prefix, e.g. from `doveadm pw -s BLF-CRYPT`. */
+  passwordHash?: unknown;
+  /**
+   * Storage quota such as 500M, 5G or unlimited.
+   * @default Room for years of ordinary mail, and a full mailbox refuses mail instead of
+   * filling the data volume.
+   */
+  quota?: string;
+  /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
+  aliases?: string[];
+}
+
+/** A backup MX host you run elsewhere, as written in {@link MailConfigInput.secondaryMx}. */
+export interface SecondaryMxInput {
+  /** Host name of the other MX server. */
+  host: string;
+  /**
+   * MX preference; must be above this host's.
+   * @default 10 more than the one before, in list order.
+   */
+  priority?: number;
+}
+
+/** S3 Object Lock default retention of the backup bucket, as written in {@link MailConfigInput.backupObjectLock}. */
+export interface BackupObjectLockInput {
+  /** GOVERNANCE: principals with s3:BypassGovernanceRetention may still delete; COMPLIANCE: nobody may. */
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  /** Days each new object version is locked; at most backupRetentionDays. */
+  days: number;
+}
+
+/**
+ * Snapshots restic keeps: the last of each of so many days, weeks and months. A period left
+ * out keeps its default; 0 turns it off.
+ */
+export interface BackupKeep {
+  /** How many days keep their last snapshot (restic `--keep-daily`). */
+  daily?: number;
+  /** How many weeks keep their last snapshot (restic `--keep-weekly`). */
+  weekly?: number;
+  /** How many months keep their last snapshot (restic `--keep-monthly`). */
+  monthly?: number;
+}
+
+/** An alias as written in {@link MailConfigInput.aliases}. */
+export interface AliasInput {
+  /** The address mail is sent to, in a hosted domain. */
+  address: string;
+  /** Mailboxes, other aliases, or (with allowExternalForwarding) outside addresses. */
+  to: string[];
+}

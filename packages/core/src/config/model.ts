@@ -1,0 +1,138 @@
+import type { Architecture } from "../instance-types";
+import type { BackupKeep } from "./input";
+
+/**
+ * A validated, normalised configuration: every default applied, every name in ASCII. Domains
+ * and host names are lower case with IDNs in their xn-- form; addresses are lower case with
+ * such a domain. Each field's meaning is that of the {@link MailConfigInput} field it comes from.
+ */
+export interface MailConfig {
+  /** Primary mail domain, e.g. `example.com`. */
+  domain: string;
+  /** All hosted domains, primary first. */
+  domains: string[];
+  /** Mail host name (MX target, certificate name): the given one or `mail.<domain>`. */
+  hostname: string;
+  /** Mailboxes in input order, at least one. */
+  mailboxes: Mailbox[];
+  /** Every alias, including mailbox aliases and the generated postmaster@/abuse@ ones. */
+  aliases: Alias[];
+  /** Whether aliases may forward to addresses outside the hosted domains. */
+  allowExternalForwarding: boolean;
+  /** Address postmaster@ of every domain delivers to: the given one or the first mailbox. */
+  postmaster: string;
+  /** Address abuse@ of every domain delivers to: the given one or the postmaster. */
+  abuse: string;
+  /** What every domain's `_dmarc` TXT record publishes. */
+  dmarc: {
+    /** The `p=` policy. */
+    policy: "none" | "quarantine" | "reject";
+    /** Address of the `rua=` aggregate reports (TLS-RPT reports go there too): the given one or the postmaster. */
+    reports: string;
+    /** Strict (`adkim=s; aspf=s`) rather than relaxed alignment. */
+    strictAlignment: boolean;
+  };
+  /** Postfix's TLS policy for SMTP between servers. */
+  tls: {
+    /** On port 25 from other servers: `required` refuses mail without STARTTLS. */
+    inbound: "opportunistic" | "required";
+    /** To other servers: `dane` verifies against TLSA records where the recipient publishes them. */
+    outbound: "dane" | "opportunistic" | "required";
+    /** Lowest TLS protocol version accepted on port 25. */
+    inboundMinVersion: "TLSv1.2" | "TLSv1.3";
+  };
+  /** Networks allowed to reach SSH, normalised (no host bits) and without repeats; empty means no SSH rule. */
+  adminCidrs: string[];
+  /** EC2 instance type, e.g. `t4g.small`. */
+  instanceType: string;
+  /** CPU architecture of the instance type, which picks the Ubuntu image. */
+  architecture: Architecture;
+  /** Root EBS volume size in GiB. */
+  rootVolumeGiB: number;
+  /** Mail data EBS volume size in GiB. */
+  dataVolumeGiB: number;
+  /** Whether Dovecot offers POP3S on port 995 besides IMAPS. */
+  pop3: boolean;
+  /** Largest message Postfix accepts, in MiB. */
+  messageSizeLimitMiB: number;
+  /** Selector that signs outgoing mail. */
+  dkimSelector: string;
+  /** Every published DKIM selector: the signing one first, then the next and the previous. */
+  dkimSelectors: string[];
+  /** Selector of the next key, published but not yet signing; undefined when none is being introduced. */
+  dkimNextSelector?: string;
+  /** Selector of the retired key, still published for mail in transit; undefined when none. */
+  dkimPreviousSelector?: string;
+  /** MX hosts by preference, this host first. */
+  mx: {
+    /** Host name the MX record points to. */
+    host: string;
+    /** MX preference, lower first: this host's is {@link PRIMARY_MX_PRIORITY}. */
+    priority: number;
+  }[];
+  /** Domains added to every mail domain's SPF record as `include:`, without repeats; empty means `v=spf1 mx -all`. */
+  spfIncludes: string[];
+  /** MTA-STS policy mode; `none` withdraws the policy. */
+  mtaSts: "enforce" | "testing" | "none";
+  /** CA domains of the CAA `issue` records, without repeats; empty means no CAA record. */
+  caaIssuers: string[];
+  /** Domains published as sending and receiving no mail (null MX, `v=spf1 -all`, DMARC p=reject). */
+  nonMailDomains: string[];
+  /** Whether the Cloudflare zones are signed with DNSSEC and port 25 gets a TLSA record. */
+  dnssec: boolean;
+  /** Verification TXT values, in input order. */
+  verificationRecords: {
+    /** Domain the TXT record goes on. */
+    domain: string;
+    /** The TXT value, e.g. `google-site-verification=…`. */
+    value: string;
+  }[];
+  /** DNS provider that publishes the records. */
+  dnsProvider: "cloudflare" | "route53";
+  /** Days a replaced or deleted backup object version is kept. */
+  backupRetentionDays: number;
+  /** S3 Object Lock default retention of the backup bucket; undefined means no Object Lock. */
+  backupObjectLock?: {
+    /** GOVERNANCE lets principals with s3:BypassGovernanceRetention delete; COMPLIANCE lets nobody. */
+    mode: "GOVERNANCE" | "COMPLIANCE";
+    /** Days each new object version is locked. */
+    days: number;
+  };
+  /** Region of the backup bucket's replica, e.g. `eu-central-1`; undefined means no replica. */
+  backupReplicaRegion?: string;
+  /** Daily EBS snapshots of the data volume kept, by count. */
+  snapshotRetentionDays: number;
+  /** systemd OnCalendar expression of the backup timer. */
+  backupSchedule: string;
+  /** How many daily, weekly and monthly restic snapshots are kept. */
+  backupKeep: Required<BackupKeep>;
+  /** Address that gets the host's status-check alarms; undefined means no alarms. */
+  alertEmail?: string;
+  /** Availability zone of the host, e.g. `eu-west-1a`; undefined means the subnet's zone, or the region's first. */
+  availabilityZone?: string;
+}
+
+/** A mailbox of {@link MailConfig}: a Dovecot user, who may send as its address and its aliases. */
+export interface Mailbox {
+  /** Its e-mail address, also the IMAP/SMTP login name. */
+  address: string;
+  /** Where the secret comes from; the value itself never enters a MailConfig. */
+  credential: "password" | "passwordHash";
+  /** Quota in MiB; undefined means unlimited. */
+  quotaMiB?: number;
+  /** Position in the input's `mailboxes`, for error paths about its secret. */
+  index: number;
+}
+
+/** An address of {@link MailConfig} that Postfix delivers to other addresses (a virtual alias). */
+export interface Alias {
+  /** The address mail is sent to, in a hosted domain. */
+  address: string;
+  /** Where it goes: mailboxes, other aliases, or (with allowExternalForwarding) outside addresses. */
+  to: string[];
+  /** Where it came from, for messages and for deciding who may send as it. */
+  origin: "alias" | "mailbox" | "generated";
+}
+
+/** MX preference of the mail host itself; secondary MX hosts come after it. */
+export const PRIMARY_MX_PRIORITY = 10;

@@ -1,0 +1,36 @@
+import { quotaMiB } from "../quota";
+import type { ConfigContext } from "./context";
+
+/**
+ * There is a mailbox; each mailbox address and each of its aliases is an address in a hosted
+ * domain that nothing else receives at. Fills `mailboxes` and their aliases in `aliases`.
+ */
+export function mailboxAddresses(ctx: ConfigContext): void {
+  const { input } = ctx;
+  if (input.mailboxes.length === 0) {
+    ctx.fail("mailboxes", "is empty; add at least one mailbox, e.g. { address: you@" + (ctx.domain ?? "example.com") + " }");
+  }
+  input.mailboxes.forEach((m, i) => {
+    const path = `mailboxes[${i}]`;
+    const address = ctx.addressAt(`${path}.address`, m.address);
+    if (address === undefined) return;
+    if (!ctx.hosted(address)) {
+      ctx.fail(`${path}.address`, `"${m.address}" is not in a hosted domain (${ctx.domains.join(", ")}); add its domain to extraDomains`);
+    }
+    // A mailbox's aliases are claimed right after it, so a later mailbox at one of them is the duplicate.
+    if (!ctx.claim(address, `${path}.address`)) return;
+    const hasHash = m.passwordHash !== undefined && m.passwordHash !== null;
+    const quota = quotaMiB(m.quota);
+    ctx.mailboxes.push({ address, credential: hasHash ? "passwordHash" : "password", quotaMiB: quota === "invalid" ? undefined : quota, index: i });
+    m.aliases.forEach((raw, j) => {
+      const aliasPath = `${path}.aliases[${j}]`;
+      const alias = ctx.addressAt(aliasPath, raw);
+      if (alias === undefined) return;
+      if (!ctx.hosted(alias)) {
+        ctx.fail(aliasPath, `"${raw}" is not in a hosted domain (${ctx.domains.join(", ")}); add its domain to extraDomains`);
+        return;
+      }
+      if (ctx.claim(alias, aliasPath)) ctx.aliases.push({ address: alias, to: [address], origin: "mailbox" });
+    });
+  });
+}
