@@ -87,6 +87,16 @@ describe("instance", () => {
     }
   });
 
+  test.each([
+    ["cn-north-1", "837727238323"],
+    ["us-gov-west-1", "513442679011"],
+  ])("in %s the image comes from Canonical's account of that partition", async (region, owner) => {
+    const run = await runProgram(() => {
+      new MailStack("mail", stackArgs(minimalConfig()));
+    }, { config: { "aws:region": region } });
+    expect(run.record.invokes.filter((i) => i.token === T.getAmi).map((i) => i.inputs.owners)).toEqual([[owner]]);
+  });
+
   test("a pinned AMI is used as given, not looked up, and changes to it are not ignored", () => {
     expect(pinned.record.invokes.filter((i) => i.token === T.getAmi)).toEqual([]);
     const instance = one(pinned, T.instance);

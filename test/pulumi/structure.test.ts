@@ -34,6 +34,8 @@ const FULL_CONFIG_NAMES = [
   "mail-tls-key",
   // parameters
   "mail-parameters",
+  // hashes of the mailboxes given by plain password, kept in state
+  "mail-parameters-password-hashes",
   "mail-parameters-aliases-0",
   "mail-parameters-backup-keep-0",
   "mail-parameters-backup-restic-password-0",
@@ -113,7 +115,7 @@ const COMPONENT_TYPES = [
   "mailstack:aws:MailHost",
   "mailstack:aws:MailParameters",
   "mailstack:aws:MailSnapshots",
-  "mailstack:cloudflare:MailDns",
+  "mailstack:cloudflare:MailDnsCloudflare",
   "mailstack:dkim:DkimKey",
   "mailstack:index:MailStack",
   "mailstack:tls:TlsKey",

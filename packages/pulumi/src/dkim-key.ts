@@ -2,9 +2,10 @@ import { dkimPublicKeyFromPem, dkimRecordValue } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 
+/** Arguments of {@link DkimKey}. */
 export interface DkimKeyArgs {
   /** DKIM selector the key is published under (`<selector>._domainkey.<domain>`). */
-  selector: string;
+  readonly selector: string;
 }
 
 /**

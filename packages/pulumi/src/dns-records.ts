@@ -4,11 +4,11 @@ import * as pulumi from "@pulumi/pulumi";
 /** Values of the record set that exist only once other resources do. */
 export interface DnsValues {
   /** The mail host's public IPv4 address (the Elastic IP). */
-  ipv4: pulumi.Input<string>;
-  /** Base64 public key of every published DKIM selector in `config`. */
-  dkimPublicKeys: Record<string, pulumi.Input<string>>;
+  readonly ipv4: pulumi.Input<string>;
+  /** Base64 public key of every published DKIM selector in `config`, by selector. */
+  readonly dkimPublicKeys: Readonly<Record<string, pulumi.Input<string>>>;
   /** Hex SHA-256 of the TLS key's public half; required when `config.dnssec` is on (TLSA). */
-  tlsKeySha256?: pulumi.Input<string>;
+  readonly tlsKeySha256?: pulumi.Input<string>;
 }
 
 /** The core's record set with real values. */
@@ -32,7 +32,7 @@ export function recordShapes(config: MailConfig): DnsRecord[] {
  */
 export function zoneIdsByDomain(
   config: MailConfig,
-  given: Record<string, pulumi.Input<string>> | undefined,
+  given: Readonly<Record<string, pulumi.Input<string>>> | undefined,
   lookup: (zone: string) => pulumi.Output<string>,
 ): Record<string, pulumi.Output<string>> {
   const ids = new Map(

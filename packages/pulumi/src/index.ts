@@ -1,12 +1,14 @@
 export { DkimKey, type DkimKeyArgs } from "./dkim-key";
 export { MailAlerts, type MailAlertsArgs } from "./mail-alerts";
-export { type BackupObjectLock, MailBackup, type MailBackupArgs, noncurrentTransitions, RESTIC_PREFIX } from "./mail-backup";
-export { type DsRecord, MailDns, type MailDnsArgs } from "./mail-dns";
+export { type BackupObjectLock, MailBackup, type MailBackupArgs, type NoncurrentTransition, noncurrentTransitions, RESTIC_PREFIX } from "./mail-backup";
+export { type DsRecord, MailDns, type MailDnsArgs, MailDnsCloudflare, type MailDnsCloudflareArgs } from "./mail-dns-cloudflare";
 export { MailDnsRoute53, type MailDnsRoute53Args, route53Value } from "./mail-dns-route53";
 export { MailFirewall, type MailFirewallArgs } from "./mail-firewall";
 export { BACKUP_DENIED_ACTIONS, CANONICAL_OWNER_ID, MailHost, type MailHostArgs } from "./mail-host";
 export { type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
 export { MailSnapshots, type MailSnapshotsArgs, SNAPSHOT_TAG } from "./mail-snapshots";
 export { type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";
-export { MailStackConfigError, readStackConfig } from "./stack-config";
+export { MailStackConfigError } from "./config-error";
+export { PASSWORD_HASHES_KIND, PasswordHashes, type PasswordHashesArgs } from "./password-hashes";
+export { readStackConfig } from "./stack-config";
 export { TlsKey } from "./tls-key";

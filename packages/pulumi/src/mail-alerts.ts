@@ -4,17 +4,19 @@ import { getPartitionOutput } from "@pulumi/aws/getPartition";
 import { getRegionOutput } from "@pulumi/aws/getRegion";
 import * as sns from "@pulumi/aws/sns";
 
+/** Arguments of {@link MailAlerts}. */
 export interface MailAlertsArgs {
   /**
    * Address that receives the alarms, preferably at another provider: a mail host that is
    * down cannot deliver its own alarms. AWS first sends it a confirmation link.
    */
-  email: pulumi.Input<string>;
-  /** The mail host's instance. */
-  instanceId: pulumi.Input<string>;
-  /** Host name, for the alarms' descriptions. */
-  hostname: string;
-  tags?: Record<string, string>;
+  readonly email: pulumi.Input<string>;
+  /** The mail host's instance id; the alarms watch its status checks and act on it. */
+  readonly instanceId: pulumi.Input<string>;
+  /** Host name, for the topic's display name and the alarms' descriptions. */
+  readonly hostname: string;
+  /** Tags for the topic and the alarms. Default none. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -24,7 +26,9 @@ export interface MailAlertsArgs {
  * reboots it.
  */
 export class MailAlerts extends pulumi.ComponentResource {
+  /** The SNS topic the alarms publish to; subscribe further endpoints (or alarms of your own) to it. */
   readonly topic: sns.Topic;
+  /** The topic's ARN. */
   readonly topicArn: pulumi.Output<string>;
 
   constructor(name: string, args: MailAlertsArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -4,15 +4,16 @@ import { getZoneOutput } from "@pulumi/aws/route53/getZone";
 import { Record as RecordSet } from "@pulumi/aws/route53/record";
 import { type DnsValues, recordSet, recordShapes, zoneIdsByDomain } from "./dns-records";
 
+/** Arguments of {@link MailDnsRoute53}: the configuration, the values the records need, and optionally the zone ids. */
 export interface MailDnsRoute53Args extends DnsValues {
   /** The validated configuration: decides which record sets and zones exist. */
-  config: MailConfig;
+  readonly config: MailConfig;
   /**
    * Route 53 hosted zone id by domain (mail domains and nonMailDomains). Default: each public
    * hosted zone is looked up by its name, which needs `route53:ListHostedZones`; give ids to
    * avoid that permission or to pick one of several zones of the same name.
    */
-  zoneIds?: Record<string, pulumi.Input<string>>;
+  readonly zoneIds?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
 /** Records that Route 53 keeps as one record set: the same name and type. */

@@ -3,13 +3,14 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import * as vpc from "@pulumi/aws/vpc";
 
+/** Arguments of {@link MailFirewall}. */
 export interface MailFirewallArgs {
   /** The validated configuration: decides the ports (POP3S) and who may reach SSH. */
-  config: MailConfig;
+  readonly config: MailConfig;
   /** VPC of the security group. */
-  vpcId: pulumi.Input<string>;
-  /** Tags for the security group and its rules. */
-  tags?: Record<string, string>;
+  readonly vpcId: pulumi.Input<string>;
+  /** Tags for the security group and its rules. Default none. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /** Outbound traffic the host needs, and nothing else. */
@@ -28,7 +29,9 @@ const EGRESS: { name: string; protocol: "tcp" | "udp"; port: number; description
  * Each rule is its own resource, so adding one never rewrites the others.
  */
 export class MailFirewall extends pulumi.ComponentResource {
+  /** The security group; its rules are separate resources (`<name>-in-<port>`, `<name>-out-<purpose>`). */
   readonly securityGroup: ec2.SecurityGroup;
+  /** The security group's id, `sg-…`, for MailHost's securityGroupIds. */
   readonly securityGroupId: pulumi.Output<string>;
 
   constructor(name: string, args: MailFirewallArgs, opts?: pulumi.ComponentResourceOptions) {

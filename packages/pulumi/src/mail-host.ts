@@ -1,4 +1,4 @@
-import { cloudInit, compressedUserData, type MailConfig } from "@mailstack/core";
+import { cloudInit, compressedUserData, DATA_VOLUME_DEVICE, type MailConfig, RESTIC_PREFIX, resticRepositoryUrl } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ebs from "@pulumi/aws/ebs";
 import * as ec2 from "@pulumi/aws/ec2";
@@ -6,50 +6,53 @@ import { getCallerIdentityOutput } from "@pulumi/aws/getCallerIdentity";
 import { getPartitionOutput } from "@pulumi/aws/getPartition";
 import { getRegionOutput } from "@pulumi/aws/getRegion";
 import * as iam from "@pulumi/aws/iam";
-import { RESTIC_PREFIX } from "./mail-backup";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER_ID = "099720109477";
+/** Canonical's accounts in the partitions that are separate from the commercial one. */
+const CANONICAL_OWNER_IDS: Record<string, string> = { aws: CANONICAL_OWNER_ID, "aws-cn": "837727238323", "aws-us-gov": "513442679011" };
 
+/** Arguments of {@link MailHost}. */
 export interface MailHostArgs {
   /** The validated configuration: instance type and architecture, volume sizes, host files. */
-  config: MailConfig;
+  readonly config: MailConfig;
   /** Subnet of the instance; it must route to an internet gateway. */
-  subnetId: pulumi.Input<string>;
+  readonly subnetId: pulumi.Input<string>;
   /** The subnet's availability zone, where the data volume is created. */
-  availabilityZone: pulumi.Input<string>;
+  readonly availabilityZone: pulumi.Input<string>;
   /** Security groups of the instance (usually MailFirewall's). */
-  securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
+  readonly securityGroupIds: pulumi.Input<readonly pulumi.Input<string>[]>;
   /** SSM path of the stack's runtime files; the instance role may read under it and nothing else. */
-  parameterPath: string;
+  readonly parameterPath: string;
   /**
    * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
    * once; later images do not replace a running host (unattended-upgrades patches it). The
    * lookup's result is kept even when the instance is replaced, so set this to move to a new
    * image, and always when changing to an instance type of the other architecture.
    */
-  amiId?: pulumi.Input<string>;
+  readonly amiId?: pulumi.Input<string>;
   /**
    * ARN of the backup bucket (MailBackup's), which the host's restic repository lives in,
    * below `restic/`. The role may list, read, write and delete objects there and nothing
    * else in S3; it is explicitly denied deleting versions or changing the bucket's policy,
    * lifecycle, versioning, encryption or Object Lock.
    */
-  backupBucketArn: pulumi.Input<string>;
+  readonly backupBucketArn: pulumi.Input<string>;
   /**
    * The backup bucket's customer-managed KMS key, if it has one: the role may then generate
    * data keys and decrypt with it, through S3 only. Default none, right for the AWS-managed
    * `aws/s3` key, which S3 lets the account's principals use without a grant.
    */
-  backupKmsKeyArn?: pulumi.Input<string>;
+  readonly backupKmsKeyArn?: pulumi.Input<string>;
   /** Extra tags for the data volume, e.g. MailSnapshots' targetTags. Default none. */
-  dataVolumeTags?: Record<string, string>;
+  readonly dataVolumeTags?: Readonly<Record<string, string>>;
   /**
    * Protect the data volume and the Elastic IP from deletion. Default true: mail and the
    * address's sending reputation outlive the instance and a mistaken `pulumi destroy`.
    */
-  protect?: boolean;
-  tags?: Record<string, string>;
+  readonly protect?: boolean;
+  /** Tags for every resource that takes them (the instance and volumes also get a `Name`). Default none. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -63,11 +66,17 @@ export interface MailHostArgs {
  * user data and reach the host through SSM within minutes.
  */
 export class MailHost extends pulumi.ComponentResource {
+  /** The EC2 instance; replaced when its user data changes. */
   readonly instance: ec2.Instance;
+  /** The encrypted gp3 data volume holding mail, the queue and certificates; protected unless `protect` is false. */
   readonly dataVolume: ebs.Volume;
+  /** The Elastic IP, the host's public address; protected unless `protect` is false. */
   readonly eip: ec2.Eip;
+  /** The instance's IAM role (its policies are inline); attach further policies to it to grant the host more. */
   readonly role: iam.Role;
+  /** The instance's id, `i-…`. */
   readonly instanceId: pulumi.Output<string>;
+  /** The Elastic IP's address, dotted IPv4: what the A record and the reverse DNS name. */
   readonly publicIp: pulumi.Output<string>;
   /** The #cloud-config document (before compression): no secret is ever part of it. */
   readonly userData: pulumi.Output<string>;
@@ -194,7 +203,7 @@ export class MailHost extends pulumi.ComponentResource {
       args.amiId ??
       ec2.getAmiOutput(
         {
-          owners: [CANONICAL_OWNER_ID],
+          owners: [partition.apply((p) => CANONICAL_OWNER_IDS[p] ?? CANONICAL_OWNER_ID)],
           mostRecent: true,
           filters: [
             { name: "name", values: [`ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-${arch}-server-*`] },
@@ -207,9 +216,11 @@ export class MailHost extends pulumi.ComponentResource {
       ).id;
 
     this.userData = pulumi
-      .all([region, this.dataVolume.id, args.backupBucketArn])
+      .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, args.backupBucketArn])
       // An S3 bucket ARN is arn:<partition>:s3:::<name>.
-      .apply(([region, dataVolumeId, bucketArn]) => cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupBucket: bucketArn.split(":::")[1] }));
+      .apply(([region, dnsSuffix, dataVolumeId, bucketArn]) =>
+        cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupRepository: resticRepositoryUrl(bucketArn.split(":::")[1], region, dnsSuffix) }),
+      );
 
     this.instance = new ec2.Instance(
       `${name}-instance`,
@@ -217,9 +228,15 @@ export class MailHost extends pulumi.ComponentResource {
         ami,
         instanceType: config.instanceType,
         subnetId: args.subnetId,
-        vpcSecurityGroupIds: args.securityGroupIds,
+        vpcSecurityGroupIds: pulumi.output(args.securityGroupIds).apply((ids) => [...ids]),
         iamInstanceProfile: profile.name,
-        userDataBase64: this.userData.apply((doc) => compressedUserData(doc).toString("base64")),
+        userDataBase64: this.userData.apply((doc) => {
+          try {
+            return compressedUserData(doc).toString("base64");
+          } catch (error) {
+            throw new pulumi.ResourceError(`MailHost ${name}: ${(error as Error).message}`, this);
+          }
+        }),
         userDataReplaceOnChange: true,
         metadataOptions: {
           httpEndpoint: "enabled",
@@ -249,7 +266,7 @@ export class MailHost extends pulumi.ComponentResource {
     new ec2.VolumeAttachment(
       `${name}-data-attachment`,
       {
-        deviceName: "/dev/sdf",
+        deviceName: DATA_VOLUME_DEVICE,
         volumeId: this.dataVolume.id,
         instanceId: this.instance.id,
         // Stop the instance first so the filesystem is clean when the volume moves.

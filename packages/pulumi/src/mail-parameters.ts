@@ -1,9 +1,7 @@
 import {
   checkPassword,
   checkPasswordHash,
-  ConfigError,
   type ConfigIssue,
-  hashPassword,
   MAX_RESTIC_PASSWORD_LENGTH,
   type MailConfig,
   parameterLayout,
@@ -13,30 +11,36 @@ import {
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ssm from "@pulumi/aws/ssm";
+import { MailStackConfigError } from "./config-error";
+import { PasswordHashes } from "./password-hashes";
 
 /** The secret half of a mailbox: exactly one of the two, usually a Pulumi secret. */
 export interface MailboxCredential {
-  password?: pulumi.Input<string>;
-  passwordHash?: pulumi.Input<string>;
+  /** The password in plain text; hashed with bcrypt before it is stored. */
+  readonly password?: pulumi.Input<string>;
+  /** A hash made elsewhere (`doveadm pw`): BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, ARGON2ID or ARGON2I. */
+  readonly passwordHash?: pulumi.Input<string>;
 }
 
+/** Arguments of {@link MailParameters}. */
 export interface MailParametersArgs {
   /** The validated configuration: decides the files and how many parameters each takes. */
-  config: MailConfig;
+  readonly config: MailConfig;
   /** SSM path all parameters go under, e.g. /mailstack/prod/mail. One path per stack. */
-  path: string;
+  readonly path: string;
   /** Credentials in the order of the input's mailboxes, which `Mailbox.index` points into. */
-  credentials: readonly MailboxCredential[];
+  readonly credentials: readonly MailboxCredential[];
   /** PEM private key of the DKIM selector in `config`. */
-  dkimPrivateKeyPem: pulumi.Input<string>;
+  readonly dkimPrivateKeyPem: pulumi.Input<string>;
   /** PEM private key of the host's TLS certificate, kept across renewals (TLSA pins it). */
-  tlsPrivateKeyPem: pulumi.Input<string>;
+  readonly tlsPrivateKeyPem: pulumi.Input<string>;
   /**
    * Password of the host's restic repository (MailBackup's), delivered as the runtime file
    * `backup/restic-password`: printable ASCII, at most 128 characters.
    */
-  resticPassword: pulumi.Input<string>;
-  tags?: Record<string, string>;
+  readonly resticPassword: pulumi.Input<string>;
+  /** Tags for every parameter. Default none. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -62,23 +66,30 @@ export class MailParameters extends pulumi.ComponentResource {
       const given = args.credentials[m.index];
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
     });
+    // Secret values are checked once they resolve (a preview resolves them too), before any is hashed.
+    const checked = pulumi.all([pulumi.all(credentials), args.resticPassword]).apply(([secrets, resticPassword]) => {
+      const issues: ConfigIssue[] = [];
+      config.mailboxes.forEach((m, i) => {
+        const problem = m.credential === "password" ? checkPassword(secrets[i], m.address) : checkPasswordHash(secrets[i]);
+        if (problem) issues.push({ path: `mailboxes[${m.index}].${m.credential}`, message: problem });
+      });
+      if (!/^[\x21-\x7e]+$/.test(resticPassword) || resticPassword.length > MAX_RESTIC_PASSWORD_LENGTH) {
+        issues.push({ path: "resticPassword", message: `must be 1 to ${MAX_RESTIC_PASSWORD_LENGTH} printable ASCII characters without spaces` });
+      }
+      if (issues.length > 0) throw new MailStackConfigError(issues);
+      const byKind = (kind: "password" | "passwordHash") =>
+        Object.fromEntries(config.mailboxes.flatMap((m, i): [string, string][] => (m.credential === kind ? [[m.address, secrets[i] as string]] : [])));
+      const hashes = Object.fromEntries(Object.entries(byKind("passwordHash")).map(([address, hash]) => [address, hash.trim()]));
+      return { passwords: byKind("password"), hashes, resticPassword };
+    });
+    // Only mailboxes given by plain password need hashing; which ones is known from the config.
+    const hashed = config.mailboxes.some((m) => m.credential === "password")
+      ? new PasswordHashes(`${name}-password-hashes`, { context: args.path, passwords: checked.passwords }, { parent: this }).hashes
+      : pulumi.output<Record<string, string>>({});
     const values = pulumi
-      .all([pulumi.all(credentials), args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, args.resticPassword])
-      .apply(([secrets, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword]) => {
-        const issues: ConfigIssue[] = [];
-        const passwordHashes = new Map<string, string>();
-        config.mailboxes.forEach((m, i) => {
-          const field = m.credential;
-          const path = `mailboxes[${m.index}].${field}`;
-          const secret = secrets[i];
-          const problem = field === "password" ? checkPassword(secret, m.address) : checkPasswordHash(secret);
-          if (problem) issues.push({ path, message: problem });
-          else passwordHashes.set(m.address, field === "password" ? hashPassword(secret as string, m.address, args.path) : (secret as string).trim());
-        });
-        if (!/^[\x21-\x7e]+$/.test(resticPassword) || resticPassword.length > MAX_RESTIC_PASSWORD_LENGTH) {
-          issues.push({ path: "resticPassword", message: `must be 1 to ${MAX_RESTIC_PASSWORD_LENGTH} printable ASCII characters without spaces` });
-        }
-        if (issues.length > 0) throw new ConfigError(issues);
+      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem])
+      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem]) => {
+        const passwordHashes = new Map(Object.entries({ ...hashes, ...fromPasswords }));
         return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword }), layout);
       });
     const secretValues = pulumi.secret(values);

@@ -1,3 +1,4 @@
+import { SNAPSHOT_RETENTION_DAYS } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as dlm from "@pulumi/aws/dlm";
 import { getPartitionOutput } from "@pulumi/aws/getPartition";
@@ -6,19 +7,20 @@ import * as iam from "@pulumi/aws/iam";
 /** The tag whose value names the one snapshot policy a volume belongs to. */
 export const SNAPSHOT_TAG = "mailstack:snapshots";
 
+/** Arguments of {@link MailSnapshots}; every one is optional. */
 export interface MailSnapshotsArgs {
   /**
    * Snapshots kept, one a day. Default 7: a week of whole-volume restore points; the
    * oldest is deleted when a new one is taken.
    */
-  retentionDays?: number;
+  readonly retentionDays?: number;
   /**
    * When the daily snapshot starts, `HH:MM` in UTC; AWS starts it within the hour after.
    * Default 03:00, before unattended upgrades may reboot the host at 04:30.
    */
-  time?: string;
+  readonly time?: string;
   /** Tags for the policy and its role; snapshots get the volume's tags (copied) instead. */
-  tags?: Record<string, string>;
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -31,17 +33,21 @@ export interface MailSnapshotsArgs {
 export class MailSnapshots extends pulumi.ComponentResource {
   /** Tags that put a volume under this policy. Plain values: they decide nothing else. */
   readonly targetTags: Record<string, string>;
+  /** The Data Lifecycle Manager policy that takes and expires the snapshots. */
   readonly policy: dlm.LifecyclePolicy;
+  /** The role DLM acts with, holding AWS's managed policy for DLM. */
   readonly role: iam.Role;
 
   constructor(name: string, args: MailSnapshotsArgs = {}, opts?: pulumi.ComponentResourceOptions) {
-    const retentionDays = args.retentionDays ?? 7;
+    const retentionDays = args.retentionDays ?? SNAPSHOT_RETENTION_DAYS.default;
     const time = args.time ?? "03:00";
     const problems: string[] = [];
-    // DLM keeps at most 1000 snapshots per schedule.
-    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 1000) problems.push(`retentionDays: ${retentionDays} must be a whole number from 1 to 1000`);
+    // The bounds of snapshotRetentionDays, so the component takes what the stack config takes (DLM itself allows up to 1000).
+    const { min, max } = SNAPSHOT_RETENTION_DAYS;
+    if (!Number.isInteger(retentionDays) || retentionDays < min || retentionDays > max) problems.push(`retentionDays: ${retentionDays} must be a whole number from ${min} to ${max}`);
     if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(time)) problems.push(`time: ${JSON.stringify(time)} must be HH:MM in UTC, like 03:00`);
-    if (problems.length > 0) throw new Error(`MailSnapshots ${name}: ${problems.join("; ")}`);
+    // Before super(): a refused component is not registered at all; the message names it.
+    if (problems.length > 0) throw new pulumi.ResourceError(`MailSnapshots ${name}: ${problems.join("; ")}`, undefined);
     super("mailstack:aws:MailSnapshots", name, {}, opts);
     const parent = { parent: this };
     this.targetTags = { [SNAPSHOT_TAG]: `${pulumi.getProject()}/${pulumi.getStack()}/${name}` };

@@ -1,26 +1,26 @@
-import { AWS_REGION, ConfigError, type ConfigIssue, type DnsRecord, KMS_KEY_ARN, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
 import { DkimKey } from "./dkim-key";
 import { MailAlerts } from "./mail-alerts";
 import { MailBackup } from "./mail-backup";
-import { type DsRecord, MailDns } from "./mail-dns";
+import { type DsRecord, MailDnsCloudflare } from "./mail-dns-cloudflare";
 import { MailDnsRoute53 } from "./mail-dns-route53";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
 import { type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailSnapshots } from "./mail-snapshots";
-import { MailStackConfigError } from "./stack-config";
+import { MailStackConfigError } from "./config-error";
 import { TlsKey } from "./tls-key";
 
 export interface MailboxArgs extends MailboxCredential {
   /** The mailbox's address; also its login name. */
-  address: string;
+  readonly address: string;
   /** Storage quota such as 500M, 5G or unlimited. Default 5G. */
-  quota?: string;
-  /** Further addresses delivered to this mailbox, which it may also send as. */
-  aliases?: string[];
+  readonly quota?: string;
+  /** Further addresses delivered to this mailbox, which it may also send as. Default none. */
+  readonly aliases?: readonly string[];
 }
 
 /**
@@ -28,41 +28,57 @@ export interface MailboxArgs extends MailboxCredential {
  * (see MailConfigInput for every field and its default). Passwords and resource ids may be
  * Pulumi outputs; everything that decides which resources exist is plain.
  */
-export interface MailStackArgs extends Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "route53ZoneIds" | "backupKmsKeyArn"> {
-  mailboxes: MailboxArgs[];
+export interface MailStackArgs
+  extends Readonly<Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "route53ZoneIds" | "backupKmsKeyArn" | "backupBucket">> {
+  /** The mailboxes, at least one. */
+  readonly mailboxes: readonly MailboxArgs[];
   /** Existing VPC; requires subnetId. Default: the account's default VPC. */
-  vpcId?: pulumi.Input<string>;
+  readonly vpcId?: pulumi.Input<string>;
   /** Existing public subnet. Default: the default VPC's default subnet in availabilityZone. */
-  subnetId?: pulumi.Input<string>;
+  readonly subnetId?: pulumi.Input<string>;
   /**
    * Cloudflare zone ids by domain (mail domains and nonMailDomains), with dnsProvider
    * cloudflare. Default: each zone is looked up by name, which needs the token's Zone Read.
    */
-  cloudflareZoneIds?: Record<string, pulumi.Input<string>>;
+  readonly cloudflareZoneIds?: Readonly<Record<string, pulumi.Input<string>>>;
   /**
    * Customer-managed KMS key (in the stack's region) for the backup bucket; the host's role
    * may use it through S3 only. Default: the AWS-managed `aws/s3` key.
    */
-  backupKmsKeyArn?: pulumi.Input<string>;
+  readonly backupKmsKeyArn?: pulumi.Input<string>;
+  /**
+   * An existing S3 bucket for the backups, by name (`my-mail-backups`) or ARN
+   * (`arn:aws:s3:::my-mail-backups`), in the stack's region. Default: a new bucket, versioned,
+   * encrypted, closed to the public, TLS only, with a lifecycle by backupRetentionDays.
+   *
+   * With an existing bucket mailstack creates no bucket and changes none of its settings:
+   * versioning (without it restic's prune deletes old data for good), encryption, lifecycle,
+   * public-access block, bucket policy, Object Lock and replication are yours to set, so
+   * backupReplicaRegion, backupObjectLock and a backupRetentionDays other than the default
+   * are refused. The host's role still gets only `restic/` in that bucket, and is denied
+   * deleting versions or changing the bucket's rules; give backupKmsKeyArn if the bucket's
+   * default encryption uses a customer-managed key, so the role may use it.
+   */
+  readonly backupBucket?: pulumi.Input<string>;
   /**
    * Route 53 hosted zone ids by domain, with dnsProvider route53. Default: each public hosted
    * zone is looked up by name, which needs `route53:ListHostedZones`.
    */
-  route53ZoneIds?: Record<string, pulumi.Input<string>>;
+  readonly route53ZoneIds?: Readonly<Record<string, pulumi.Input<string>>>;
   /**
    * SSM path for the runtime files. Default `/mailstack/<stack>/<name>`, unique per stack
    * and per MailStack, which is also all the host's role may read.
    */
-  parameterPath?: string;
+  readonly parameterPath?: string;
   /** Pin the host's AMI. Default: the newest Ubuntu 24.04 image, looked up once. */
-  amiId?: pulumi.Input<string>;
+  readonly amiId?: pulumi.Input<string>;
   /**
    * Protect the data volume, the Elastic IP, the backup buckets and the restic password from
    * deletion. Default true; set false only for throwaway stacks.
    */
-  protect?: boolean;
-  /** Tags added to every AWS resource that takes tags. */
-  tags?: Record<string, string>;
+  readonly protect?: boolean;
+  /** Tags added to every AWS resource that takes tags. Default none. */
+  readonly tags?: Readonly<Record<string, string>>;
 }
 
 /** The AWS "remove email sending limitations" form, which also records the reverse DNS. */
@@ -75,26 +91,35 @@ export const PORT_25_REQUEST_URL = "https://aws-portal.amazon.com/gp/aws/html-fo
 export class MailStack extends pulumi.ComponentResource {
   /** The validated configuration every child was built from. */
   readonly config: MailConfig;
+  /** The instance, its data volume, Elastic IP and role. */
   readonly host: MailHost;
+  /** The host's security group and its rules. */
   readonly firewall: MailFirewall;
-  /** The records in Cloudflare (MailDns) or Route 53 (MailDnsRoute53), by `dnsProvider`. */
-  readonly dns: MailDns | MailDnsRoute53;
+  /** The records in Cloudflare (MailDnsCloudflare) or Route 53 (MailDnsRoute53), by `dnsProvider`. */
+  readonly dns: MailDnsCloudflare | MailDnsRoute53;
   /** The signing DKIM key. */
   readonly dkim: DkimKey;
   /** Every published DKIM key by selector: the signing one and, during a rotation, the others. */
   readonly dkimKeys: Record<string, DkimKey> = {};
   /** The host's TLS key, which the TLSA record pins. */
   readonly tlsKey: TlsKey;
+  /** The runtime files (users, maps, keys) as SSM parameters, which the host syncs. */
   readonly parameters: MailParameters;
+  /** The backup bucket (or the existing one's name and ARN, with backupBucket) and the restic password. */
   readonly backup: MailBackup;
   /** Daily EBS snapshots of the data volume. */
   readonly snapshots: MailSnapshots;
   /** Status-check alarms e-mailed to alertEmail; undefined when alertEmail is not set. */
   readonly alerts?: MailAlerts;
+  /** The host's public IPv4 address (its Elastic IP), dotted. */
   readonly publicIp: pulumi.Output<string>;
+  /** The host's name, e.g. `mail.example.com`: its A record, reverse DNS, HELO and certificate name. */
   readonly hostname: string;
+  /** The EC2 instance's id, `i-…`; changes when the instance is replaced. */
   readonly instanceId: pulumi.Output<string>;
+  /** Every DNS record published, with its values, in the core's form (provider independent). */
   readonly dnsRecords: pulumi.Output<DnsRecord[]>;
+  /** The backup bucket's name: the one created, or the existing backupBucket's. */
   readonly backupBucketName: pulumi.Output<string>;
   /** The replica bucket's name; undefined without backupReplicaRegion. */
   readonly backupReplicaBucketName?: pulumi.Output<string>;
@@ -130,14 +155,16 @@ export class MailStack extends pulumi.ComponentResource {
 
     this.backup = new MailBackup(
       `${name}-backup`,
-      {
-        retentionDays: config.backupRetentionDays,
-        kmsKeyArn: args.backupKmsKeyArn,
-        objectLock: config.backupObjectLock,
-        replicaRegion: config.backupReplicaRegion,
-        protect,
-        tags,
-      },
+      args.backupBucket !== undefined
+        ? { bucket: { existing: args.backupBucket }, protect, tags }
+        : {
+            retentionDays: config.backupRetentionDays,
+            kmsKeyArn: args.backupKmsKeyArn,
+            objectLock: config.backupObjectLock,
+            replicaRegion: config.backupReplicaRegion,
+            protect,
+            tags,
+          },
       parent,
     );
     this.snapshots = new MailSnapshots(`${name}-snapshots`, { retentionDays: config.snapshotRetentionDays, tags }, parent);
@@ -182,8 +209,8 @@ export class MailStack extends pulumi.ComponentResource {
     this.dns =
       config.dnsProvider === "route53"
         ? new MailDnsRoute53(`${name}-dns`, { ...dnsValues, zoneIds: args.route53ZoneIds }, parent)
-        : new MailDns(`${name}-dns`, { ...dnsValues, zoneIds: args.cloudflareZoneIds }, parent);
-    this.dsRecords = this.dns instanceof MailDns ? this.dns.dsRecords : pulumi.output([]);
+        : new MailDnsCloudflare(`${name}-dns`, { ...dnsValues, zoneIds: args.cloudflareZoneIds }, parent);
+    this.dsRecords = this.dns instanceof MailDnsCloudflare ? this.dns.dsRecords : pulumi.output([]);
     // AWS checks that the forward record exists before it sets the reverse one. On destroy
     // the PTR goes first, as a dependent of both the A record and the Elastic IP (through
     // allocationId), so the address is released only once its reverse name is gone.
@@ -260,9 +287,8 @@ function validate(name: string, args: MailStackArgs, opts?: pulumi.ComponentReso
   if (typeof args.amiId === "string" && !/^ami-[0-9a-f]{8,17}$/.test(args.amiId)) {
     issues.push({ path: "amiId", message: `${JSON.stringify(args.amiId)} is not an AMI id; write it like ami-0123456789abcdef0` });
   }
-  issues.push(...regionIssues(args, opts));
   try {
-    const config = parseConfig(coreInput(args));
+    const config = parseConfig(coreInput(args), { region: stackRegion(opts) });
     if (issues.length === 0) return { config, parameterPath };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -272,22 +298,12 @@ function validate(name: string, args: MailStackArgs, opts?: pulumi.ComponentReso
 }
 
 /**
- * What only the stack's region can tell: a replica must be elsewhere, and S3 uses KMS keys of
- * its own region only. The region is that of the default provider when no other is given.
+ * The stack's region, against which the core checks the availability zone, the replica and
+ * the KMS key: that of the default provider, unknown when the stack is given a provider.
  */
-function regionIssues(args: MailStackArgs, opts?: pulumi.ComponentResourceOptions): ConfigIssue[] {
-  if (opts?.provider !== undefined || opts?.providers !== undefined) return [];
-  const region = new pulumi.Config("aws").get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
-  if (!region || !AWS_REGION.test(region)) return [];
-  const issues: ConfigIssue[] = [];
-  if (args.backupReplicaRegion === region) {
-    issues.push({ path: "backupReplicaRegion", message: `"${region}" is the stack's own region, so the replica would not survive losing it; choose another region` });
-  }
-  const keyRegion = typeof args.backupKmsKeyArn === "string" ? KMS_KEY_ARN.exec(args.backupKmsKeyArn)?.[1] : undefined;
-  if (keyRegion !== undefined && keyRegion !== region) {
-    issues.push({ path: "backupKmsKeyArn", message: `is a key in ${keyRegion}, but the bucket is in ${region} and S3 can use only keys of its own region; use a key in ${region}` });
-  }
-  return issues;
+function stackRegion(opts?: pulumi.ComponentResourceOptions): string | undefined {
+  if (opts?.provider !== undefined || opts?.providers !== undefined) return undefined;
+  return new pulumi.Config("aws").get("region") || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
 }
 
 /** The args as the core validates them: outputs stand for values the cloud checks later. */

@@ -1,17 +1,7 @@
 import { CONFIG_FIELDS, ConfigError, type ConfigIssue, FIELD_KINDS, parseConfig, unknownField } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
+import { MailStackConfigError } from "./config-error";
 import type { MailboxArgs, MailStackArgs } from "./mail-stack";
-
-/**
- * A configuration error reported the way Pulumi reports program errors it expects: the
- * message alone, without a stack trace.
- */
-export class MailStackConfigError extends pulumi.RunError {
-  constructor(readonly issues: ConfigIssue[]) {
-    super(new ConfigError(issues).message);
-    this.name = "MailStackConfigError";
-  }
-}
 
 /**
  * Reads MailStackArgs from the stack's configuration (the `mailstack:` keys declared in
