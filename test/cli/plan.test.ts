@@ -23,9 +23,14 @@ function filesUnder(dir: string): string[] {
   });
 }
 
+const MINIMAL = {
+  "mailstack:domain": "example.net",
+  "mailstack:mailboxes": [{ address: "carol@example.net", passwordHash: "{BLF-CRYPT}$2b$10$ZUDnZFLyWULpJV/qWU2rc.XEThdZxhIbbWJepiA4ZKNDAB1Lb56sW" }],
+};
+
 function stackFile(name: string, config: Record<string, unknown>): string {
   const file = join(work, `Pulumi.${name}.yaml`);
-  writeFileSync(file, JSON.stringify({ config }));
+  writeFileSync(file, JSON.stringify({ config: { "aws:region": "us-east-1", ...config } }));
   return file;
 }
 
@@ -166,6 +171,35 @@ test("with dnssec the plan signs each zone and the next steps give the DS record
   expect(run.stdout).toMatch(/^ +example\.net\. IN DS (\d+) 13 2 [0-9A-F]{64} +\(key tag \1, algorithm 13, digest type 2\)$/m);
 });
 
+describe("the plan follows the stack's region and partition", () => {
+  const planIn = (region: string) => {
+    const out = join(work, `region-${region}`);
+    const run = mailstack(["plan", "--json", "--config", stackFile(region, { ...MINIMAL, "aws:region": region }), "--out", out]);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    const plan = JSON.parse(run.stdout) as { resources: { type: string; name: string; inputs: Record<string, any> }[]; outputs: Record<string, any> };
+    return { plan, text: run.stdout, userData: readFileSync(join(out, "user-data.yaml"), "utf8") };
+  };
+  const repositoryIn = (userData: string) => /MAILSTACK_BACKUP_REPOSITORY="([^"]+)"/.exec(userData)?.[1];
+
+  test.each([
+    ["eu-west-1", "aws", "amazonaws.com"],
+    ["cn-north-1", "aws-cn", "amazonaws.com.cn"],
+  ])("%s: ARNs in %s, zones of the region, one restic repository on the host and in the outputs", (region, partition, dnsSuffix) => {
+    const { plan, text, userData } = planIn(region);
+    expect(text).not.toContain("us-east-1");
+    expect(userData).not.toContain("us-east-1");
+    const arns = text.match(/arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:/g) ?? [];
+    expect(arns.length).toBeGreaterThan(5);
+    for (const arn of new Set(arns)) expect(arn).toMatch(new RegExp(`^arn:${partition}:[a-z0-9-]+:(${region})?:$`));
+    expect(plan.resources.find((r) => r.name === "mail-host-data")?.inputs.availabilityZone).toBe(`${region}a`);
+    const repository = `s3:https://s3.${region}.${dnsSuffix}/${plan.outputs.backupBucket}/restic`;
+    expect(plan.outputs.resticRepository).toBe(repository);
+    expect(repositoryIn(userData)).toBe(repository);
+    expect(userData).toContain(`AWS_DEFAULT_REGION="${region}"`);
+  });
+});
+
 test("a bad configuration exits 2 naming each field and its fix, without a stack trace", () => {
   const file = stackFile("bad", {
     "mailstack:domain": "example.com",
@@ -195,6 +229,45 @@ test("a bad configuration exits 2 naming each field and its fix, without a stack
   expect(second.stderr).not.toMatch(/^\s+at /m);
 });
 
+describe("mistakes in the settings file itself exit 2 before any resource, naming the file and line", () => {
+  const raw = (name: string, text: string) => {
+    const file = join(work, `Pulumi.${name}.yaml`);
+    writeFileSync(file, text);
+    const out = join(work, `raw-${name}`);
+    return { file, out, run: mailstack(["plan", "--config", file, "--out", out]) };
+  };
+  test.each([
+    ["tab", "config:\n  aws:region: eu-west-1\n\tmailstack:domain: example.com\n", ":3:1: not valid YAML: tab characters must not be used in indentation"],
+    ["indent", "config:\n  aws:region: eu-west-1\n   mailstack:domain: example.com\n", ":3:", "not valid YAML: bad indentation"],
+    ["top-level", "aws:region: eu-west-1\ndomain: example.com\n", ":1: aws:region, domain are at the top level, where Pulumi ignores them; stack settings go under config:", "  mailstack:domain: …"],
+    ["list", "- domain: example.com\n", ": is not a stack settings file"],
+    ["config-list", "config:\n  - mailstack:domain: example.com\n", ":1: config: must hold the settings as key: value lines"],
+    ["no-region", "config:\n  mailstack:domain: example.com\n", ": aws:region is not set, and the AWS provider needs it"],
+  ])("%s", (name, text, ...phrases) => {
+    const { file, out, run } = raw(name, text);
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe("");
+    for (const phrase of phrases) expect(run.stderr).toContain(phrase);
+    expect(run.stderr.startsWith(`mailstack: ${file}`)).toBe(true);
+    expect(run.stderr).not.toMatch(/^\s+at /m);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test("a configuration error names the file it came from", () => {
+    const { file, run } = raw("bad-field", "config:\n  aws:region: eu-west-1\n  mailstack:domain: example.com\n  mailstack:mailboxes: []\n");
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(`mailstack: ${file}: invalid mailstack configuration (1 problem):\n  mailboxes: is empty`);
+  });
+});
+
+test("a secret that resolves to a bad value exits 2 with its field and the stack file, like any config error", () => {
+  const run = mailstack(["plan", "--program", join(__dirname, "fixtures", "bad-secret"), "--out", join(work, "bad-secret")]);
+  expect(run.status).toBe(2);
+  expect(run.stderr).toBe(
+    `mailstack: ${join(__dirname, "fixtures", "bad-secret", "Pulumi.example.yaml")}: invalid mailstack configuration (1 problem):\n  mailboxes[0].password: is shorter than 12 characters; use a longer passphrase\n`,
+  );
+});
+
 test("usage errors exit 2", () => {
   expect(mailstack([]).status).toBe(2);
   expect(mailstack(["deploy"]).status).toBe(2);
@@ -212,10 +285,16 @@ describe("a failing program fails the plan loudly instead of hanging", () => {
     ["throws-in-apply", "boom inside apply"],
     ["unmocked-invoke", "no answer for the data source aws:ec2/getKeyPair:getKeyPair"],
     ["never-finishes", "did not finish within 3 s"],
+    // The failing child is named with the component it belongs to, and the cause.
+    ["broken-component", "shop-sign (fixture:index:Sign) in shop (fixture:index:Shop) was not created: the shop's address cannot be read"],
+    ["stuck-component", "did not finish within 3 s; still waiting for shop-sign (fixture:index:Sign) in shop (fixture:index:Shop)"],
+    ["unused-apply", "unhandled error: nobody waits for this"],
   ])("%s", (name, message) => {
     const run = mailstack(["plan", "--program", fixture(name), "--out", join(work, name), "--timeout", "3"]);
+    expect(run.stdout).toBe("");
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(message);
+    expect(existsSync(join(work, name))).toBe(false);
   });
 });
 

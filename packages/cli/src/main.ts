@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "@mailstack/core";
-import { maskedInputs, plan, userDataOf } from "./plan";
+import { isConfigError, maskedInputs, plan, userDataOf } from "./plan";
 import { UsageError } from "./project";
 import { formatTable } from "./report";
 
@@ -20,11 +19,7 @@ user data, each host file, a BIND zone file per domain) to the out directory.
 
 /** Errors the user can fix: printed as they are, without a stack trace. */
 function isUserError(error: unknown): error is Error {
-  return (
-    error instanceof UsageError ||
-    error instanceof ConfigError ||
-    (error instanceof Error && (error.name === "MailStackConfigError" || error.name === "ConfigError"))
-  );
+  return error instanceof UsageError || isConfigError(error);
 }
 
 function fail(error: unknown): never {
@@ -59,17 +54,14 @@ async function main(argv: string[]): Promise<void> {
   const seconds = Number(values.timeout);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout must be a positive number of seconds`);
 
-  // An exception inside a Pulumi apply surfaces only as an unhandled rejection, and an
-  // unanswered invoke never settles: fail loudly on both instead of hanging.
-  process.on("unhandledRejection", fail);
-  const watchdog = setTimeout(() => fail(new Error(`the program did not finish within ${seconds} s`)), seconds * 1000);
-
   const result = await plan({
     program: resolve(values.program as string),
     config: values.config ? resolve(values.config) : undefined,
     out: resolve(values.out as string),
+    timeoutSeconds: seconds,
   });
-  clearTimeout(watchdog);
+  // Anything the program leaves failing after the plan has been checked still fails the command.
+  process.on("unhandledRejection", fail);
 
   if (values.json) {
     const resources = result.record.resources.map((r) => ({
@@ -91,6 +83,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`Artifacts in ${values.out}/: ${result.artifacts.length} files (user-data.yaml, host/, zones/, resources.json)\n`);
     if (typeof result.outputs.nextSteps === "string") process.stdout.write(`\n${result.outputs.nextSteps}\n`);
   }
+  // exit() does not wait for a pipe to take what is written: a long plan would arrive cut.
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   process.exit(0);
 }
 

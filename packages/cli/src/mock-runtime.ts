@@ -62,6 +62,23 @@ function unwrapSecrets(value: unknown, path = "", found: string[] = []): unknown
   return value;
 }
 
+/** The account and region the mock answers for: those of the stack, as the real provider would. */
+export interface AwsContext {
+  region: string;
+  partition: string;
+  dnsSuffix: string;
+  reverseDnsPrefix: string;
+  account: string;
+}
+
+/** The partition a region belongs to, as aws.getPartition reports it there. */
+export function awsContext(region: string): AwsContext {
+  const account = "123456789012";
+  if (region.startsWith("cn-")) return { region, partition: "aws-cn", dnsSuffix: "amazonaws.com.cn", reverseDnsPrefix: "cn.com.amazonaws", account };
+  if (region.startsWith("us-gov-")) return { region, partition: "aws-us-gov", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", account };
+  return { region, partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", account };
+}
+
 /** Zone names by the ids the zone lookups answered, so a DS record can name its zone. */
 const zoneNames = new Map<string, string>();
 
@@ -73,8 +90,11 @@ const generate = promisify(generateKeyPair) as (
 ) => Promise<{ privateKey: KeyObject; publicKey: KeyObject }>;
 
 /** Realistic state for what the cloud would compute, so derived inputs are never silently dropped. */
-async function computed(type: string, name: string, inputs: Record<string, any>): Promise<{ id: string; state: Record<string, any> }> {
+async function computed(type: string, name: string, inputs: Record<string, any>, aws: AwsContext): Promise<{ id: string; state: Record<string, any> }> {
   const h = (n: number) => hex(`${type}/${name}`, n);
+  // AWS v7 resources may name a region of their own (a replica bucket); ARNs carry it.
+  const region = inputs.region ?? aws.region;
+  const arn = (service: string, resource: string, inRegion = region) => `arn:${aws.partition}:${service}:${inRegion}:${aws.account}:${resource}`;
   switch (type) {
     case "tls:index/privateKey:PrivateKey": {
       // A real key, generated on libuv's thread pool while the program goes on registering.
@@ -98,20 +118,20 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
       return { id: `eipalloc-${h(17)}`, state: { ...inputs, allocationId: `eipalloc-${h(17)}`, publicIp: `198.51.100.${octet}` } };
     }
     case "aws:ec2/instance:Instance":
-      return { id: `i-${h(17)}`, state: { ...inputs, arn: `arn:aws:ec2:us-east-1:123456789012:instance/i-${h(17)}`, privateIp: "172.31.0.10" } };
+      return { id: `i-${h(17)}`, state: { ...inputs, arn: arn("ec2", `instance/i-${h(17)}`), privateIp: "172.31.0.10" } };
     case "aws:ebs/volume:Volume":
-      return { id: `vol-${h(17)}`, state: { ...inputs, arn: `arn:aws:ec2:us-east-1:123456789012:volume/vol-${h(17)}` } };
+      return { id: `vol-${h(17)}`, state: { ...inputs, arn: arn("ec2", `volume/vol-${h(17)}`) } };
     case "aws:ec2/securityGroup:SecurityGroup":
-      return { id: `sg-${h(17)}`, state: { ...inputs, arn: `arn:aws:ec2:us-east-1:123456789012:security-group/sg-${h(17)}` } };
+      return { id: `sg-${h(17)}`, state: { ...inputs, arn: arn("ec2", `security-group/sg-${h(17)}`) } };
     case "aws:iam/role:Role":
     case "aws:iam/instanceProfile:InstanceProfile": {
       const resourceName = inputs.name ?? `${name}-${h(7)}`;
       const kind = type.includes("role") ? "role" : "instance-profile";
-      return { id: resourceName, state: { ...inputs, name: resourceName, arn: `arn:aws:iam::123456789012:${kind}/${resourceName}` } };
+      return { id: resourceName, state: { ...inputs, name: resourceName, arn: arn("iam", `${kind}/${resourceName}`, "") } };
     }
     case "aws:s3/bucket:Bucket": {
       const bucket = inputs.bucket ?? `${name}-${h(7)}`;
-      return { id: bucket, state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}`, region: inputs.region ?? "us-east-1" } };
+      return { id: bucket, state: { ...inputs, bucket, arn: `arn:${aws.partition}:s3:::${bucket}`, region } };
     }
     case "random:index/randomPassword:RandomPassword": {
       // Random like the provider's, so that a test can look for this value where it must not be.
@@ -146,12 +166,12 @@ async function computed(type: string, name: string, inputs: Record<string, any>)
       };
     }
     case "aws:ssm/parameter:Parameter":
-      return { id: inputs.name, state: { ...inputs, arn: `arn:aws:ssm:us-east-1:123456789012:parameter${inputs.name}`, version: 1 } };
+      return { id: inputs.name, state: { ...inputs, arn: arn("ssm", `parameter${inputs.name}`), version: 1 } };
     default: {
       // Every AWS resource has an ARN; without one, inputs derived from it would vanish.
       const [pkg, module] = type.split(/[:/]/);
-      const arn = pkg === "aws" ? { arn: `arn:aws:${module}:us-east-1:123456789012:${name}-${h(8)}` } : {};
-      return { id: `${name}-${h(8)}`, state: { ...arn, ...inputs } };
+      const generic = pkg === "aws" ? { arn: arn(module, `${name}-${h(8)}`) } : {};
+      return { id: `${name}-${h(8)}`, state: { ...generic, ...inputs } };
     }
   }
 }
@@ -162,20 +182,23 @@ function filterValue(inputs: Record<string, any>, filter: string): string | unde
 }
 
 /** Answers for the data sources mailstack reads; anything else fails loudly instead of hanging. */
-function invoke(token: string, inputs: Record<string, any>): Record<string, any> {
+function invoke(token: string, inputs: Record<string, any>, aws: AwsContext): Record<string, any> {
+  const region = inputs.region ?? aws.region;
   switch (token) {
     case "aws:index/getRegion:getRegion":
-      return { id: "us-east-1", name: "us-east-1", region: "us-east-1", endpoint: "ec2.us-east-1.amazonaws.com", description: "US East (N. Virginia)" };
+      return { id: region, name: region, region, endpoint: `ec2.${region}.${aws.dnsSuffix}`, description: region };
     case "aws:index/getCallerIdentity:getCallerIdentity":
-      return { id: "123456789012", accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/plan", userId: "AIDAPLAN" };
+      return { id: aws.account, accountId: aws.account, arn: `arn:${aws.partition}:iam::${aws.account}:user/plan`, userId: "AIDAPLAN" };
     case "aws:index/getPartition:getPartition":
-      return { id: "aws", partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws" };
-    case "aws:index/getAvailabilityZones:getAvailabilityZones":
-      return { id: "us-east-1", names: ["us-east-1a", "us-east-1b", "us-east-1c"], zoneIds: ["use1-az1", "use1-az2", "use1-az4"] };
+      return { id: aws.partition, partition: aws.partition, dnsSuffix: aws.dnsSuffix, reverseDnsPrefix: aws.reverseDnsPrefix };
+    case "aws:index/getAvailabilityZones:getAvailabilityZones": {
+      const names = ["a", "b", "c"].map((letter) => `${region}${letter}`);
+      return { id: region, names, zoneIds: names.map((zone) => `az-${hex(zone, 6)}`) };
+    }
     case "aws:ec2/getVpc:getVpc":
       return { id: inputs.id ?? "vpc-0a1b2c3d4e5f60718", cidrBlock: "172.31.0.0/16", default: inputs.default ?? false };
     case "aws:ec2/getSubnet:getSubnet": {
-      const zone = filterValue(inputs, "availability-zone") ?? "us-east-1a";
+      const zone = filterValue(inputs, "availability-zone") ?? `${region}a`;
       const id = inputs.id ?? `subnet-${hex(zone, 17)}`;
       return { id, vpcId: filterValue(inputs, "vpc-id") ?? "vpc-0a1b2c3d4e5f60718", availabilityZone: zone, cidrBlock: "172.31.0.0/20" };
     }
@@ -186,9 +209,8 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
     }
     case "aws:kms/getKey:getKey": {
       // Only the AWS-managed keys are looked up, by alias; each region has its own.
-      const region = inputs.region ?? "us-east-1";
       const id = hex(`${region}/${inputs.keyId}`, 32).replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, "$1-$2-$3-$4-$5");
-      return { id, keyId: id, arn: `arn:aws:kms:${region}:123456789012:key/${id}`, keyManager: "AWS", region };
+      return { id, keyId: id, arn: `arn:${aws.partition}:kms:${region}:${aws.account}:key/${id}`, keyManager: "AWS", region };
     }
     case "cloudflare:index/getZone:getZone": {
       const zone = inputs.filter?.name ?? "example.com";
@@ -202,7 +224,7 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
         id,
         zoneId: id,
         name: zone,
-        arn: `arn:aws:route53:::hostedzone/${id}`,
+        arn: `arn:${aws.partition}:route53:::hostedzone/${id}`,
         privateZone: inputs.privateZone ?? false,
         nameServers: ["ns-1.awsdns-01.org", "ns-2.awsdns-02.co.uk", "ns-3.awsdns-03.com", "ns-4.awsdns-04.net"],
         primaryNameServer: "ns-1.awsdns-01.org",
@@ -222,6 +244,46 @@ function invoke(token: string, inputs: Record<string, any>): Record<string, any>
   }
 }
 
+const DYNAMIC = "pulumi-nodejs:dynamic:Resource";
+
+/** Outputs of a dynamic resource of a given `kind` input, computed without running its provider. */
+export type StandIn = (inputs: Record<string, any>) => Record<string, any>;
+
+export interface MockOptions {
+  /** Loads the program's modules: its @pulumi/pulumi, and what dynamic providers require. */
+  requireFrom?: NodeRequire;
+  /** The stack's aws:region. Default us-east-1. */
+  region?: string;
+  /** Stand-ins by the `kind` input of dynamic resources whose create is too costly to run. */
+  standIns?: Record<string, StandIn>;
+}
+
+/**
+ * A dynamic resource's provider from its serialized code (the `__provider` input), loaded as
+ * Pulumi's dynamic-provider process loads it, with `require` resolving what the code requires.
+ */
+export function loadDynamicProvider(code: string, require: NodeRequire): Record<string, (...args: any[]) => Promise<any>> {
+  const module = { exports: {} as { handler?: () => any } };
+  new Function("exports", "require", "module", code)(module.exports, require, module);
+  const provider = module.exports.handler?.();
+  if (typeof provider?.create !== "function") throw new Error("a dynamic resource's provider has no create function");
+  return provider;
+}
+
+/**
+ * A dynamic resource, created as Pulumi's dynamic-provider process would: its serialized
+ * provider is loaded (so a provider that cannot load fails here, as it would there) and its
+ * create runs, unless a stand-in is given for its kind.
+ */
+async function dynamic(inputs: Record<string, any>, requireFrom: NodeRequire, standIns: Record<string, StandIn>): Promise<{ id: string; state: Record<string, any> }> {
+  const { __provider: code, ...rest } = inputs;
+  const provider = loadDynamicProvider(code, requireFrom);
+  const standIn = standIns[rest.kind];
+  if (standIn) return { id: String(rest.kind), state: { ...rest, ...standIn(rest) } };
+  const created = await provider.create(rest);
+  return { id: created.id, state: { ...rest, ...created.outs } };
+}
+
 interface MockRequest {
   getType(): string;
   getName(): string;
@@ -237,9 +299,12 @@ interface MockRequest {
 /**
  * Installs the recording mock runtime into the @pulumi/pulumi that `requireFrom` loads (the
  * program's own copy, so its resources reach these mocks). Call before the program runs;
- * `project` and `stack` become pulumi.getProject() / getStack().
+ * `project` and `stack` become pulumi.getProject() / getStack(); ARNs, zones, endpoints and the
+ * partition follow `region`, the stack's aws:region.
  */
-export function installMocks(project: string, stack: string, requireFrom: NodeRequire = require): PlanRecord {
+export function installMocks(project: string, stack: string, options: MockOptions = {}): PlanRecord {
+  const { requireFrom = require, region = "us-east-1", standIns = {} } = options;
+  const aws = awsContext(region);
   const record: PlanRecord = { resources: [], invokes: [] };
   const { MockMonitor } = requireFrom("@pulumi/pulumi/runtime/mocks") as {
     MockMonitor: new (mocks: pulumi.runtime.Mocks) => { registerResource(req: unknown, callback: unknown): Promise<void> };
@@ -254,7 +319,11 @@ export function installMocks(project: string, stack: string, requireFrom: NodeRe
       const secretPaths: string[] = [];
       // The monitor passes inputs with secrets still marked (it deserialises them as such).
       const inputs = unwrapSecrets(args.inputs, "", secretPaths) as Record<string, any>;
-      const { id, state } = args.custom ? await computed(args.type, args.name, inputs) : { id: "", state: {} };
+      const { id, state } = !args.custom
+        ? { id: "", state: {} }
+        : args.type === DYNAMIC
+          ? await dynamic(inputs, requireFrom, standIns)
+          : await computed(args.type, args.name, inputs, aws);
       record.resources.push({
         urn: "",
         type: args.type,
@@ -276,7 +345,7 @@ export function installMocks(project: string, stack: string, requireFrom: NodeRe
     },
     call(args) {
       record.invokes.push({ token: args.token, inputs: args.inputs });
-      return invoke(args.token, args.inputs);
+      return invoke(args.token, args.inputs, aws);
     },
   };
 

@@ -2,10 +2,11 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { type DnsRecord, zoneFile } from "@mailstack/core";
+import { ConfigError, type DnsRecord, zoneFile } from "@mailstack/core";
 import { load } from "js-yaml";
-import { drain, installMocks, type PlanRecord, type RecordedResource } from "./mock-runtime";
-import { findProject, readStackFile } from "./project";
+import { drain, installMocks, type PlanRecord, type RecordedResource, type StandIn } from "./mock-runtime";
+import { findProject, PLACEHOLDER_HASH, readStackFile, UsageError } from "./project";
+import { rootCause, watchProgram } from "./watch";
 
 export interface PlanOptions {
   /** Directory of Pulumi.yaml, or below it. */
@@ -14,6 +15,25 @@ export interface PlanOptions {
   config?: string;
   /** Where artifacts are written; nothing is written when undefined. */
   out?: string;
+  /** Give up after this many seconds, naming what had not registered by then. Default 120. */
+  timeoutSeconds?: number;
+}
+
+/**
+ * A configuration error thrown by the program or by one of its applies (a secret that
+ * resolved to a bad value), from any copy of the packages: recognised by class, not by name.
+ */
+export function isConfigError(error: unknown): error is Error {
+  const { MailStackConfigError } = require("@mailstack/pulumi") as typeof import("@mailstack/pulumi");
+  return MailStackConfigError.isInstance(error) || error instanceof ConfigError;
+}
+
+/** The program failed in a way a real `pulumi up` would fail too; each problem names where. */
+export class PlanFailure extends Error {
+  constructor(readonly problems: string[]) {
+    super(`${problems.length === 1 ? "" : `${problems.length} problems:\n  `}${problems.join("\n  ")}`);
+    this.name = "PlanFailure";
+  }
 }
 
 export interface PlanResult {
@@ -37,10 +57,37 @@ export async function plan(options: PlanOptions): Promise<PlanResult> {
   const requireFrom = createRequire(join(project.dir, "package.json"));
   const pulumi: typeof import("@pulumi/pulumi") = requireFrom("@pulumi/pulumi");
   pulumi.runtime.setAllConfig(config.values, config.secretKeys);
-  const record = installMocks(project.name, config.stack, requireFrom);
+  const record = installMocks(project.name, config.stack, { requireFrom, region: config.region, standIns: standIns() });
+  const watch = watchProgram(requireFrom);
   let exported: Record<string, unknown> = {};
-  const resolved = (await pulumi.runtime.runInPulumiStack(async () => (exported = { ...requireFrom(project.main) }))) as Record<string, unknown>;
-  await drain(requireFrom);
+  let resolved: Record<string, unknown>;
+  const seconds = options.timeoutSeconds ?? 120;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const run = async () => {
+      const outputs = (await pulumi.runtime.runInPulumiStack(async () => (exported = { ...requireFrom(project.main) }))) as Record<string, unknown>;
+      await drain(requireFrom);
+      await watch.settle();
+      return outputs;
+    };
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const waiting = watch.pending(record);
+        const problems = [...watch.problems(record, { unregistered: false }), `the program did not finish within ${seconds} s${waiting.length ? `; still waiting for ${waiting.join(", ")}` : ""}`];
+        reject(new PlanFailure(problems));
+      }, seconds * 1000);
+    });
+    resolved = await Promise.race([run(), timeout]);
+  } catch (error) {
+    throw isConfigError(error) ? new UsageError(`${stackFile}: ${rootCause(error)}`) : error;
+  } finally {
+    clearTimeout(timer);
+    watch.stop();
+  }
+  const configError = watch.errors().find(isConfigError);
+  if (configError) throw new UsageError(`${stackFile}: ${rootCause(configError)}`);
+  const problems = watch.problems(record);
+  if (problems.length > 0) throw new PlanFailure(problems);
   checkUniqueUrns(record.resources);
   // The stack's outputs arrive resolved, secrets included: mask those the program exported as secrets.
   const outputs: Record<string, unknown> = { ...resolved };
@@ -49,6 +96,18 @@ export async function plan(options: PlanOptions): Promise<PlanResult> {
   }
   const artifacts = options.out ? writeArtifacts(options.out, record, outputs) : [];
   return { project: project.name, stack: config.stack, record, outputs, artifacts };
+}
+
+/**
+ * Outputs the plan stands in for, as it stands in for `secure:` values: they are secrets it
+ * never shows, and too costly to compute. Password hashes cost ~0.1 s each; `pulumi up`
+ * computes them once per new or changed password and keeps them in the stack's state.
+ */
+function standIns(): Record<string, StandIn> {
+  const { PASSWORD_HASHES_KIND } = require("@mailstack/pulumi") as typeof import("@mailstack/pulumi");
+  return {
+    [PASSWORD_HASHES_KIND]: (inputs) => ({ hashes: Object.fromEntries(Object.keys(inputs.passwords).map((address) => [address, PLACEHOLDER_HASH])) }),
+  };
 }
 
 function checkUniqueUrns(resources: RecordedResource[]): void {
@@ -69,9 +128,13 @@ export function userDataOf(record: PlanRecord): string | undefined {
   return gunzipSync(Buffer.from(encoded, "base64")).toString("utf8");
 }
 
-/** Inputs with every secret replaced by "[secret]". */
+/**
+ * Inputs with every secret replaced by "[secret]", and a dynamic resource's serialized
+ * provider (generated code, with paths of this machine) by a marker.
+ */
 export function maskedInputs(resource: RecordedResource): Record<string, unknown> {
   const copy = structuredClone(resource.inputs);
+  if (typeof copy.__provider === "string") copy.__provider = "[serialized provider]";
   for (const path of resource.secretPaths) {
     const keys = path.match(/[^.[\]]+/g) ?? [];
     if (keys.length === 0) return { "(all)": "[secret]" };

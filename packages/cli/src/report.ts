@@ -84,6 +84,8 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "cloudflare:index/zoneDnssec:ZoneDnssec": (i) => `DNSSEC ${i.status} on zone ${i.zoneId}`,
   "aws:route53/record:Record": (i) => `${i.type.padEnd(5)} ${i.name} ttl ${i.ttl}: ${clip((i.records ?? []).join(" | "), 60)}`,
   "tls:index/privateKey:PrivateKey": (i) => `${i.algorithm} ${i.rsaBits ?? ""}`.trim(),
+  // Every dynamic resource has this type; its `kind` input says which one it is.
+  "pulumi-nodejs:dynamic:Resource": (i) => String(i.kind ?? ""),
 };
 
 function flags(r: RecordedResource): string {
