@@ -2,7 +2,7 @@
 // exactly like the reference program, plus resources of your own that build on its outputs.
 // They live in a small component of their own, so `pulumi preview` shows them as one unit
 // and several mail stacks could each get one.
-import { MailDns, MailStack, readStackConfig } from "@mailstack/pulumi";
+import { MailDnsCloudflare, MailStack, readStackConfig } from "@mailstack/pulumi";
 import * as cloudwatch from "@pulumi/aws/cloudwatch";
 import * as iam from "@pulumi/aws/iam";
 import * as cloudflare from "@pulumi/cloudflare";
@@ -54,7 +54,7 @@ class MailExtras extends pulumi.ComponentResource {
 
     // BIMI is not part of mailstack's record set (it needs a logo, and Gmail a paid VMC);
     // it goes into the zone MailStack publishes into, whether given by id or looked up.
-    if (args.bimiLogoUrl && mail.dns instanceof MailDns) {
+    if (args.bimiLogoUrl && mail.dns instanceof MailDnsCloudflare) {
       const domain = mail.config.domain;
       this.bimi = new cloudflare.DnsRecord(
         `${name}-bimi`,

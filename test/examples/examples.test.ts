@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { runProgram, type RecordedResource, type Run } from "../support/harness";
 import { SAMPLE_HASH } from "../support/fixtures";
+import { plainInputStrings } from "../pulumi/helpers";
 import { COMPLETE_PASSWORDS, runComplete } from "./complete";
 
 const ROOT = join(__dirname, "..", "..");
@@ -88,8 +89,11 @@ describe("examples/complete", () => {
     expect(users).toMatch(/^alice@example\.com:\{BLF-CRYPT\}\$2b\$10\$/m);
     expect(users).toContain(`carol@example.org:${SAMPLE_HASH}:`);
     expect(users).toContain("userdb_quota_rule=*:storage=10240M");
-    const everything = JSON.stringify(run.record.resources.map((r) => r.inputs));
-    for (const password of Object.values(passwords)) expect(everything).not.toContain(password);
+    // A plain password is an input of the resource that hashes it, and there only as a secret.
+    const plain = JSON.stringify(run.record.resources.map((r) => plainInputStrings(r)));
+    for (const password of Object.values(passwords)) expect(plain).not.toContain(password);
+    const holders = run.record.resources.filter((r) => Object.values(passwords).some((p) => JSON.stringify(r.inputs).includes(p)));
+    expect(holders.map((r) => [r.name, r.secretPaths])).toEqual([["mail-parameters-password-hashes", ["passwords"]]]);
     const aliases = parameters.filter((p) => p.inputs.name.startsWith("/mailstack/prod/mail/files/aliases/")).map((p) => p.inputs.value).join("");
     expect(aliases).toContain("hello@example.org info@example.com");
     expect(aliases).toContain("abuse@example.org bob@example.com");

@@ -79,6 +79,7 @@ function volume(name: string, prepare?: (image: string) => void): Volume {
           MAILSTACK_DATA_MOUNT: mount,
           MAILSTACK_FSTAB: fstab,
           MAILSTACK_DATA_BINDS: `vmail:${targets.vmail} postfix-spool:${targets.spool}`,
+          MAILSTACK_DATA_LABEL: DATA_VOLUME_LABEL,
         },
       }),
   };

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { drain, installMocks, type PlanRecord, type RecordedResource } from "../../packages/cli/src/mock-runtime";
-import { userDataOf } from "../../packages/cli/src/plan";
+import { PlanFailure, userDataOf } from "../../packages/cli/src/plan";
+import { watchProgram } from "../../packages/cli/src/watch";
 
 export type { PlanRecord, RecordedResource };
 
@@ -24,9 +25,19 @@ export async function runProgram(
   options: { stack?: string; project?: string; config?: Record<string, string>; secretKeys?: string[] } = {},
 ): Promise<Run> {
   pulumi.runtime.setAllConfig(options.config ?? {}, options.secretKeys ?? []);
-  const record = installMocks(options.project ?? "mailstack", options.stack ?? "test");
-  const outputs = (await pulumi.runtime.runInPulumiStack(async () => program() ?? {})) as Record<string, any>;
-  await drain();
+  const record = installMocks(options.project ?? "mailstack", options.stack ?? "test", { region: options.config?.["aws:region"] });
+  // A test must fail where `mailstack plan` (and a real deployment) would.
+  const watch = watchProgram(require);
+  let outputs: Record<string, any>;
+  try {
+    outputs = (await pulumi.runtime.runInPulumiStack(async () => program() ?? {})) as Record<string, any>;
+    await drain();
+    await watch.settle();
+  } finally {
+    watch.stop();
+  }
+  const problems = watch.problems(record);
+  if (problems.length > 0) throw new PlanFailure(problems);
   const run: Run = {
     record,
     outputs: outputs ?? {},

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { certificateNames, hashPassword, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { certificateNames, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
 
 /**
  * Tools the host tests run, with the Debian package that provides each. A test that checks
@@ -158,7 +158,7 @@ export const TEST_PARAMS: HostParams = {
   region: "us-east-1",
   ssmPath: "/mailstack/test/mail",
   dataVolumeId: "vol-0123456789abcdef0",
-  backupBucket: "mailstack-backup-test",
+  backupRepository: resticRepositoryUrl("mailstack-backup-test", "us-east-1", "amazonaws.com"),
 };
 
 export interface RenderedHost {
