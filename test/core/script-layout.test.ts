@@ -14,6 +14,7 @@ import {
   hostFiles,
   NFT_ADMIN_FILE,
   parseConfig,
+  POLICY_RC_D,
   PRODUCTION_ENV,
   RESTIC_PASSWORD_FILE,
   STATE_FILES,
@@ -39,6 +40,7 @@ function layoutFacts(): { fact: string; value: string; as: "name" | "path" | "co
     { fact: "DATA_VOLUME_LABEL", value: DATA_VOLUME_LABEL, as: "name" },
     { fact: "DATA_VOLUME_DEVICE", value: DATA_VOLUME_DEVICE, as: "name" },
     { fact: "DATA_VOLUME_XEN_DEVICE", value: DATA_VOLUME_XEN_DEVICE, as: "name" },
+    { fact: "POLICY_RC_D", value: POLICY_RC_D, as: "path" },
   );
   for (const [key, value] of Object.entries(UNITS)) facts.push({ fact: `UNITS.${key}`, value, as: "name" });
   for (const [key, value] of Object.entries(STATE_FILES)) facts.push({ fact: `STATE_FILES.${key}`, value, as: "name" });
@@ -90,6 +92,7 @@ test("the check finds what it looks for (it would fail on the scripts as they we
     "    if [ -b /dev/xvdf ]; then echo /dev/xvdf; return 0; fi",
     'export RESTIC_CACHE_DIR="$MAILSTACK_STATE/restic-cache"',
     'mapfile -t keep <"$MAILSTACK_RUNTIME/backup/keep"',
+    "rm -f /usr/sbin/policy-rc.d",
   ];
   const found = hardCoded(before.map((text, i) => ({ name: `line ${i}`, text })));
   expect(before.map((_, i) => found.some((f) => f.script === `line ${i}`))).toEqual(before.map(() => true));
@@ -109,6 +112,7 @@ test("the check finds what it looks for (it would fail on the scripts as they we
       "DATA_VOLUME_XEN_DEVICE",
       "STATE_FILES.resticCache",
       "BACKUP_KEEP_FILE",
+      "POLICY_RC_D",
     ]),
   );
   // Names that merely start like a fact are other names.
@@ -135,7 +139,7 @@ test("the rendered defaults define every setting a script reads", () => {
   const defaults = files.find((f) => f.path === DEFAULTS_FILE)!.content;
   const defined = new Set([...defaults.matchAll(/^([A-Z_0-9]+)=/gm)].map((m) => m[1]));
   // Test-only overrides of the data volume script, never set on a host.
-  const testOnly = new Set(["MAILSTACK_DATA_DEVICE", "MAILSTACK_FSTAB"]);
+  const testOnly = new Set(["MAILSTACK_DATA_DEVICE"]);
   const read = new Set(scripts.flatMap(({ text }) => [...text.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
   expect([...read].filter((v) => !defined.has(v) && !testOnly.has(v)).sort()).toEqual([]);
   expect(read.size).toBeGreaterThan(30);
@@ -146,9 +150,10 @@ test("the settings name what the core installs", () => {
     [...files.find((f) => f.path === DEFAULTS_FILE)!.content.matchAll(/^([A-Z_0-9]+)="(.*)"$/gm)].map((m) => [m[1], m[2]]),
   );
   const paths = new Set(files.map((f) => f.path));
-  for (const command of ["MAILSTACK_DATA_VOLUME_COMMAND", "MAILSTACK_SYNC_COMMAND", "MAILSTACK_CERTIFICATE_COMMAND"]) {
+  for (const command of ["MAILSTACK_SYNC_COMMAND", "MAILSTACK_CERTIFICATE_COMMAND"]) {
     expect({ command, installed: paths.has(defaults[command]) }).toEqual({ command, installed: true });
   }
+  expect(paths.has(`/etc/systemd/system/${defaults.MAILSTACK_DATA_VOLUME_UNIT}`)).toBe(true);
   expect(paths.has(defaults.MAILSTACK_RESOLV_CONF)).toBe(true);
   expect(files.filter((f) => f.path.startsWith(`${defaults.MAILSTACK_SIEVE}/`)).length).toBeGreaterThan(0);
   // Every timer the bootstrap starts is one the core writes, and every one it writes is started.

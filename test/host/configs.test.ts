@@ -5,8 +5,9 @@
  */
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { load } from "js-yaml";
 import {
   cloudInit,
   compressedUserData,
@@ -19,6 +20,7 @@ import {
   type MailConfig,
   type MailConfigInput,
   parseConfig,
+  POLICY_RC_D,
   PRODUCTION_ENV,
   runtimeFiles,
   servicePorts,
@@ -172,6 +174,31 @@ for t in threads: t.join()
 print(json.dumps(result))
 `;
 
+/**
+ * The stages of the installed cloud-init (its /etc/cloud/cloud.cfg), and what its own
+ * write_files and write_files_deferred modules write of a user data document: path, mode and
+ * owner of each file, recorded instead of written.
+ */
+const WRITE_FILES_STAGES = `
+import inspect, json, logging, sys, types, yaml
+from cloudinit import distros, util
+from cloudinit.config import cc_write_files, cc_write_files_deferred
+base = yaml.safe_load(open(sys.argv[1]))
+name = lambda m: (m if isinstance(m, str) else m[0]).replace("-", "_")
+stages = {s: [name(m) for m in base[s]] for s in ("cloud_init_modules", "cloud_config_modules", "cloud_final_modules")}
+doc = util.load_yaml(open(sys.argv[2]).read())
+cloud = types.SimpleNamespace(distro=types.SimpleNamespace(default_owner=distros.fetch("ubuntu").default_owner))
+written = []
+util.write_file = lambda path, content, mode=0o644, omode="wb", **kw: written.append({"path": path, "mode": "%04o" % mode})
+util.chownbyname = lambda path, user, group: written[-1].update(owner="%s:%s" % (user, group))
+def run(module):
+    written.clear()
+    log = ["log"] if "log" in inspect.signature(module.handle).parameters else []
+    module.handle(*["write_files", doc, cloud] + [logging.getLogger()] * len(log) + [[]])
+    return list(written)
+print(json.dumps({"stages": stages, "init": run(cc_write_files), "final": run(cc_write_files_deferred)}))
+`;
+
 // --- fail2ban helpers -------------------------------------------------------------------
 function fail2banWarnings(stderr: string): string[] {
   return lines(stderr)
@@ -216,6 +243,46 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const r = run("cloud-init", ["schema", "--config-file", file]);
       expect(r.status).not.toBe(0);
       expect(r.stdout).not.toContain("Valid cloud-config");
+    });
+
+    test("the installed cloud-init writes only the policy-rc.d before it installs the packages, the host's files after, then runs runcmd", () => {
+      const document = join(host.root, "user-data-stages.yaml");
+      writeFileSync(document, cloudInit(config, TEST_PARAMS));
+      const r = runOk("/usr/bin/python3", ["-c", WRITE_FILES_STAGES, "/etc/cloud/cloud.cfg", document]);
+      const { stages, init, final } = JSON.parse(r.stdout) as { stages: Record<string, string[]>; init: object[]; final: object[] };
+      // write_files runs in the init stage; the packages install first thing in the final stage,
+      // then the deferred files are written, then the runcmd script runs (scripts_user).
+      expect(stages.cloud_init_modules).toContain("write_files");
+      expect(stages.cloud_config_modules).toContain("runcmd");
+      const final_ = stages.cloud_final_modules;
+      expect(final_[0]).toBe("package_update_upgrade_install");
+      expect(final_.indexOf("write_files_deferred")).toBeGreaterThan(0);
+      expect(final_.indexOf("scripts_user")).toBeGreaterThan(final_.indexOf("write_files_deferred"));
+      expect(init).toEqual([{ path: POLICY_RC_D, mode: "0755", owner: "root:root" }]);
+      // Every file with the mode and owner the core gives it, whether the document states them or not.
+      expect(final).toEqual(hostFiles(config, TEST_PARAMS).map((f) => ({ path: f.path, mode: f.mode, owner: f.owner })));
+    });
+
+    test("the policy-rc.d refuses every action, and Debian's deb-systemd-invoke (what package scripts start daemons with) obeys it", () => {
+      const entry = (load(cloudInit(config, TEST_PARAMS)) as { write_files: { path: string; content: string; defer?: boolean }[] }).write_files.find((f) => f.path === POLICY_RC_D)!;
+      const root = join(host.root, "dpkg-root");
+      const policy = join(root, POLICY_RC_D);
+      mkdirSync(dirname(policy), { recursive: true });
+      writeFileSync(policy, entry.content, { mode: 0o755 });
+      const lint = run("shellcheck", [policy]);
+      expect({ status: lint.status, stdout: lint.stdout }).toEqual({ status: 0, stdout: "" });
+      for (const args of [["postfix", "start"], ["postfix.service", "restart"], ["dovecot", "(start)", "2"], ["nginx", "stop"]]) {
+        expect({ args, status: run(policy, args).status }).toEqual({ args, status: 101 });
+      }
+      // deb-systemd-invoke asks $DPKG_ROOT/usr/sbin/policy-rc.d, and stops before any systemctl.
+      const refused = run("deb-systemd-invoke", ["start", "postfix.service"], { env: { ...process.env, DPKG_ROOT: root } });
+      expect({ status: refused.status, stderr: refused.stderr }).toEqual({ status: 0, stderr: `${policy} returned 101, not running 'start postfix.service'\n` });
+      // Without it, the same call goes on to systemctl (here for a unit that does not exist).
+      const empty = join(host.root, "dpkg-root-empty");
+      mkdirSync(empty);
+      const asked = run("deb-systemd-invoke", ["start", "mailstack-absent.service"], { env: { ...process.env, DPKG_ROOT: empty } });
+      expect(asked.stderr).not.toContain("returned 101");
+      expect(asked.stderr).toContain("mailstack-absent.service is a disabled or a static unit, not starting it.");
     });
 
     test("cloud-init's own user-data processing inflates the gzipped user data to the cloud-config", () => {
@@ -645,12 +712,81 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const unitDir = host.path("/etc/systemd/system");
       const r = run(
         "systemd-analyze",
-        ["verify", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "mailstack-backup.service", "mailstack-backup.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
+        ["verify", "mailstack-bootstrap.service", "mailstack-data-volume.service", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "mailstack-backup.service", "mailstack-backup.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
         // A trailing colon keeps the system's unit directories after ours, for the packages' units.
         { env: { ...process.env, SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_LEVEL: "info" } },
       );
       expect(r.status).toBe(0);
       expect(lines(r.stderr).filter((l) => l.includes(host.root))).toEqual([]);
+    });
+
+    test("enabled, the bootstrap unit starts with multi-user.target, which does not wait for it (it may retry for long), and no ordering cycle", () => {
+      const name = "mailstack-bootstrap.service";
+      const rendered = host.file(`/etc/systemd/system/${name}`).content;
+      /** multi-user.target's dependencies on the unit, as systemd loads them with the unit enabled. */
+      const dependencies = (content: string, tag: string) => {
+        const dir = join(host.root, `enabled-${tag}`);
+        mkdirSync(join(dir, "multi-user.target.wants"), { recursive: true });
+        writeFileSync(join(dir, name), content);
+        symlinkSync(`../${name}`, join(dir, "multi-user.target.wants", name));
+        const r = run("systemd-analyze", ["verify", "multi-user.target"], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_LEVEL: "debug" } });
+        // The manager dumps the unit it verifies on stdout; its log goes to stderr.
+        const dump = (r.stdout.split("-> Unit multi-user.target:\n")[1] ?? "").split(/\n(?!\t\t)/)[0];
+        return {
+          cycle: /ordering cycle/i.test(r.stderr),
+          job: r.stderr.includes(`Installed new job ${name}/start`),
+          on: lines(dump).map((l) => l.trim()).filter((l) => l.includes(name)).map((l) => l.split(":")[0]).filter((d) => ["After", "Before", "Wants"].includes(d)).sort(),
+        };
+      };
+      expect(dependencies(rendered, "as-rendered")).toEqual({ cycle: false, job: true, on: ["Before", "Wants"] });
+      // Without After=multi-user.target, the target is ordered after the unit: boot would wait.
+      const waited = dependencies(rendered.replace(/^(After=.*) multi-user\.target$/m, "$1"), "without-after");
+      expect(waited).toEqual({ cycle: false, job: true, on: ["After", "Wants"] });
+    });
+
+    test("as systemd loads them, the units that use the data volume require its unit and start after it; enabled, it starts with multi-user.target, no ordering cycle", () => {
+      const name = "mailstack-data-volume.service";
+      const users = ["postfix@-.service", "dovecot.service", "redis-server.service", "mailstack-certificate.service", "mailstack-backup.service"];
+      /** Each unit's dependencies on the data volume unit, as systemd loads our units and drop-ins (and the packages' units) with it enabled. */
+      const loaded = (tag: string, edit: (content: string) => string = (c) => c) => {
+        const dir = join(host.root, `volume-${tag}`);
+        for (const f of host.files.filter((f) => f.path.startsWith("/etc/systemd/system/"))) {
+          const dest = join(dir, f.path.slice("/etc/systemd/system/".length));
+          mkdirSync(dirname(dest), { recursive: true });
+          writeFileSync(dest, edit(f.content));
+        }
+        mkdirSync(join(dir, "multi-user.target.wants"));
+        symlinkSync(`../${name}`, join(dir, "multi-user.target.wants", name));
+        const r = run("systemd-analyze", ["verify", "multi-user.target", ...users], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:`, SYSTEMD_LOG_LEVEL: "debug" } });
+        // The manager dumps each unit it verifies on stdout: a "-> Unit" line, then tab-indented settings.
+        const dumps = Object.fromEntries(r.stdout.split(/^\t-> Unit /m).slice(1).map((d) => [d.slice(0, d.indexOf(":")), d]));
+        // Each dependency with its origins: "origin-file" from the unit's own file or drop-in,
+        // "destination-file" from the other unit's file (the data volume unit's Before=).
+        const on = (unit: string) =>
+          Object.fromEntries(
+            lines(dumps[unit] ?? "")
+              .map((l) => new RegExp(`^\\s*(\\w+): ${name.replace(/[.@]/g, "\\$&")} \\((.*)\\)$`).exec(l))
+              .filter((m): m is RegExpExecArray => m !== null && ["Requires", "Wants", "After", "Before"].includes(m[1]))
+              .map((m) => [m[1], m[2]]),
+          );
+        return {
+          cycle: /ordering cycle/i.test(r.stderr),
+          target: on("multi-user.target"),
+          users: Object.fromEntries(users.map((u) => [u, on(u)])),
+        };
+      };
+      const everyUser = (deps: Record<string, string>) => Object.fromEntries(users.map((u) => [u, deps]));
+      // Requires= and After= from each unit's own file or drop-in, the same ordering from the
+      // data volume unit's Before=; multi-user.target wants it and, being a target, waits for it.
+      expect(loaded("as-rendered")).toEqual({
+        cycle: false,
+        target: { Wants: "origin-file", After: "origin-default" },
+        users: everyUser({ Requires: "origin-file", After: "origin-file destination-file" }),
+      });
+      // The check sees each line: without the Requires= lines, nothing would keep a daemon from
+      // starting on the root volume.
+      const loose = loaded("without-requires", (c) => c.replace(/^Requires=mailstack-data-volume\.service\n/m, ""));
+      expect(loose.users).toEqual(everyUser({ After: "origin-file destination-file" }));
     });
 
     test("systemd reads the backup schedule: the default and other accepted forms, and not a malformed time", () => {
@@ -679,7 +815,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const sbin = host.env.paths.sbin;
       const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup"].map((s) => readFileSync(join(sbin, s), "utf8"));
       // Test-only overrides are not part of the defaults.
-      const optional = new Set(["MAILSTACK_DATA_DEVICE", "MAILSTACK_FSTAB"]);
+      const optional = new Set(["MAILSTACK_DATA_DEVICE"]);
       const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
       const needed = [...used].filter((v) => !optional.has(v)).sort();
       expect(needed.length).toBeGreaterThan(5);

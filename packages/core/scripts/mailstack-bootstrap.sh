@@ -1,21 +1,25 @@
 #!/bin/bash
-# First-boot setup of the mail host, run by cloud-init after the packages and files are in
-# place. Every step checks before it acts, so running it again is harmless.
+# First-boot setup of the mail host, run by its unit until it succeeds. Every step checks
+# before it acts, so running it again is harmless.
 set -euo pipefail
-# cloud-init runs this without an environment. Every setting (paths, commands, units) comes
-# from the file the core renders; exported, so that the programs run below see them too, as
-# they do under their units' EnvironmentFile (mailstack-sync reads nothing else).
+# Every setting (paths, commands, units) comes from the file the core renders; exported, so
+# that the programs run below see them too (mailstack-sync reads nothing else).
 set -a
 . /etc/default/mailstack
 set +a
+# First, cloud-init's policy-rc.d, which kept the package install from starting daemons:
+# left behind, it would keep unattended-upgrades from restarting the daemons it upgrades.
+rm -f "$MAILSTACK_POLICY_RC_D"
 read -ra boot_stop <<<"$MAILSTACK_BOOT_STOP"
 read -ra boot_start <<<"$MAILSTACK_BOOT_START"
+read -ra boot_reset <<<"$MAILSTACK_BOOT_RESET"
 
 log() { echo "mailstack-bootstrap: $*" >&2; }
 
-# Installing the packages started some daemons on the root volume; stop them until the
-# data volume is in place so that no mail lands where an instance replacement loses it.
+# A reboot before this finished started the daemons their packages enabled; stop them until
+# the data volume is in place so that no mail lands where an instance replacement loses it.
 systemctl stop "${boot_stop[@]}" 2>/dev/null || true
+systemctl reset-failed "${boot_reset[@]}" 2>/dev/null || true
 # Port 80 belongs to certbot's HTTP-01 responder; mailstack's site listens on 443 only.
 rm -f /etc/nginx/sites-enabled/default
 
@@ -24,7 +28,8 @@ getent passwd vmail >/dev/null ||
   useradd --system --uid "$MAILSTACK_VMAIL_UID" --gid vmail --home-dir "$MAILSTACK_VMAIL" \
     --no-create-home --shell /usr/sbin/nologin vmail
 
-"$MAILSTACK_DATA_VOLUME_COMMAND"
+# Its unit mounts the volume at every boot from now on; this waits for it to finish.
+systemctl enable --now "$MAILSTACK_DATA_VOLUME_UNIT"
 chown vmail:vmail "$MAILSTACK_VMAIL"
 chmod 0750 "$MAILSTACK_VMAIL"
 
@@ -38,15 +43,9 @@ if [ -L /etc/resolv.conf ] || ! cmp -s /etc/resolv.conf "$MAILSTACK_RESOLV_CONF"
   cp "$MAILSTACK_RESOLV_CONF" /etc/resolv.conf
 fi
 
-# The instance profile's credentials can take a little while to appear after boot.
-for attempt in $(seq 1 60); do
-  if "$MAILSTACK_SYNC_COMMAND" --no-reload; then break; fi
-  if [ "$attempt" -eq 60 ]; then
-    log "could not install the runtime files from SSM; the daemons stay stopped"
-    exit 1
-  fi
-  sleep 10
-done
+# Without the runtime files the daemons stay stopped; the unit retries (the instance
+# profile's credentials can take a while to appear after boot).
+"$MAILSTACK_SYNC_COMMAND" --no-reload
 
 # After the sync, which brings the certificate's key and names.
 "$MAILSTACK_CERTIFICATE_COMMAND" --self-signed
@@ -60,4 +59,7 @@ systemctl restart "$MAILSTACK_FIREWALL_UNIT"
 # The daemons, fail2ban, and the sync, certificate and backup timers.
 systemctl enable --now "${boot_start[@]}"
 "$MAILSTACK_CERTIFICATE_COMMAND" || log "no certificate from Let's Encrypt yet (DNS may not resolve yet); the timer retries"
+# Last: the unit does not run again on this instance.
+mkdir -p "$MAILSTACK_STATE"
+touch "$MAILSTACK_BOOTSTRAP_DONE"
 log "done"

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Mount the mail data volume and bind its directories over the paths the daemons use.
+# Mount the mail data volume and bind its directories over the paths the daemons use. Its
+# unit runs it at every boot; nothing goes into /etc/fstab.
 #
 # The device is formatted only when blkid probes it and finds no signature at all (exit
 # status 2). A filesystem, a partition table or anything else blkid recognises means the
@@ -11,26 +12,16 @@
 #   MAILSTACK_DATA_BINDS      "dir:target ..." pairs bind-mounted from the volume
 #   MAILSTACK_DATA_LABEL      label for a filesystem this script creates
 #   MAILSTACK_DATA_XEN_DEVICE where Xen instance types show the volume
-# and, for tests only, MAILSTACK_DATA_DEVICE (skip discovery) and MAILSTACK_FSTAB.
+# and, for tests only, MAILSTACK_DATA_DEVICE (skip discovery).
 set -euo pipefail
 
 if [ -r /etc/default/mailstack ] && [ -z "${MAILSTACK_DATA_MOUNT:-}" ]; then
   . /etc/default/mailstack
 fi
 mount_point="${MAILSTACK_DATA_MOUNT:?MAILSTACK_DATA_MOUNT is not set}"
-fstab="${MAILSTACK_FSTAB:-/etc/fstab}"
 label="${MAILSTACK_DATA_LABEL:?MAILSTACK_DATA_LABEL is not set}"
 
 log() { echo "mailstack-data-volume: $*" >&2; }
-
-# Replaces the fstab entry for one mount point (its second field, compared exactly) with $2.
-set_fstab_entry() {
-  local target="$1" line="$2"
-  touch "$fstab"
-  awk -v target="$target" '$2 != target' "$fstab" >"$fstab.mailstack-new"
-  echo "$line" >>"$fstab.mailstack-new"
-  mv "$fstab.mailstack-new" "$fstab"
-}
 
 find_device() {
   if [ -n "${MAILSTACK_DATA_DEVICE:-}" ]; then
@@ -67,17 +58,13 @@ else
     *) log "blkid could not probe $device (status $probe); refusing to touch it"; exit 1 ;;
   esac
   fstype="$(blkid -p -s TYPE -o value "$device" || true)"
-  uuid="$(blkid -p -s UUID -o value "$device" || true)"
-  if [ -z "$fstype" ] || [ -z "$uuid" ]; then
+  if [ -z "$fstype" ]; then
     log "$device holds a partition table or an unknown signature, not a filesystem; mount it by hand"
     exit 1
   fi
   mkdir -p "$mount_point"
-  # Before fstab names it: swap or LUKS stops here, leaving no line that fails every boot.
-  mount -t "$fstype" -o defaults,noatime "UUID=$uuid" "$mount_point"
-  # nofail: a missing volume must not stop the boot; the daemons' RequiresMountsFor= then
-  # keeps them from writing mail onto the root volume instead.
-  set_fstab_entry "$mount_point" "UUID=$uuid $mount_point $fstype defaults,noatime,nofail 0 2"
+  # Swap or LUKS fails here, before anything is mounted or bound.
+  mount -t "$fstype" -o noatime "$device" "$mount_point"
 fi
 
 # After the volume was grown (dataVolumeGiB raised), grow the filesystem to match; ext4
@@ -101,7 +88,6 @@ for pair in ${MAILSTACK_DATA_BINDS:-}; do
     fi
     touch "$mount_point/.seeded-$dir"
   fi
-  set_fstab_entry "$target" "$source $target none bind,nofail,x-systemd.requires-mounts-for=$mount_point 0 0"
   mount --bind "$source" "$target"
 done
 log "data volume ready at $mount_point"

@@ -11,6 +11,7 @@ import {
   generatedHeader,
   HOST_SCRIPTS,
   type HostEnv,
+  POLICY_RC_D,
   PRODUCTION_ENV,
   STATE_FILES,
   UNITS,
@@ -109,12 +110,17 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
     MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
     MAILSTACK_BACKUP_KEEP_FILE: `${p.runtime}/${BACKUP_KEEP_FILE}`,
-    MAILSTACK_DATA_VOLUME_COMMAND: command(HOST_SCRIPTS.dataVolume),
+    MAILSTACK_DATA_VOLUME_UNIT: DATA_VOLUME_UNIT,
     MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
     MAILSTACK_CERTIFICATE_COMMAND: command(HOST_SCRIPTS.certificate),
-    // Started by their packages on the root volume; stopped until the data volume is in place.
-    MAILSTACK_BOOT_STOP: [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.nginx].join(" "),
-    MAILSTACK_BOOT_START: [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)].join(" "),
+    MAILSTACK_POLICY_RC_D: POLICY_RC_D,
+    MAILSTACK_BOOTSTRAP_DONE: bootstrapDone(env),
+    // Enabled by their packages, so started at a boot before the bootstrap finished; stopped
+    // until the data volume is in place.
+    MAILSTACK_BOOT_STOP: BOOT_STOP.join(" "),
+    MAILSTACK_BOOT_START: BOOT_START.join(" "),
+    // The daemons the bootstrap starts or stops: none stays failed from before it ran.
+    MAILSTACK_BOOT_RESET: [UNITS.postfixInstance, ...BOOT_STOP, UNITS.fail2ban, UNITS.unbound, UNITS.unboundResolvconf, UNITS.resolved, UNITS.nftables].join(" "),
     // The daemons that read the certificate, reloaded after a new one.
     MAILSTACK_TLS_UNITS: [UNITS.postfix, UNITS.dovecot, UNITS.nginx].join(" "),
     MAILSTACK_RESOLVER_UNIT: UNITS.unbound,
@@ -127,6 +133,29 @@ function scriptSettings(env: HostEnv): Record<string, string> {
 /** The scripts run by a timer, each by a service of its own name. */
 const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup];
 
+const BOOT_STOP = [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.nginx];
+const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)];
+
+/** Mounts the data volume at every boot; see {@link onDataVolume}. */
+const DATA_VOLUME_UNIT = `${HOST_SCRIPTS.dataVolume}.service`;
+
+/** The units that read or write data on the volume, each with {@link onDataVolume} in its unit or drop-in. */
+const DATA_VOLUME_USERS = [UNITS.postfixInstance, UNITS.dovecot, UNITS.redis, `${HOST_SCRIPTS.certificate}.service`, `${HOST_SCRIPTS.backup}.service`];
+
+/**
+ * What every unit that reads or writes data on the volume states: it starts only once the
+ * volume is mounted, and not at all if it cannot be, rather than on the root volume.
+ * RequiresMountsFor= would add nothing: no unit file or fstab line declares these mounts, so
+ * systemd has no mount unit to require. `after` lists the unit's other ordering.
+ */
+const onDataVolume = (...after: string[]): [string, string][] => [
+  ["Requires", DATA_VOLUME_UNIT],
+  ["After", [...after, DATA_VOLUME_UNIT].join(" ")],
+];
+
+/** The marker the bootstrap leaves when it has finished. */
+const bootstrapDone = (env: HostEnv) => `${env.paths.state}/${STATE_FILES.bootstrapDone}`;
+
 function unit(sections: Record<string, [string, string][]>): string {
   return (
     generatedHeader() +
@@ -138,9 +167,6 @@ function unit(sections: Record<string, [string, string][]>): string {
 
 /** Where mailstack's units and drop-ins go. */
 const SYSTEMD = "/etc/systemd/system";
-
-const requiresMounts = (paths: string[], extra: [string, string][] = []) =>
-  unit({ Unit: [["RequiresMountsFor", paths.join(" ")], ...extra] });
 
 /**
  * Every file the host needs for its life: daemon configuration, mailstack's scripts and
@@ -188,6 +214,52 @@ Unattended-Upgrade::MailReport "only-on-error";
     file(`${p.sbin}/${HOST_SCRIPTS.backup}`, script("mailstack-backup.sh"), "0755"),
     file(`${p.sbin}/${HOST_SCRIPTS.restore}`, `#!/bin/sh\nexec ${p.sbin}/${HOST_SCRIPTS.backup} restore "$@"\n`, "0755"),
     file(`${p.sbin}/${HOST_SCRIPTS.sync}`, script("mailstack-sync.py"), "0755"),
+    // The first-boot setup. cloud-init only enables and starts it, so a missing volume or an
+    // unreachable SSM leaves a unit that systemd retries (across reboots too) rather than a
+    // failed cloud-init that nothing retries. After multi-user.target, which it would otherwise
+    // hold back while it retries.
+    file(
+      `${SYSTEMD}/${HOST_SCRIPTS.bootstrap}.service`,
+      unit({
+        Unit: [
+          ["Description", "mailstack first-boot setup"],
+          ["After", "network-online.target multi-user.target"],
+          ["Wants", "network-online.target"],
+          ["ConditionPathExists", `!${bootstrapDone(env)}`],
+          ["StartLimitIntervalSec", "0"],
+        ],
+        Service: [
+          ["Type", "oneshot"],
+          ["RemainAfterExit", "yes"],
+          ["EnvironmentFile", DEFAULTS_FILE],
+          ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.bootstrap}`],
+          ["Restart", "on-failure"],
+          ["RestartSec", "20s"],
+          ["TimeoutStartSec", "30min"],
+        ],
+        Install: [["WantedBy", "multi-user.target"]],
+      }),
+    ),
+    // The data volume, mounted at every boot by the script that set it up, not by fstab: in a
+    // container systemd ignores fstab's device lines (and there is no udev), and on EC2 a volume
+    // attached late would meet fstab's 90 s device timeout and nofail instead of the script's
+    // wait. The bootstrap enables it. (Hosts of versions that wrote fstab lines kept them on a
+    // root volume that no replacement instance has.)
+    file(
+      `${SYSTEMD}/${DATA_VOLUME_UNIT}`,
+      unit({
+        Unit: [["Description", "Mount the mail data volume"], ["After", "local-fs.target"], ["Before", DATA_VOLUME_USERS.join(" ")]],
+        Service: [
+          ["Type", "oneshot"],
+          ["RemainAfterExit", "yes"],
+          ["EnvironmentFile", DEFAULTS_FILE],
+          ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.dataVolume}`],
+          // The script waits up to 5 minutes for the device; this only ends a hung step.
+          ["TimeoutStartSec", "10min"],
+        ],
+        Install: [["WantedBy", "multi-user.target"]],
+      }),
+    ),
     file(
       `${SYSTEMD}/${HOST_SCRIPTS.sync}.service`,
       unit({
@@ -206,7 +278,8 @@ Unattended-Upgrade::MailReport "only-on-error";
     file(
       `${SYSTEMD}/${HOST_SCRIPTS.certificate}.service`,
       unit({
-        Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
+        // certbot's /etc/letsencrypt is on the data volume.
+        Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["Wants", "network-online.target"], ...onDataVolume("network-online.target")],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.certificate}`]],
       }),
     ),
@@ -223,10 +296,9 @@ Unattended-Upgrade::MailReport "only-on-error";
       unit({
         Unit: [
           ["Description", "Back up mail with restic"],
-          ["After", "network-online.target"],
           ["Wants", "network-online.target"],
           // Never back up (and then prune by) an empty maildir on the root volume.
-          ["RequiresMountsFor", p.vmail],
+          ...onDataVolume("network-online.target"),
         ],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.backup}`], ["IOSchedulingClass", "idle"]],
       }),
@@ -240,9 +312,10 @@ Unattended-Upgrade::MailReport "only-on-error";
       }),
     ),
     // The template: Ubuntu's postfix.service starts the instance postfix@-.service.
-    file(`${SYSTEMD}/postfix@.service.d/mailstack.conf`, requiresMounts([p.postfixQueue, p.vmail], [["Wants", UNITS.unbound], ["After", UNITS.unbound]])),
-    file(`${SYSTEMD}/${UNITS.dovecot}.d/mailstack.conf`, requiresMounts([p.vmail, p.postfixQueue])),
-    file(`${SYSTEMD}/${UNITS.redis}.d/mailstack.conf`, requiresMounts([p.redis])),
+    // Postfix: the queue and maildirs; Dovecot: the maildirs and its sockets in the queue; Redis: its data.
+    file(`${SYSTEMD}/postfix@.service.d/mailstack.conf`, unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] })),
+    file(`${SYSTEMD}/${UNITS.dovecot}.d/mailstack.conf`, unit({ Unit: onDataVolume() })),
+    file(`${SYSTEMD}/${UNITS.redis}.d/mailstack.conf`, unit({ Unit: onDataVolume() })),
     file(
       `${SYSTEMD}/${UNITS.rspamd}.d/mailstack.conf`,
       unit({ Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]] }),

@@ -143,9 +143,15 @@ export const DEFAULTS_FILE = "/etc/default/mailstack";
  * a `.timer` unit of the same name.
  */
 export const HOST_SCRIPTS = {
-  /** First-boot setup, run by cloud-init. */
+  /**
+   * First-boot setup, run by a `.service` unit of the same name that cloud-init enables and
+   * starts; systemd retries it until it succeeds, then it is done for the instance's life.
+   */
   bootstrap: "mailstack-bootstrap",
-  /** Mounts the data volume and binds its directories. */
+  /**
+   * Mounts the data volume and binds its directories, run at every boot by a `.service` unit of
+   * the same name that the bootstrap enables.
+   */
   dataVolume: "mailstack-data-volume",
   /** Obtains and renews the certificate (timer). */
   certificate: "mailstack-certificate",
@@ -165,12 +171,26 @@ export const STATE_FILES = {
   backupStatus: "backup-status.json",
   /** restic's cache. */
   resticCache: "restic-cache",
+  /**
+   * Written by the bootstrap as its last step: its unit does not run again on this instance.
+   * On the root volume, so a replacement instance bootstraps afresh.
+   */
+  bootstrapDone: "bootstrap-done",
 } as const;
+
+/**
+ * Debian's policy hook, asked by `invoke-rc.d` and `deb-systemd-invoke` before package scripts
+ * start a daemon; cloud-init writes one that refuses (exit 101) for the first boot's package
+ * install, and the bootstrap removes it first thing.
+ */
+export const POLICY_RC_D = "/usr/sbin/policy-rc.d";
 
 /** systemd units of the packages the host runs, as mailstack starts, stops and reloads them. */
 export const UNITS = {
   /** Postfix (Ubuntu's wrapper of the `postfix@-` instance). */
   postfix: "postfix.service",
+  /** The Postfix instance that runs the daemons; it fails, and is reset, apart from the wrapper. */
+  postfixInstance: "postfix@-.service",
   /** Dovecot. */
   dovecot: "dovecot.service",
   /** rspamd. */
