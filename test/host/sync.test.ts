@@ -36,6 +36,8 @@ interface SsmRequest {
 class FakeSsm {
   readonly parameters = new Map<string, string>();
   readonly requests: SsmRequest[] = [];
+  /** Answers every request with AccessDeniedException, as SSM does for a role without the permission. */
+  refuse = false;
   private server!: Server;
   port = 0;
 
@@ -78,6 +80,7 @@ class FakeSsm {
       this.requests.push({ target, body });
       if (req.method !== "POST") return reply(400, { __type: "InvalidAction", message: "POST only" });
       if (target !== "AmazonSSM.GetParametersByPath") return reply(400, { __type: "UnknownOperationException", message: target });
+      if (this.refuse) return reply(400, { __type: "AccessDeniedException", message: "not authorized to perform ssm:GetParametersByPath" });
       if (!body.Path || !body.Path.startsWith("/")) return reply(400, { __type: "ValidationException", message: "Path must start with /" });
       const base = body.Path.replace(/\/$/, "") + "/";
       const names = [...this.parameters.keys()]
@@ -396,6 +399,32 @@ describe("mailstack-sync.py against a fake SSM endpoint", () => {
       expect(snapshot(h)).toEqual({ "/reload.sh": expect.any(String) });
       expect(h.reloads()).toEqual([]);
     });
+  });
+
+  test("SSM unreachable: exit 75 (retried) with one line that says so, nothing written", async () => {
+    const h = newHost(Object.assign(new FakeSsm(), { port: 1 }));
+    hosts.push(h);
+    const r = await h.sync();
+    expect({ status: r.status, stderr: r.stderr.trim().split("\n") }).toEqual({
+      status: 75,
+      stderr: [expect.stringMatching(/^mailstack-sync: cannot read \/.* from SSM: Could not connect to the endpoint URL: .*; will retry$/)],
+    });
+    expect(snapshot(h)).toEqual({ "/reload.sh": expect.any(String) });
+  });
+
+  test("SSM refusing access: exit 1 (a fault, not retried quietly) with one line that names the error", async () => {
+    const h = host();
+    fake.refuse = true;
+    try {
+      const r = await h.sync();
+      expect({ status: r.status, stderr: r.stderr.trim().split("\n") }).toEqual({
+        status: 1,
+        stderr: [expect.stringMatching(/^mailstack-sync: SSM refused reading \/.*AccessDeniedException.*$/)],
+      });
+    } finally {
+      fake.refuse = false;
+    }
+    expect(snapshot(h)).toEqual({ "/reload.sh": expect.any(String) });
   });
 
   test("a manifest naming a file outside the runtime directory installs nothing", async () => {

@@ -122,11 +122,21 @@ def main():
         if not getattr(args, option):
             parser.error("--%s or %s is required" % (option, variable))
 
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         files = assemble(fetch(args.prefix.rstrip("/"), args.region, args.endpoint_url))
     except Stale as problem:
         print("mailstack-sync: not installing: %s; will retry" % problem, file=sys.stderr)
         return EX_TEMPFAIL
+    # No credentials yet, SSM unreachable: usual at first boot, and retried.
+    except BotoCoreError as problem:
+        print("mailstack-sync: cannot read %s from SSM: %s; will retry" % (args.prefix, problem), file=sys.stderr)
+        return EX_TEMPFAIL
+    # SSM answered no (access denied, throttled for good): a fault to see in systemctl --failed.
+    except ClientError as problem:
+        print("mailstack-sync: SSM refused reading %s: %s" % (args.prefix, problem), file=sys.stderr)
+        return 1
 
     reload = set()
     changed = []
