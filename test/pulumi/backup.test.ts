@@ -4,7 +4,7 @@
 import { gunzipSync } from "node:zlib";
 import { BACKUP_DENIED_ACTIONS, MailBackup, MailStack, MailStackConfigError, noncurrentTransitions } from "@mailstack/pulumi";
 import { fullConfig } from "../support/fixtures";
-import { type RecordedResource, type Run, runProgram } from "../support/harness";
+import { type RecordedResource, type Run, runFailing, runProgram } from "../support/harness";
 import { stackArgs } from "./args";
 import { allows, list, one, type Statement, statements, T } from "./helpers";
 
@@ -356,28 +356,9 @@ describe("restic repository", () => {
   });
 });
 
-/** Runs constructors that must throw, returning their errors and every resource registered. */
-async function failing(attempts: (() => void)[], config?: Record<string, string>): Promise<{ errors: unknown[]; run: Run }> {
-  const errors: unknown[] = [];
-  const run = await runProgram(
-    () => {
-      for (const attempt of attempts) {
-        try {
-          attempt();
-          errors.push(undefined);
-        } catch (e) {
-          errors.push(e);
-        }
-      }
-    },
-    { config },
-  );
-  return { errors, run };
-}
-
 describe("bad backup settings stop the program before any resource", () => {
   test("a replica in the stack's own region, or a key of another region, named by field", async () => {
-    const { errors, run } = await failing(
+    const { errors, run } = await runFailing(
       [
         () => new MailStack("mail", stackArgs({ ...fullConfig(), backupReplicaRegion: "us-east-1" })),
         () => new MailStack("mail", stackArgs({ ...fullConfig(), backupKmsKeyArn: KEY.replace("us-east-1", "eu-west-1") })),
@@ -391,7 +372,7 @@ describe("bad backup settings stop the program before any resource", () => {
   });
 
   test("MailBackup on its own refuses a lock longer than the retention, a bad mode or region", async () => {
-    const { errors, run } = await failing([
+    const { errors, run } = await runFailing([
       () => new MailBackup("b1", { retentionDays: 10, objectLock: { mode: "GOVERNANCE", days: 11 } }),
       () => new MailBackup("b2", { objectLock: { mode: "governance" as "GOVERNANCE", days: 1 } }),
       () => new MailBackup("b3", { replicaRegion: "Frankfurt" }),

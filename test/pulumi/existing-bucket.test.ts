@@ -4,7 +4,7 @@ import { gunzipSync } from "node:zlib";
 import { BACKUP_DENIED_ACTIONS, MailBackup, MailStack, MailStackConfigError } from "@mailstack/pulumi";
 import * as pulumi from "@pulumi/pulumi";
 import { fullConfig } from "../support/fixtures";
-import { type Run, runProgram } from "../support/harness";
+import { type Run, runFailing, runProgram } from "../support/harness";
 import { stackArgs } from "./args";
 import { allows, list, one, statements, T } from "./helpers";
 
@@ -116,25 +116,9 @@ test("without an existing bucket, the bucket and its settings are created as bef
   expect(userDataSetting(created, "MAILSTACK_BACKUP_REPOSITORY")).toBe(created.outputs.resticRepository);
 });
 
-/** Runs constructors that must throw, returning their errors and every resource registered. */
-async function failing(attempts: (() => void)[]): Promise<{ errors: unknown[]; run: Run }> {
-  const errors: unknown[] = [];
-  const run = await runProgram(() => {
-    for (const attempt of attempts) {
-      try {
-        attempt();
-        errors.push(undefined);
-      } catch (e) {
-        errors.push(e);
-      }
-    }
-  });
-  return { errors, run };
-}
-
 describe("settings an existing bucket cannot take stop the program before any resource", () => {
   test("MailStack names each field: a replica, Object Lock, a retention other than the default, a malformed bucket", async () => {
-    const { errors, run } = await failing([
+    const { errors, run } = await runFailing([
       () =>
         new MailStack(
           "mail",
@@ -161,7 +145,7 @@ describe("settings an existing bucket cannot take stop the program before any re
   });
 
   test("MailBackup on its own refuses every setting of a bucket it would create, and a malformed bucket", async () => {
-    const { errors, run } = await failing([
+    const { errors, run } = await runFailing([
       () => new MailBackup("b1", { bucket: { existing: NAME }, retentionDays: 30, kmsKeyArn: KEY, objectLock: { mode: "COMPLIANCE", days: 1 }, replicaRegion: "eu-central-1" }),
       () => new MailBackup("b2", { bucket: { existing: "x" } }),
     ]);

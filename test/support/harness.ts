@@ -55,3 +55,25 @@ export async function runProgram(
   };
   return run;
 }
+
+/**
+ * Runs constructors that must throw, each on its own, returning their errors (undefined where
+ * one did not throw) and every resource registered meanwhile.
+ */
+export async function runFailing(attempts: (() => void)[], config?: Record<string, string>): Promise<{ errors: unknown[]; run: Run }> {
+  const errors: unknown[] = [];
+  const run = await runProgram(
+    () => {
+      for (const attempt of attempts) {
+        try {
+          attempt();
+          errors.push(undefined);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+    },
+    { config },
+  );
+  return { errors, run };
+}
