@@ -18,3 +18,5 @@ apt-get install -y -q \
   shellcheck systemd nginx libxml2-utils restic
 # No recommends: fail2ban would pull a mail server and python3-systemd, cloud-init a desktop's worth.
 apt-get install -y -q --no-install-recommends fail2ban cloud-init
+# The boot test: builds a Debian root file system, boots it, and stands in for ACME.
+apt-get install -y -q --no-install-recommends systemd-container mmdebstrap pebble

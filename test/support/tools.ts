@@ -63,6 +63,10 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   python3: { pkg: "python3", command: ["/usr/bin/python3", "-c", "import sys"] },
   boto3: { pkg: "python3-boto3", command: ["/usr/bin/python3", "-c", "import boto3, botocore"] },
   "cloud-init (python)": { pkg: "cloud-init", command: ["/usr/bin/python3", "-c", "import cloudinit.user_data"] },
+  "systemd-nspawn": { pkg: "systemd-container" },
+  mmdebstrap: { pkg: "mmdebstrap" },
+  pebble: { pkg: "pebble" },
+  nsenter: { pkg: "util-linux" },
 };
 
 /** PATH for every tool the tests run: daemons' tools live in sbin, which a user's PATH may lack. */

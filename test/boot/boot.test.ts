@@ -1,0 +1,370 @@
+/**
+ * The host as it ships: the default stack's plan, booted by real cloud-init and systemd in a
+ * Debian 12 container (systemd-nspawn), with stand-ins for AWS, Let's Encrypt and DNS in a
+ * network namespace of its own (see machine.ts and internet.mjs; every way this differs from
+ * EC2 is listed in docs/fidelity.md). The seed is the plan's user data, byte for byte; the SSM
+ * parameters are the plan's; the stand-ins' answers are what AWS would answer.
+ *
+ * One instance's life, in order: a first boot where the data volume is attached and SSM
+ * answers only minutes after boot; mail in (greylisted) and a DKIM-signed submission, TLS
+ * from the ACME server, a backup; a reboot; a replacement instance on the same volume and
+ * parameters; the greylisted sender's retry. Each test builds on the ones before it.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { load } from "js-yaml";
+import { dkimVerify } from "mailauth/lib/dkim/verify";
+import { type DnsRecord, hashPassword, txtValue, zoneFile } from "@mailstack/core";
+import { findProject, readStackFile } from "../../packages/cli/src/project";
+import { runProgram } from "../support/harness";
+import { requireRoot, requireTools, run, runOk } from "../support/tools";
+import { Internet, Machine, Network, sleep, STAND_INS, until } from "./machine";
+
+const ROOT = join(__dirname, "../..");
+const CACHE = process.env.MAILSTACK_BOOT_CACHE ?? "/var/cache/mailstack-boot";
+const ALICE = { address: "alice@example.com", password: "first boot, first mailbox, long passphrase" };
+const BOB = { address: "bob@example.com", password: "first boot, second mailbox, long passphrase" };
+/** An outside client's address, on the internet namespace's loopback. */
+const CLIENT_IP = "198.51.100.20";
+/** rspamd's greylisting delay (its default, 5 minutes), after which a retry passes. */
+const GREYLIST_SECONDS = 300;
+
+jest.setTimeout(20 * 60 * 1000);
+
+interface Plan {
+  userData: string;
+  region: string;
+  instanceId: string;
+  publicIp: string;
+  hostname: string;
+  volumeId: string;
+  bucket: string;
+  parameters: { Name: string; Type: string; Value: string }[];
+  records: DnsRecord[];
+}
+
+/**
+ * The default stack (Pulumi.example.yaml) as a user deploys it: its `secure:` placeholders
+ * replaced by real secrets, as `pulumi config set --secret` would, and planned by the
+ * reference program under the recording mock runtime, which runs the password-hashing
+ * provider for real.
+ */
+async function planDefaultStack(): Promise<Plan> {
+  const project = findProject(ROOT);
+  const stack = readStackFile(join(ROOT, "Pulumi.example.yaml"), project);
+  const values = { ...stack.values };
+  const mailboxes = JSON.parse(values["mailstack:mailboxes"]) as Record<string, unknown>[];
+  for (const m of mailboxes) {
+    if (m.address === ALICE.address) m.password = ALICE.password;
+    if (m.address === BOB.address) m.passwordHash = hashPassword(BOB.password, BOB.address, "/boot-test");
+  }
+  values["mailstack:mailboxes"] = JSON.stringify(mailboxes);
+  const run = await runProgram(() => require("../../program"), { project: project.name, stack: "example", config: values, secretKeys: stack.secretKeys });
+  const userData = run.userData();
+  const defaults = Object.fromEntries(
+    ((load(userData) as any).write_files as { path: string; content: string }[])
+      .find((f) => f.path === "/etc/default/mailstack")!
+      .content.split("\n")
+      .filter((l) => /^[A-Z_0-9]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 2, -1)]),
+  );
+  return {
+    userData,
+    region: stack.region,
+    instanceId: run.outputs.instanceId,
+    publicIp: run.outputs.publicIp,
+    hostname: run.outputs.hostname,
+    volumeId: defaults.MAILSTACK_DATA_VOLUME_ID,
+    bucket: defaults.MAILSTACK_BACKUP_REPOSITORY.match(/amazonaws\.com\/([^/]+)\//)![1],
+    parameters: run.ofType("aws:ssm/parameter:Parameter").map((p) => ({ Name: p.inputs.name, Type: p.inputs.type, Value: p.inputs.value })),
+    records: run.outputs.dnsRecords as DnsRecord[],
+  };
+}
+
+/** The packages the user data installs, for the image's apt cache. */
+const packagesOf = (userData: string): string[] => (load(userData) as { packages: string[] }).packages;
+
+describe("the plan's user data, booted by cloud-init and systemd", () => {
+  requireRoot("it creates network namespaces, loop devices and containers");
+  requireTools("systemd-nspawn", "mmdebstrap", "pebble", "knotd", "nft", "ip", "losetup", "nsenter", "openssl", "mkfs.ext4");
+
+  const id = randomBytes(2).toString("hex");
+  const work = `/var/tmp/mailstack-boot-${id}`;
+  let plan: Plan;
+  let network: Network;
+  let internet: Internet;
+  let loop = "";
+  let machine: Machine;
+  let first: Machine;
+  let image: string;
+  let caPem: string;
+  const figures: string[] = [];
+  const inboundMessage = `From: Outside <postmaster@outside.example>\r\nTo: <${ALICE.address}>\r\nSubject: boot test inbound\r\nMessage-ID: <boot-inbound-${id}@outside.example>\r\nDate: ${new Date().toUTCString()}\r\n\r\nHello from the internet.\r\n`;
+  let greylistedAt = 0;
+  const keys: Record<string, string> = {};
+
+  const client = async <T>(fn: string, args: unknown): Promise<T> => {
+    const r = await network.execAsync(process.execPath, [join(__dirname, "../support/netns-client.mjs")], JSON.stringify({ fn, args }));
+    if (r.status !== 0) throw new Error(`client ${fn} failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  const smtp = (args: Record<string, unknown>) => client<{ banner: string; replies: { sent: string; reply: string }[] }>("smtp", { host: plan.publicIp, source: CLIENT_IP, ...args });
+  const imap = (user: { address: string; password: string }, folder = "INBOX") =>
+    client<{ results?: any[]; error?: string }>("imap", { host: plan.publicIp, port: 993, source: CLIENT_IP, user: user.address, pass: user.password, actions: [{ list: folder }] });
+  const inside = (command: string, ...args: string[]) => machine.exec(command, args);
+  /** The snapshot objects in the S3 stand-in's copy of the backup bucket. */
+  /** The restic repository's config object in the S3 stand-in: its identity. */
+  const repositoryConfig = () => join(work, "internet", "s3", plan.bucket, "restic", "config._S3rver_object");
+  const snapshotsInBucket = () => readdirSync(join(work, "internet", "s3", plan.bucket, "restic", "snapshots")).filter((f) => f.endsWith("._S3rver_object"));
+  const failedUnits = () => inside("systemctl", "--failed", "--no-legend", "--plain").stdout.trim();
+
+  beforeAll(async () => {
+    mkdirSync(work, { recursive: true });
+    plan = await planDefaultStack();
+    image = runOk(join(__dirname, "rootfs.sh"), [CACHE, ...packagesOf(plan.userData)]).stdout.trim();
+
+    // The test CA, trusted by the instance as Amazon's and Let's Encrypt's CAs are on EC2.
+    const tls = join(work, "tls");
+    mkdirSync(tls);
+    const names = [`ssm.${plan.region}.amazonaws.com`, `s3.${plan.region}.amazonaws.com`, `*.s3.dualstack.${plan.region}.amazonaws.com`, "acme-v02.api.letsencrypt.org"];
+    runOk("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=mailstack boot test CA", "-keyout", join(tls, "ca-key.pem"), "-out", join(tls, "ca.pem")]);
+    runOk("openssl", ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${names[0]}`, "-keyout", join(tls, "server-key.pem"), "-out", join(tls, "server.csr")]);
+    writeFileSync(join(tls, "ext.cnf"), `subjectAltName=${[...names.map((n) => `DNS:${n}`), "IP:127.0.0.1", "DNS:localhost"].join(",")}\n`);
+    runOk("openssl", ["x509", "-req", "-in", join(tls, "server.csr"), "-CA", join(tls, "ca.pem"), "-CAkey", join(tls, "ca-key.pem"), "-CAcreateserial", "-days", "2", "-extfile", join(tls, "ext.cnf"), "-out", join(tls, "server.pem")]);
+
+    network = await Network.create(id, plan.publicIp);
+    runOk("ip", ["-n", network.netNs, "addr", "add", `${CLIENT_IP}/32`, "dev", "lo"]);
+
+    // The data volume: a blank disk, as EBS creates it.
+    runOk("truncate", ["-s", "2G", join(work, "data-volume.img")]);
+    loop = runOk("losetup", ["--find", "--show", join(work, "data-volume.img")]).stdout.trim();
+
+    const zones = Object.fromEntries([...new Set(plan.records.map((r) => r.zone))].map((z) => [z, zoneFile(z, plan.records)]));
+    const config = {
+      dir: join(work, "internet"),
+      tls: { cert: join(tls, "server.pem"), key: join(tls, "server-key.pem") },
+      imds: {
+        address: STAND_INS.imds,
+        instanceId: plan.instanceId,
+        region: plan.region,
+        availabilityZone: `${plan.region}a`,
+        role: "mail-host",
+        credentials: { AccessKeyId: "S3RVER", SecretAccessKey: "S3RVER", Token: randomBytes(24).toString("base64") },
+      },
+      ssm: { address: STAND_INS.ssm, up: false, parameters: plan.parameters },
+      s3: { address: STAND_INS.s3, bucket: plan.bucket },
+      acme: { address: STAND_INS.acme, dnsServer: `${STAND_INS.resolver}:53`, httpPort: 80 },
+      dns: { address: STAND_INS.dns, resolver: STAND_INS.resolver, zones },
+    };
+    mkdirSync(config.dir);
+    writeFileSync(join(work, "internet.json"), JSON.stringify(config, null, 2));
+    internet = await Internet.start(network, join(work, "internet.json"), join(work, "internet.log"), join(work, "internet-events.jsonl"));
+
+    caPem = readFileSync(join(tls, "ca.pem"), "utf8");
+    first = Machine.create(`msb-${id}-1`, join(work, "instance-1"), image, network, { userData: plan.userData, instanceId: plan.instanceId, hostname: "mail" }, { region: plan.region, bucket: plan.bucket }, caPem);
+    machine = first;
+  });
+
+  afterAll(async () => {
+    // Each step on its own: one that fails must not leave the others' namespaces, links and
+    // containers behind.
+    const step = async (what: string, work: () => unknown) => {
+      try {
+        await work();
+      } catch (error) {
+        console.error(`boot test cleanup: ${what}: ${String(error)}`);
+      }
+    };
+    for (const m of new Set([first, machine])) {
+      if (!m?.running) continue;
+      await step(`${m.name}'s journal`, () => writeFileSync(`${m.root}.journal.log`, m.exec("journalctl", ["--no-pager", "-b", "-o", "short-monotonic"]).stdout));
+      await step(`stopping ${m.name}`, () => m.kill());
+    }
+    await step("the stand-ins", () => internet?.stop());
+    if (loop) await step("the loop device", () => run("losetup", ["-d", loop]));
+    await step("the network", () => network?.close());
+    if (figures.length > 0) console.log(`boot test figures:\n${figures.join("\n")}`);
+    if (process.env.MAILSTACK_BOOT_KEEP === "1") {
+      console.log(`boot test kept ${work}`);
+    } else {
+      await step("the work directory", () => rmSync(work, { recursive: true, force: true }));
+    }
+  });
+
+  test("first boot: the volume arrives and SSM answers minutes later, and the host finishes its setup by itself", async () => {
+    machine.start();
+    const launched = Date.now();
+    // cloud-init finishes (its packages, files and runcmd) whatever the host still waits for.
+    const status = await until("cloud-init to finish", 600, () => {
+      const s = inside("cloud-init", "status").stdout;
+      return /status: (done|error)/.test(s) ? s : undefined;
+    }, 5000);
+    expect(status).toMatch(/status: done/);
+    figures.push(`first boot: cloud-init done ${((Date.now() - launched) / 1000).toFixed(0)} s after launch`);
+    // Nothing listens for mail while the volume is missing: no message can land on the root volume.
+    const early = await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 5000 });
+    expect(early.banner).toMatch(/^\(error/);
+
+    await sleep(60_000);
+    machine.attachVolume(loop, plan.volumeId);
+    // The volume is found; the setup fails on SSM, and systemd runs it again.
+    await until("the setup to fail on SSM and be retried", 300, () => {
+      const show = inside("systemctl", "show", "-p", "NRestarts", "mailstack-bootstrap.service").stdout;
+      return inside("mountpoint", "-q", "/var/vmail").status === 0 && Number(show.match(/NRestarts=(\d+)/)?.[1]) >= 1;
+    }, 5000);
+    expect(inside("systemctl", "is-active", "postfix.service").stdout.trim()).not.toBe("active");
+    expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-bootstrap.service").stdout).toMatch(/mailstack-sync: cannot read \/.* from SSM: .*; will retry/);
+    internet.send({ cmd: "ssm-up" });
+
+    const state = await until("the host to be running", 600, () => {
+      const s = inside("systemctl", "is-system-running").stdout.trim();
+      return s === "running" || s === "degraded" ? s : undefined;
+    }, 5000);
+    await until("port 25 to greet", 300, async () => (await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 10000 })).banner.startsWith("220"));
+    figures.push(`first boot (volume after 60 s, SSM after ~2 min): ready ${((Date.now() - launched) / 1000).toFixed(0)} s after launch`);
+    expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
+    // The package install started no daemon (the policy-rc.d refused), and nothing of it is left.
+    expect(inside("cat", "/var/log/cloud-init-output.log").stdout).toMatch(/policy-rc\.d returned 101, not running 'start postfix\.service'/);
+    expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "postfix@-.service").stdout).not.toMatch(/fatal/);
+    expect(inside("test", "-e", "/usr/sbin/policy-rc.d").status).not.toBe(0);
+    expect(inside("systemctl", "show", "-p", "ActiveState,SubState,Result", "mailstack-bootstrap.service").stdout.trim().split("\n").sort()).toEqual(["ActiveState=active", "Result=success", "SubState=exited"]);
+    // Every metadata request but the token's own carried an IMDSv2 token.
+    expect(internet.requests("imds").filter((r) => !r.token && r.path !== "/latest/api/token")).toEqual([]);
+    // The keys the stack gave this host, to find again on its replacement.
+    keys.dkim = fingerprint(inside("sh", "-c", "cat /etc/mailstack/dkim/*.key").stdout);
+    keys.tls = fingerprint(inside("openssl", "pkey", "-in", "/etc/mailstack/tls/privkey.pem", "-pubout").stdout);
+    expect(keys).toEqual({ dkim: expect.stringMatching(/^[0-9a-f]{64}$/), tls: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  });
+
+  test("mail in on 25 passes postscreen and meets rspamd, which greylists a sender it cannot vouch for", async () => {
+    // postscreen tests a new client first and asks it to come back.
+    const probe = await smtp({ port: 25, steps: ["EHLO mx.outside.example", "MAIL FROM:<>", `RCPT TO:<${ALICE.address}>`, "QUIT"] });
+    expect(probe.banner).toMatch(/^220/);
+    const sent = await until("postscreen to let the client through", 60, async () => {
+      const s = await smtp({ port: 25, steps: ["EHLO mx.outside.example", "MAIL FROM:<>", `RCPT TO:<${ALICE.address}>`, { data: inboundMessage }, "QUIT"] });
+      return s.replies[2]?.reply.startsWith("250") ? s : undefined;
+    });
+    // No reverse DNS for the client in the test's network (docs/fidelity.md): rspamd scores the
+    // message above its greylisting threshold, as it would such a sender on the internet.
+    expect(lastReply(sent.replies[3].reply)).toMatch(/^451 4\.7\.1 /);
+    greylistedAt = Date.now();
+  });
+
+  test("mail submitted on 587 is DKIM-signed with the published key", async () => {
+    const body = `From: <${ALICE.address}>\r\nTo: <${BOB.address}>\r\nSubject: boot test submission\r\nMessage-ID: <boot-submission-${id}@example.com>\r\nDate: ${new Date().toUTCString()}\r\n\r\nSigned on its way out.\r\n`;
+    const auth = Buffer.from(`\0${ALICE.address}\0${ALICE.password}`).toString("base64");
+    const s = await smtp({ port: 587, steps: ["EHLO client.example", { starttls: true }, "EHLO client.example", `AUTH PLAIN ${auth}`, `MAIL FROM:<${ALICE.address}>`, `RCPT TO:<${BOB.address}>`, { data: body }, "QUIT"] });
+    expect(s.replies.map((r) => lastReply(r.reply).slice(0, 3))).toEqual(["250", "220", "250", "235", "250", "250", "250", "221"]);
+    const message = await until("the message in bob's INBOX", 120, async () => {
+      const r = await imap(BOB);
+      return r.results?.[0]?.find((m: any) => m.source.includes("boot test submission"))?.source as string | undefined;
+    });
+    const txt = (name: string) => plan.records.filter((r) => r.type === "TXT" && r.name === name.replace(/\.$/, "")).map((r) => [txtValue(r.content)]);
+    const resolver = async (name: string, type: string) => {
+      const found = type === "TXT" ? txt(name) : [];
+      if (found.length === 0) throw Object.assign(new Error(`no ${type} for ${name}`), { code: "ENOTFOUND" });
+      return found;
+    };
+    const verdict = await dkimVerify(Buffer.from(message.replace(/\r?\n/g, "\r\n")), { resolver });
+    expect(verdict.results.map((r: any) => ({ domain: r.signingDomain, result: r.status.result }))).toContainEqual({ domain: "example.com", result: "pass" });
+  });
+
+  test("993 serves the ACME server's certificate for the host name", async () => {
+    const roots = internet.next((e) => e.event === "acme-roots");
+    internet.send({ cmd: "acme-roots" });
+    const { root, intermediate } = await roots;
+    writeFileSync(join(work, "acme-roots.pem"), `${root}\n${intermediate}\n`);
+    const chain = await until("the ACME certificate on 993", 300, async () => {
+      const r = await network.execAsync("openssl", ["s_client", "-connect", `${plan.publicIp}:993`, "-servername", plan.hostname, "-verify_hostname", plan.hostname, "-CAfile", join(work, "acme-roots.pem"), "-verify_return_error", "-brief"], "");
+      return r.status === 0 ? r.stderr : undefined;
+    }, 10000);
+    expect(chain).toMatch(/Verification: OK/);
+    expect(internet.requests("acme").some((r) => r.path.includes("finalize") || r.path.includes("order"))).toBe(true);
+  });
+
+  test("the backup unit lands a restic snapshot in S3; nftables and fail2ban are active", async () => {
+    const backup = inside("systemctl", "start", "mailstack-backup.service");
+    expect({ status: backup.status, stderr: backup.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(inside("/usr/local/sbin/mailstack-restore", "--list").stdout).toMatch(/^1 snapshots$/m);
+    // In the bucket the plan created, under the repository's prefix.
+    expect(snapshotsInBucket()).toHaveLength(1);
+    keys.repository = fingerprint(readFileSync(repositoryConfig(), "utf8"));
+    expect(inside("nft", "list", "table", "inet", "mailstack").stdout).toMatch(/tcp dport 25 /);
+    expect(inside("fail2ban-client", "ping").stdout).toMatch(/pong/);
+  });
+
+  test("a reboot comes back to the same state: nothing lost, nothing set up twice", async () => {
+    await machine.stop();
+    machine.start();
+    const launched = Date.now();
+    // A new /dev: the volume shows up again, as udev would show it at an EC2 reboot.
+    await until("the container's init", 60, () => machine.exec("true").status === 0, 200);
+    machine.attachVolume(loop, plan.volumeId);
+    const state = await machine.settled(300);
+    await until("port 25 to greet", 300, async () => (await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 10000 })).banner.startsWith("220"));
+    figures.push(`reboot: ready ${((Date.now() - launched) / 1000).toFixed(0)} s after launch`);
+    expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
+    const inbox = await imap(BOB);
+    expect(inbox.results?.[0]?.some((m: any) => m.source.includes("boot test submission"))).toBe(true);
+    // The volume is mounted by its unit (no fstab line), and the daemons' data is on it.
+    expect(inside("systemctl", "show", "-p", "ActiveState,Result", "mailstack-data-volume.service").stdout.trim().split("\n").sort()).toEqual(["ActiveState=active", "Result=success"]);
+    expect(inside("findmnt", "-n", "-o", "SOURCE", "--mountpoint", "/var/vmail").stdout.trim()).toBe("/dev/nvme1n1[/vmail]");
+    expect(inside("journalctl", "-b", "--no-pager", "-o", "cat", "-u", "mailstack-data-volume.service").stdout).toMatch(/holds data; mounting it as it is/);
+    expect(inside("cat", "/etc/fstab").stdout).not.toMatch(/mailstack|vmail/);
+    // The first-boot setup did not run again.
+    expect(inside("journalctl", "-b", "--no-pager", "-u", "mailstack-bootstrap.service", "-o", "cat").stdout).not.toMatch(/mailstack-bootstrap: /);
+  });
+
+  test("a replacement instance on the same volume and parameters keeps every message, both keys and the backup repository", async () => {
+    await machine.stop();
+    run("sync", []);
+    machine = Machine.create(`msb-${id}-2`, join(work, "instance-2"), image, network, { userData: plan.userData, instanceId: `${plan.instanceId.slice(0, -1)}f`, hostname: "mail" }, { region: plan.region, bucket: plan.bucket }, caPem);
+    machine.start();
+    const launched = Date.now();
+    await until("the container's init", 60, () => machine.exec("true").status === 0, 200);
+    machine.attachVolume(loop, plan.volumeId);
+    await until("port 25 to greet", 900, async () => (await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 10000 })).banner.startsWith("220"), 5000);
+    await until("an IMAPS login", 300, async () => !(await imap(ALICE)).error);
+    figures.push(`boot to ready (first 220 on 25 and an IMAPS login, volume and SSM there from the start): ${((Date.now() - launched) / 1000).toFixed(0)} s`);
+    const state = await until("the host to be running", 300, () => {
+      const s = inside("systemctl", "is-system-running").stdout.trim();
+      return s === "running" || s === "degraded" ? s : undefined;
+    });
+    expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
+    expect((await imap(BOB)).results?.[0]?.some((m: any) => m.source.includes("boot test submission"))).toBe(true);
+    expect(fingerprint(inside("sh", "-c", "cat /etc/mailstack/dkim/*.key").stdout)).toBe(keys.dkim);
+    expect(fingerprint(inside("openssl", "pkey", "-in", "/etc/mailstack/tls/privkey.pem", "-pubout").stdout)).toBe(keys.tls);
+    // Backups go on in the same repository: no new one, and restic built on the last
+    // instance's snapshot (same host name and paths) rather than starting afresh. The keep
+    // policy (--keep-daily) then forgets that one: both are of the same day.
+    expect(inside("systemctl", "start", "mailstack-backup.service").status).toBe(0);
+    expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-backup.service").stdout).not.toMatch(/created restic repository/);
+    const status = JSON.parse(inside("cat", "/var/lib/mailstack/backup-status.json").stdout);
+    expect(status).toMatchObject({ ok: true, last_success: { files_unmodified: expect.any(Number) } });
+    expect(status.last_success.files_unmodified).toBeGreaterThan(0);
+    expect(fingerprint(readFileSync(repositoryConfig(), "utf8"))).toBe(keys.repository);
+    expect(snapshotsInBucket().some((f) => f.startsWith(status.last_success.snapshot_id))).toBe(true);
+  });
+
+  test("the greylisted sender's retry, on the replacement, is accepted and read over IMAPS with the configured password", async () => {
+    // rspamd's greylisting record is in redis, on the data volume: it outlived the reboot and
+    // the replacement.
+    await sleep(Math.max(0, greylistedAt + GREYLIST_SECONDS * 1000 - Date.now()));
+    const sent = await until("the retry to be accepted", 120, async () => {
+      const s = await smtp({ port: 25, steps: ["EHLO mx.outside.example", "MAIL FROM:<>", `RCPT TO:<${ALICE.address}>`, { data: inboundMessage }, "QUIT"] });
+      return s.replies[2]?.reply.startsWith("250") && lastReply(s.replies[3].reply).startsWith("250") ? s : undefined;
+    }, 10000);
+    expect(lastReply(sent.replies[3].reply)).toMatch(/^250 /);
+    const inbox = await until("the message in alice's INBOX", 120, async () => {
+      const r = await imap(ALICE);
+      return r.results?.[0]?.some((m: any) => m.source.includes("boot test inbound")) ? r.results[0] : undefined;
+    });
+    expect(inbox.length).toBe(1);
+  });
+});
+
+/** The last line of a reply (DATA's holds the 354 and the final answer). */
+const lastReply = (reply: string) => reply.trim().split("\n").pop()!.trim();
+
+const fingerprint = (text: string) => (text.trim() ? createHash("sha256").update(text).digest("hex") : "");
