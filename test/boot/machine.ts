@@ -19,8 +19,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { run, runAsync, runOk, type RunResult } from "../support/tools";
 
-export const CONTAINER_IP = "10.77.0.2";
-export const GATEWAY_IP = "10.77.0.1";
+const CONTAINER_IP = "10.77.0.2";
+const GATEWAY_IP = "10.77.0.1";
 const UPLINK_ROOT = "10.78.0.1";
 const UPLINK_NET = "10.78.0.2";
 /** Where the stand-ins listen inside the internet namespace (internet.mjs binds them). */
@@ -159,10 +159,6 @@ export class Network {
   }
 
   /** Runs a command inside the internet namespace (where the test's clients are). */
-  exec(command: string, args: string[], input?: string): RunResult {
-    return run("ip", ["netns", "exec", this.netNs, command, ...args], { input });
-  }
-
   execAsync(command: string, args: string[], input?: string): Promise<RunResult> {
     return runAsync("ip", ["netns", "exec", this.netNs, command, ...args], { input });
   }
@@ -284,12 +280,8 @@ export class Machine {
   }
 
   /** Runs a command inside the container, as root, in all its namespaces. */
-  exec(command: string, args: string[] = [], input?: string): RunResult {
-    return run("nsenter", ["-t", String(this.leader()), "-a", command, ...args], { input });
-  }
-
-  execAsync(command: string, args: string[] = []): Promise<RunResult> {
-    return runAsync("nsenter", ["-t", String(this.leader()), "-a", command, ...args]);
+  exec(command: string, args: string[] = []): RunResult {
+    return run("nsenter", ["-t", String(this.leader()), "-a", command, ...args]);
   }
 
   /** `systemctl is-system-running` once boot has settled (running, degraded…). */
