@@ -18,8 +18,9 @@ import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { type DnsRecord, hashPassword, txtValue, zoneFile } from "@mailstack/core";
 import { findProject, readStackFile } from "../../packages/cli/src/project";
 import { runProgram } from "../support/harness";
+import { sleep } from "../support/stack";
 import { requireRoot, requireTools, run, runOk } from "../support/tools";
-import { Internet, Machine, Network, sleep, STAND_INS, until } from "./machine";
+import { Internet, Machine, Network, STAND_INS, until } from "./machine";
 
 const ROOT = join(__dirname, "../..");
 const CACHE = process.env.MAILSTACK_BOOT_CACHE ?? "/var/cache/mailstack-boot";

@@ -17,6 +17,7 @@ import { lookup } from "node:dns/promises";
 import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { sleep } from "../support/stack";
 import { run, runAsync, runOk, type RunResult } from "../support/tools";
 
 const CONTAINER_IP = "10.77.0.2";
@@ -26,8 +27,6 @@ const UPLINK_NET = "10.78.0.2";
 /** Where the stand-ins listen inside the internet namespace (internet.mjs binds them). */
 export const STAND_INS = { imds: "169.254.169.254", ssm: "10.78.1.10", s3: "10.78.1.11", acme: "10.78.1.12", dns: "10.78.1.53", resolver: "10.78.1.54" };
 const MIRROR = "deb.debian.org";
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Whether `promise` settles within `ms`; the timer does not outlive it (no open handle). */
 async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
