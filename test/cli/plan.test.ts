@@ -76,18 +76,22 @@ describe("mailstack plan of the default stack", () => {
     expect(row("aws.s3.BucketServerSideEncryptionConfiguration", "mail-backup-encryption")).toMatch(/aws:kms/);
     expect(row("aws.s3.BucketPolicy", "mail-backup-tls-only")).toMatch(/^.*deny/);
     expect(row("random.RandomPassword", "mail-backup-restic-password")).toMatch(/48 characters \[protected\]/);
-    expect(row("aws.iam.RolePolicy", "mail-host-backup")).toMatch(/3 actions on s3:mail-backup-bucket-\w+\/restic\/\*; deny 15 actions/);
+    expect(row("aws.iam.RolePolicy", "mail-host-backup")).toMatch(/3 actions on s3:mail-backup-bucket-\w+\/restic\/\*; 1 actions on s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/\*; deny 15 actions/);
+    expect(row("aws.s3.BucketObjectv2", "mail-host-bundle")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/bundles\/[0-9a-f]{64}\.json \d+ B aws:kms/);
+    expect(row("aws.s3.BucketObjectv2", "mail-parameters-runtime")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/runtime\.json \d+ B aws:kms/);
+    expect(row("aws.ssm.Parameter", "mail-host-bundle-pointer")).toMatch(/\/mailstack\/example\/mail\/host-bundle String$/);
     expect(row("aws.dlm.LifecyclePolicy", "mail-snapshots-policy")).toMatch(/daily at 03:00 UTC, keep 7/);
     expect(row("aws.iam.Role", "mail-snapshots-role")).toMatch(/assumed by dlm\.amazonaws\.com/);
     expect(run.stdout).toContain("https://aws-portal.amazon.com/gp/aws/html-forms-controller/contactus/ec2-email-limit-rdns-request");
   });
 
-  test("writes the user data, every host file and a zone per domain", () => {
+  test("writes the user data, the host bundle, every host file and a zone per domain", () => {
     const userData = readFileSync(join(out, "user-data.yaml"), "utf8");
     expect(userData.startsWith("#cloud-config\n")).toBe(true);
     const doc = load(userData) as { write_files: { path: string; content: string }[] };
-    expect(doc.write_files.length).toBeGreaterThan(20);
-    for (const file of doc.write_files) {
+    const bundle = JSON.parse(readFileSync(join(out, "host-bundle.json"), "utf8")) as { files: { path: string; content: string }[] };
+    expect(bundle.files.length).toBeGreaterThan(20);
+    for (const file of [...doc.write_files, ...bundle.files]) {
       expect(readFileSync(join(out, "host", file.path), "utf8")).toBe(file.content);
     }
     expect(readFileSync(join(out, "host/etc/postfix/main.cf"), "utf8")).toMatch(/^myhostname = mail\.example\.com$/m);
@@ -100,8 +104,9 @@ describe("mailstack plan of the default stack", () => {
     const json = mailstack(["plan", "--json", "--out", join(work, "json")]);
     expect(json.status).toBe(0);
     const plan = JSON.parse(json.stdout) as { resources: { type: string; inputs: Record<string, unknown> }[] };
-    const parameters = plan.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter");
-    expect(parameters.length).toBeGreaterThan(5);
+    const parameters = plan.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter" && r.inputs.type === "SecureString");
+    // The keys (DKIM, TLS, restic) and the manifest.
+    expect(parameters.length).toBe(4);
     for (const p of parameters) expect(p.inputs.value).toBe("[secret]");
     // The restic password is a secret output; the repository's location is not.
     const outputs = (JSON.parse(json.stdout) as { outputs: Record<string, unknown> }).outputs;
@@ -178,25 +183,27 @@ describe("the plan follows the stack's region and partition", () => {
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
     const plan = JSON.parse(run.stdout) as { resources: { type: string; name: string; inputs: Record<string, any> }[]; outputs: Record<string, any> };
-    return { plan, text: run.stdout, userData: readFileSync(join(out, "user-data.yaml"), "utf8") };
+    return { plan, text: run.stdout, userData: readFileSync(join(out, "user-data.yaml"), "utf8"), settings: readFileSync(join(out, "host/etc/default/mailstack"), "utf8") };
   };
-  const repositoryIn = (userData: string) => /MAILSTACK_BACKUP_REPOSITORY="([^"]+)"/.exec(userData)?.[1];
+  const repositoryIn = (settings: string) => /MAILSTACK_BACKUP_REPOSITORY="([^"]+)"/.exec(settings)?.[1];
 
   test.each([
     ["eu-west-1", "aws", "amazonaws.com"],
     ["cn-north-1", "aws-cn", "amazonaws.com.cn"],
   ])("%s: ARNs in %s, zones of the region, one restic repository on the host and in the outputs", (region, partition, dnsSuffix) => {
-    const { plan, text, userData } = planIn(region);
+    const { plan, text, userData, settings } = planIn(region);
     expect(text).not.toContain("us-east-1");
     expect(userData).not.toContain("us-east-1");
+    expect(settings).not.toContain("us-east-1");
     const arns = text.match(/arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:/g) ?? [];
     expect(arns.length).toBeGreaterThan(5);
     for (const arn of new Set(arns)) expect(arn).toMatch(new RegExp(`^arn:${partition}:[a-z0-9-]+:(${region})?:$`));
     expect(plan.resources.find((r) => r.name === "mail-host-data")?.inputs.availabilityZone).toBe(`${region}a`);
     const repository = `s3:https://s3.${region}.${dnsSuffix}/${plan.outputs.backupBucket}/restic`;
     expect(plan.outputs.resticRepository).toBe(repository);
-    expect(repositoryIn(userData)).toBe(repository);
-    expect(userData).toContain(`AWS_DEFAULT_REGION="${region}"`);
+    expect(repositoryIn(settings)).toBe(repository);
+    expect(settings).toContain(`AWS_DEFAULT_REGION="${region}"`);
+    expect(userData).toContain(`AWS_DEFAULT_REGION=${region}`);
   });
 });
 

@@ -112,6 +112,8 @@ interface Plan {
   out: string;
   /** The user-data.yaml the plan wrote, if any. */
   userData?: string;
+  /** The host-bundle.json the plan wrote, if any. */
+  bundle?: string;
   json?: { resources: { type: string; name: string; parent: string }[]; outputs: Record<string, unknown> };
 }
 
@@ -124,6 +126,7 @@ function plan(cli: string, programDir: string): Plan {
     stderr: result.stderr,
     out,
     userData: existsSync(join(out, "user-data.yaml")) ? readFileSync(join(out, "user-data.yaml"), "utf8") : undefined,
+    bundle: existsSync(join(out, "host-bundle.json")) ? readFileSync(join(out, "host-bundle.json"), "utf8") : undefined,
     json: result.status === 0 ? JSON.parse(result.stdout) : undefined,
   };
 }
@@ -143,6 +146,9 @@ const REQUIRED: [type: string, name: string][] = [
   ["cloudflare:index/dnsRecord:DnsRecord", "mail-dns-mx-example.com"],
   ["aws:s3/bucket:Bucket", "mail-backup-bucket"],
   ["aws:ssm/parameter:Parameter", "mail-parameters-manifest"],
+  ["aws:s3/bucketObjectv2:BucketObjectv2", "mail-parameters-runtime"],
+  ["aws:s3/bucketObjectv2:BucketObjectv2", "mail-host-bundle"],
+  ["aws:ssm/parameter:Parameter", "mail-host-bundle-pointer"],
   ["aws:dlm/lifecyclePolicy:LifecyclePolicy", "mail-snapshots-policy"],
 ];
 
@@ -192,7 +198,7 @@ describe("the packed packages, installed outside the workspace", () => {
   test.each([
     ["JavaScript", () => js],
     ["TypeScript (strict)", () => ts],
-  ])("a %s consumer plans the whole deployment and writes the user data", (_kind, get) => {
+  ])("a %s consumer plans the whole deployment and writes the user data and the host bundle", (_kind, get) => {
     const run = get();
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
     const resources = run.json!.resources;
@@ -202,9 +208,12 @@ describe("the packed packages, installed outside the workspace", () => {
     const userData = run.userData ?? "";
     if (run === js) expect(resources.some((r) => r.name === "mail-parameters-password-hashes")).toBe(true);
     expect(userData.startsWith("#cloud-config\n")).toBe(true);
-    const files = (load(userData) as { write_files: { path: string; content: string }[] }).write_files;
+    const files = [
+      ...(load(userData) as { write_files: { path: string; content: string }[] }).write_files,
+      ...(JSON.parse(run.bundle ?? '{"files":[]}') as { files: { path: string; content: string }[] }).files,
+    ];
     // The host scripts come from the core package's scripts/ directory at render time.
-    for (const script of ["mailstack-bootstrap", "mailstack-sync", "mailstack-backup", "mailstack-certificate", "mailstack-data-volume"]) {
+    for (const script of ["mailstack-first-boot", "mailstack-bootstrap", "mailstack-sync", "mailstack-backup", "mailstack-certificate", "mailstack-data-volume"]) {
       expect(files.find((f) => f.path === `/usr/local/sbin/${script}`)?.content).toMatch(/^#!/);
     }
   });
@@ -215,6 +224,8 @@ describe("the packed packages, installed outside the workspace", () => {
     expect(names(js)).toEqual(names(workspace));
     expect(js.userData).toBeDefined();
     expect(js.userData).toBe(workspace.userData);
+    expect(js.bundle).toBeDefined();
+    expect(js.bundle).toBe(workspace.bundle);
   });
 
   test("each tarball holds the compiled modules, their declarations and what they read at run time, and nothing else", () => {
@@ -233,7 +244,7 @@ describe("the packed packages, installed outside the workspace", () => {
       }
     }
     expect(packed.core.files.map((f) => f.path).filter((f) => f.startsWith("scripts/")).sort()).toEqual(
-      ["mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-sync.py"].map((s) => `scripts/${s}`),
+      ["mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-first-boot.py", "mailstack-sync.py"].map((s) => `scripts/${s}`),
     );
   });
 });

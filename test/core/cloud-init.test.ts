@@ -1,5 +1,6 @@
 // The first boot as the user data orders it: no daemon starts during the package install, and
-// cloud-init only hands the setup to a systemd unit that retries it until it has succeeded.
+// cloud-init only hands the setup to a systemd unit that retries it until it has succeeded. The
+// user data holds nothing else: every host file comes in the host bundle.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { load } from "js-yaml";
@@ -8,6 +9,7 @@ import {
   compressedUserData,
   DATA_VOLUME_BINDS,
   DEFAULTS_FILE,
+  HOST_BUNDLE_PARAMETERS,
   HOST_SCRIPTS,
   hostFiles,
   parseConfig,
@@ -15,12 +17,13 @@ import {
   PRODUCTION_ENV,
   STATE_FILES,
   UNITS,
-  USER_DATA_LIMIT,
+  USER_DATA_BUDGET,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig } from "../support/fixtures";
 import { unitSections } from "../support/unit-file";
 
-const PARAMS = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:https://s3.eu-west-1.amazonaws.com/b/restic" };
+const BOOT = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail" };
+const PARAMS = { ...BOOT, dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:https://s3.eu-west-1.amazonaws.com/b/restic" };
 const config = parseConfig(fullConfig());
 
 interface Entry {
@@ -35,12 +38,14 @@ interface Document {
   write_files: Entry[];
   runcmd: (string | string[])[];
 }
-const document = load(cloudInit(config, PARAMS)) as Document;
+const document = load(cloudInit(config, BOOT)) as Document;
 const files = hostFiles(config, PARAMS);
 const file = (path: string) => files.find((f) => f.path === path)!;
 
 const BOOTSTRAP_UNIT = `${HOST_SCRIPTS.bootstrap}.service`;
-const bootstrapScript = readFileSync(join(__dirname, "..", "..", "packages", "core", "scripts", "mailstack-bootstrap.sh"), "utf8");
+const scripts = join(__dirname, "..", "..", "packages", "core", "scripts");
+const bootstrapScript = readFileSync(join(scripts, "mailstack-bootstrap.sh"), "utf8");
+const firstBootScript = readFileSync(join(scripts, "mailstack-first-boot.py"), "utf8");
 
 const defaults = Object.fromEntries([...file(DEFAULTS_FILE).content.matchAll(/^([A-Z_0-9]+)="(.*)"$/gm)].map((m) => [m[1], m[2]]));
 
@@ -49,23 +54,13 @@ describe("no daemon starts during the first boot's package install", () => {
     const early = document.write_files.filter((f) => f.defer !== true);
     expect(early).toEqual([{ path: POLICY_RC_D, content: "#!/bin/sh\nexit 101\n", permissions: "0755" }]);
     expect(POLICY_RC_D).toBe("/usr/sbin/policy-rc.d");
-    // Every file the host keeps is written after the packages, as before.
-    expect(document.write_files.filter((f) => f.defer === true).map((f) => f.path)).toEqual(files.map((f) => f.path));
-  });
-
-  test("the deferred files carry each file's mode and owner, leaving out only cloud-init's defaults (0644, root:root)", () => {
-    for (const entry of document.write_files.filter((f) => f.defer === true)) {
-      const f = file(entry.path);
-      expect({ path: f.path, mode: entry.permissions ?? "0644", owner: entry.owner ?? "root:root", content: entry.content === f.content }).toEqual({
-        path: f.path,
-        mode: f.mode,
-        owner: f.owner,
-        content: true,
-      });
-    }
-    // Both forms occur, so the check above covers stated and defaulted ones.
-    expect(document.write_files.some((f) => f.owner === "root:dovecot")).toBe(true);
-    expect(document.write_files.some((f) => f.defer && f.permissions === undefined)).toBe(true);
+    // After the packages: the first-boot program (python3-boto3 is one of them) and its unit. No host file.
+    expect(document.write_files.filter((f) => f.defer === true).map((f) => [f.path, f.permissions])).toEqual([
+      [`${PRODUCTION_ENV.paths.sbin}/${HOST_SCRIPTS.firstBoot}`, "0755"],
+      [`/etc/systemd/system/${BOOTSTRAP_UNIT}`, undefined],
+    ]);
+    expect(document.packages).toContain("python3-boto3");
+    expect(document.write_files.find((f) => f.path.endsWith(HOST_SCRIPTS.firstBoot))!.content).toBe(firstBootScript);
   });
 
   test("the bootstrap removes it before anything else, and resets the failed state of the daemons it manages", () => {
@@ -90,7 +85,7 @@ describe("cloud-init hands the setup to a unit that systemd retries", () => {
   // Read in each test, so that each fails on its own where the unit is missing.
   let unit: Record<string, Record<string, string[]>>;
   beforeEach(() => {
-    unit = unitSections(files.find((f) => f.path === `/etc/systemd/system/${BOOTSTRAP_UNIT}`)?.content ?? "");
+    unit = unitSections(document.write_files.find((f) => f.path === `/etc/systemd/system/${BOOTSTRAP_UNIT}`)?.content ?? "");
   });
 
   test("runcmd enables and starts the unit without waiting for it, and runs nothing else", () => {
@@ -110,8 +105,23 @@ describe("cloud-init hands the setup to a unit that systemd retries", () => {
     expect(unit.Service.StartLimitIntervalSec).toBeUndefined();
     // A hung step (a network call) ends in a retry, not a unit that waits forever.
     expect(unit.Service.TimeoutStartSec).toEqual(["30min"]);
-    expect(unit.Service.EnvironmentFile).toEqual([DEFAULTS_FILE]);
-    expect(unit.Service.ExecStart).toEqual([`${PRODUCTION_ENV.paths.sbin}/${HOST_SCRIPTS.bootstrap}`]);
+    expect(unit.Service.ExecStart).toEqual([`${PRODUCTION_ENV.paths.sbin}/${HOST_SCRIPTS.firstBoot}`]);
+  });
+
+  test("the first-boot program gets from its unit every setting it reads, and the same ones the bundle's settings file gives later", () => {
+    const given = Object.fromEntries(unit.Service.Environment.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    const read = [...firstBootScript.matchAll(/env\["([A-Z_0-9]+)"\]/g)].map((m) => m[1]);
+    expect(read.length).toBeGreaterThan(3);
+    for (const name of new Set(read)) expect({ name, given: given[name] !== undefined }).toEqual({ name, given: true });
+    expect(given.MAILSTACK_BUNDLE_POINTER).toBe(`${BOOT.ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`);
+    expect(given.MAILSTACK_BOOTSTRAP_COMMAND).toBe(`${PRODUCTION_ENV.paths.sbin}/${HOST_SCRIPTS.bootstrap}`);
+    // The bundle installs the program it then runs under the same names.
+    for (const [name, value] of Object.entries(given)) if (defaults[name] !== undefined) expect({ name, value }).toEqual({ name, value: defaults[name] });
+    expect(files.map((f) => f.path)).toContain(given.MAILSTACK_SYNC_COMMAND);
+    expect(files.map((f) => f.path)).toContain(given.MAILSTACK_BOOTSTRAP_COMMAND);
+    // The settings file the bootstrap reads is the bundle's, not the user data's.
+    expect(bootstrapScript).toContain(`. ${DEFAULTS_FILE}`);
+    expect(unit.Service.EnvironmentFile).toBeUndefined();
   });
 
   test("it waits for the network, resumes after a reboot, and holds no boot target back while it retries", () => {
@@ -141,9 +151,20 @@ describe("cloud-init hands the setup to a unit that systemd retries", () => {
   });
 });
 
-test.each([
-  ["the full config", fullConfig()],
-  ["a config with POP3 and many domains", { ...minimalConfig(), pop3: true, extraDomains: Array.from({ length: 20 }, (_, i) => `domain-number-${i}.example`) }],
-])("the user data of %s stays under EC2's limit", (_label, input) => {
-  expect(compressedUserData(cloudInit(parseConfig(input), PARAMS)).length).toBeLessThanOrEqual(USER_DATA_LIMIT);
+describe("the user data is small and depends on nothing but the host name", () => {
+  const long = { region: "ap-southeast-4", ssmPath: `/${"p".repeat(200)}/${"s".repeat(200)}/mail` };
+  const many = { ...minimalConfig(), hostname: `${"m".repeat(60)}.${"d".repeat(60)}.example.com`, pop3: true, extraDomains: Array.from({ length: 40 }, (_, i) => `domain-number-${i}.example`) };
+
+  test.each([
+    ["the full config", fullConfig(), BOOT],
+    ["a long host name, forty domains and a long parameter path", many, long],
+  ])(`%s: under the ${USER_DATA_BUDGET}-byte budget, a quarter of EC2's limit`, (_label, input, boot) => {
+    expect(compressedUserData(cloudInit(parseConfig(input), boot)).length).toBeLessThanOrEqual(USER_DATA_BUDGET);
+  });
+
+  test("any other setting leaves it byte-identical", () => {
+    const base = cloudInit(parseConfig(minimalConfig()), BOOT);
+    expect(cloudInit(parseConfig({ ...fullConfig(), hostname: "mail.example.com", messageSizeLimitMiB: 10, backupSchedule: "*-*-* 05:00:00" }), BOOT)).toBe(base);
+    expect(cloudInit(parseConfig({ ...minimalConfig(), hostname: "mx.example.com" }), BOOT)).not.toBe(base);
+  });
 });

@@ -1,20 +1,17 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import {
-  checkPasswordHash,
-  hashPassword,
+  keyFileNames,
+  keyParameterName,
   type MailConfig,
   type MailConfigInput,
   type Manifest,
-  MAX_PASSWORD_HASH_LENGTH,
   MAX_RESTIC_PASSWORD_LENGTH,
-  PART_LIMIT,
-  type ParameterLayout,
-  parameterLayout,
-  parameterValues,
+  PARAMETER_LIMIT,
   parseConfig,
-  partName,
   type RuntimeFile,
+  runtimeDelivery,
   runtimeFiles,
+  type RuntimeObjectLocation,
   type RuntimeSecrets,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
@@ -28,7 +25,8 @@ const bcryptLike = (i: number) => `{BLF-CRYPT}$2b$10$${String(i).padStart(53, "A
 const LONGEST_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(32) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
 
 const TLS_PEM = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
-const RESTIC_PASSWORD = "r".repeat(48);
+/** As long as MailBackup's, and unlike anything else in the files. */
+const RESTIC_PASSWORD = "Zq3vT8kW1pLx9cRb4NdY7hGm2sJf6aUe0oKi5tHw8yQn3Vc1";
 
 function secretsFor(
   config: MailConfig,
@@ -62,26 +60,28 @@ describe("runtimeFiles", () => {
     resticPassword: RESTIC_PASSWORD,
   });
 
-  test("the set of files, sorted by name, with owners and reloads", () => {
-    expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" ")])).toEqual([
-      ["aliases", "0644", "root", "root", "postfix.service"],
+  test("the set of files, sorted by name, with owners, reloads and which are keys", () => {
+    expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" "), f.key])).toEqual([
+      ["aliases", "0644", "root", "root", "postfix.service", false],
       // Read by the backup job at each run: nothing to reload.
-      ["backup/keep", "0644", "root", "root", ""],
-      ["backup/restic-password", "0600", "root", "root", ""],
-      ["certificate-names", "0644", "root", "root", ""],
-      ["dkim-selectors", "0644", "root", "root", "rspamd.service"],
-      ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service"],
-      ["domains", "0644", "root", "root", "postfix.service"],
-      ["local-aliases", "0644", "root", "root", "postfix.service"],
-      ["mailboxes", "0644", "root", "root", "postfix.service"],
-      ["nftables-admin.nft", "0644", "root", "root", "nftables.service"],
-      ["sender-logins", "0644", "root", "root", "postfix.service"],
-      ["tls/key.pem", "0600", "root", "root", ""],
-      ["users", "0640", "root", "dovecot", "dovecot.service"],
-      ["www/.well-known/mta-sts.txt", "0644", "root", "root", ""],
-      ["www/autodiscover/autodiscover.xml", "0644", "root", "root", ""],
-      ["www/mail/config-v1.1.xml", "0644", "root", "root", ""],
+      ["backup/keep", "0644", "root", "root", "", false],
+      ["backup/restic-password", "0600", "root", "root", "", true],
+      ["certificate-names", "0644", "root", "root", "", false],
+      ["dkim-selectors", "0644", "root", "root", "rspamd.service", false],
+      ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service", true],
+      ["domains", "0644", "root", "root", "postfix.service", false],
+      ["local-aliases", "0644", "root", "root", "postfix.service", false],
+      ["mailboxes", "0644", "root", "root", "postfix.service", false],
+      ["nftables-admin.nft", "0644", "root", "root", "nftables.service", false],
+      ["sender-logins", "0644", "root", "root", "postfix.service", false],
+      ["tls/key.pem", "0600", "root", "root", "", true],
+      ["users", "0640", "root", "dovecot", "dovecot.service", false],
+      ["www/.well-known/mta-sts.txt", "0644", "root", "root", "", false],
+      ["www/autodiscover/autodiscover.xml", "0644", "root", "root", "", false],
+      ["www/mail/config-v1.1.xml", "0644", "root", "root", "", false],
     ]);
+    // Booleans, not merely truthy or falsy values.
+    for (const f of files) expect(typeof f.key).toBe("boolean");
   });
 
   test("the TLS key, and every name the certificate must cover", () => {
@@ -282,6 +282,7 @@ describe("runtimeFiles", () => {
   });
 });
 
+
 /** A config with n mailboxes whose addresses are as long as allowed and whose credentials alternate. */
 function bigConfig(n: number): MailConfigInput {
   const longDomain = `${"d".repeat(63)}.${"e".repeat(63)}.example`;
@@ -299,191 +300,195 @@ function bigConfig(n: number): MailConfigInput {
   for (let g = 0; g * 10 < n; g++) {
     aliases.push({ address: `group${g}@example.com`, to: mailboxes.slice(g * 10, g * 10 + 10).map((m) => m.address) });
   }
-  // One alias to everybody: a single line far longer than a part.
+  // One alias to everybody: a single line far longer than a parameter.
   aliases.push({ address: "everyone@example.com", to: mailboxes.map((m) => m.address) });
   return { domain: "example.com", extraDomains: [longDomain], mailboxes, aliases, dkimSelector: "a".repeat(63) };
 }
 
-function checkParts(files: RuntimeFile[], layout: ParameterLayout) {
-  const { parts, manifest } = parameterValues(files, layout);
-  const parsed = JSON.parse(manifest) as Manifest;
-  expect(parsed.version).toBe(1);
-  expect(parsed.files.map((f) => f.name)).toEqual(files.map((f) => f.name));
-  expect(Buffer.byteLength(manifest)).toBeLessThanOrEqual(PART_LIMIT);
-  let offset = 0;
-  for (const f of files) {
-    const count = layout.parts[f.name];
-    const own = parts.slice(offset, offset + count);
-    offset += count;
-    expect(own.map((p) => p.name)).toEqual(Array.from({ length: count }, (_, i) => partName(f.name, i)));
-    let joined = "";
-    own.forEach((p, i) => {
-      expect(Buffer.byteLength(p.value, "utf8")).toBeLessThanOrEqual(PART_LIMIT);
-      const header = `# mailstack ${f.name} ${i + 1}/${count}\n`;
-      expect(p.value.startsWith(header)).toBe(true);
-      joined += p.value.slice(header.length);
-    });
-    expect(joined).toBe(f.content);
-    const entry = parsed.files.find((m) => m.name === f.name)!;
-    expect(entry).toEqual({
-      name: f.name,
-      parts: count,
-      sha256: createHash("sha256").update(f.content, "utf8").digest("hex"),
-      mode: f.mode,
-      owner: f.owner,
-      group: f.group,
-      reload: f.reload,
-    });
-    expect(createHash("sha256").update(joined, "utf8").digest("hex")).toBe(entry.sha256);
-  }
-  expect(offset).toBe(parts.length);
-  return parts;
+const LOCATION: RuntimeObjectLocation = {
+  bucket: "mail-backup-0a1b2c3",
+  key: "host/mailstack/test/mail/runtime.json",
+  endpoint: "https://s3.eu-west-1.amazonaws.com",
+};
+/** The files that are keys, for every config with the default DKIM selector. */
+const KEY_FILES = ["backup/restic-password", "dkim/mail.key", "tls/key.pem"];
+const sha256 = (content: string) => createHash("sha256").update(content, "utf8").digest("hex");
+/** Base64 lines of a PEM body, long enough not to occur anywhere by chance. */
+const pemBody = (pem: string) => pem.split("\n").filter((l) => l.length >= 32 && !l.startsWith("-----"));
+
+/** runtimeDelivery's result, parsed as the host reads it. */
+function deliver(files: RuntimeFile[], location = LOCATION) {
+  const delivery = runtimeDelivery(files, location);
+  const document = JSON.parse(delivery.object) as Record<string, unknown>;
+  expect(Object.keys(document)).toEqual(["files"]);
+  const names = delivery.parameters.map((p) => p.name);
+  expect(new Set(names).size).toBe(names.length);
+  return {
+    ...delivery,
+    values: new Map(delivery.parameters.map((p) => [p.name, p.value])),
+    objectFiles: document.files as Record<string, string>,
+    parsed: JSON.parse(delivery.manifest) as Manifest,
+  };
 }
 
-describe("parameterLayout and parameterValues", () => {
-  test("partName", () => {
-    expect(partName("users", 0)).toBe("files/users/0");
-    expect(partName("dkim/mail.key", 3)).toBe("files/dkim/mail.key/3");
+/** Every file put back together as mailstack-sync does: from where the manifest says, checked against its hash. */
+function reassemble(delivered: ReturnType<typeof deliver>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const entry of delivered.parsed.files) {
+    const content =
+      entry.source === "parameter"
+        ? delivered.values.get(keyParameterName(entry.name))
+        : entry.source === "object" && Object.hasOwn(delivered.objectFiles, entry.name)
+          ? delivered.objectFiles[entry.name]
+          : undefined;
+    if (typeof content !== "string") throw new Error(`${entry.name} (${entry.source}) is not where the manifest says`);
+    expect({ file: entry.name, sha256: sha256(content) }).toEqual({ file: entry.name, sha256: entry.sha256 });
+    out.set(entry.name, content);
+  }
+  return out;
+}
+
+describe("runtimeDelivery", () => {
+  const config = parseConfig(fullConfig());
+  const files = runtimeFiles(config, secretsFor(config, (m) => bcryptLike(m.index)));
+
+  test("keyParameterName: files/<name>, below the stack's path", () => {
+    expect(keyParameterName("dkim/mail.key")).toBe("files/dkim/mail.key");
+    expect(keyParameterName("backup/restic-password")).toBe("files/backup/restic-password");
   });
 
-  test("the worst-case hashes used here are as long as real ones", () => {
-    expect(bcryptLike(7)).toHaveLength(hashPassword(PASSWORD, "alice@example.com", "bound").length);
-    expect(LONGEST_HASH).toHaveLength(MAX_PASSWORD_HASH_LENGTH);
-    expect(checkPasswordHash(LONGEST_HASH)).toBeUndefined();
+  test("each key is in one parameter of its own, files/<name>, with its exact content", () => {
+    expect(DKIM_PEM).toContain("-----BEGIN PRIVATE KEY-----");
+    expect(TLS_PEM).toContain("-----BEGIN EC PRIVATE KEY-----");
+    expect(runtimeDelivery(files, LOCATION).parameters).toEqual([
+      { name: "files/backup/restic-password", value: `${RESTIC_PASSWORD}\n` },
+      { name: "files/dkim/mail.key", value: DKIM_PEM },
+      { name: "files/tls/key.pem", value: TLS_PEM },
+    ]);
   });
 
-  test("a small config needs one part per file", () => {
-    const config = parseConfig(fullConfig());
-    const layout = parameterLayout(config);
-    const files = runtimeFiles(config, secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(0) : SAMPLE_HASH)));
-    expect(Object.keys(layout.parts).sort()).toEqual(files.map((f) => f.name).sort());
-    for (const count of Object.values(layout.parts)) expect(count).toBe(1);
-    const parts = checkParts(files, layout);
-    expect(parts).toHaveLength(files.length);
-    expect(parts.find((p) => p.name === "files/domains/0")!.value).toBe("# mailstack domains 1/1\nexample.com OK\nexample.org OK\n");
-  });
-
-  test.each([1, 50, 1000])("%i mailboxes: every part fits, headers are right, parts rebuild each file", (n) => {
-    const config = parseConfig(bigConfig(n));
-    expect(config.mailboxes).toHaveLength(n);
-    const layout = parameterLayout(config);
-
-    const variants: RuntimeSecrets[] = [
-      // Worst case: every hash as long as its kind allows, a DKIM key at the bound.
-      secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(m.index) : LONGEST_HASH), "K".repeat(3399), "R".repeat(MAX_RESTIC_PASSWORD_LENGTH)),
-      // Typical: real-length bcrypt everywhere, a real 2048-bit key.
-      secretsFor(config, (m) => (m.credential === "password" ? bcryptLike(m.index) : SAMPLE_HASH)),
-      // Tiny secrets: the content shrinks, the layout does not.
-      secretsFor(config, () => "{X}x", "K"),
-    ];
-    for (const secrets of variants) {
-      const files = runtimeFiles(config, secrets);
-      const parts = checkParts(files, layout);
-      expect(parts).toHaveLength(Object.values(layout.parts).reduce((a, b) => a + b, 0));
-    }
-
-    const users = runtimeFiles(config, variants[0]).find((f) => f.name === "users")!;
-    const usersBytes = Buffer.byteLength(users.content);
-    // The layout is tight enough: at most one part more than the worst-case content strictly needs.
-    expect(layout.parts.users).toBeGreaterThanOrEqual(Math.ceil(usersBytes / PART_LIMIT));
-    expect(layout.parts.users).toBeLessThanOrEqual(Math.ceil(usersBytes / (PART_LIMIT - 64)) + 1);
-    if (n === 1000) {
-      expect(layout.parts.users).toBeGreaterThan(30);
-      expect(layout.parts.aliases).toBeGreaterThan(20);
-      expect(layout.parts["sender-logins"]).toBeGreaterThan(20);
+  test("every other file is in the object, with its exact content, and nothing of any key", () => {
+    const { object, objectFiles } = deliver(files);
+    const others = files.filter((f) => !KEY_FILES.includes(f.name));
+    expect(others.length).toBe(files.length - KEY_FILES.length);
+    expect(Object.keys(objectFiles)).toEqual(others.map((f) => f.name));
+    for (const f of others) expect({ file: f.name, content: objectFiles[f.name] }).toEqual({ file: f.name, content: f.content });
+    // The object really carries the day-to-day files.
+    expect(objectFiles.users).toContain(`alice@example.com:${bcryptLike(0)}:`);
+    expect(objectFiles.users).toContain(`bob@example.com:${bcryptLike(1)}:`);
+    for (const needle of ["PRIVATE KEY", RESTIC_PASSWORD, ...pemBody(DKIM_PEM), ...pemBody(TLS_PEM)]) {
+      expect({ needle, found: object.includes(needle) }).toEqual({ needle, found: false });
     }
   });
 
-  test("part headers are accounted for: worst-case users files just under n × PART_LIMIT still fit", () => {
-    // Users files whose worst-case size lands in (n × (PART_LIMIT − header), n × PART_LIMIT] fit in
-    // n parts without headers but not with them; the layout must give them n + 1 parts.
-    const domain = `${"d".repeat(63)}.example`;
-    const build = (m: number, k: number, l: number): MailConfig =>
-      parseConfig({
-        domain: "example.com",
-        extraDomains: [domain],
-        mailboxes: [
-          ...Array.from({ length: m }, (_, i) => ({ address: `${"f".repeat(k)}${i}@${domain}`, passwordHash: LONGEST_HASH, quota: "1023T" })),
-          { address: `${"v".repeat(l)}@${domain}`, passwordHash: LONGEST_HASH, quota: "1023T" },
-        ],
-      });
-    const worst = (config: MailConfig) => runtimeFiles(config, secretsFor(config, () => LONGEST_HASH, "K".repeat(3400)));
-    const usersSize = (config: MailConfig) => Buffer.byteLength(file(worst(config), "users").content);
-    let tested = 0;
-    for (const n of [1, 2, 3]) {
-      const header = Buffer.byteLength(`# mailstack users ${n}/${n}\n`);
-      const [low, high] = [n * (PART_LIMIT - header) + 1, n * PART_LIMIT];
-      search: for (let m = 1; m < 200; m++) {
-        if (usersSize(build(m, 1, 1)) > high) break;
-        for (let k = 1; k <= 50; k += 7) {
-          const base = usersSize(build(m, k, 1));
-          if (base > high) break;
-          // Each extra character of the last local part adds exactly one byte.
-          const l = low - base + 1;
-          if (l < 1 || l > 64) continue;
-          const config = build(m, k, l);
-          expect(usersSize(config)).toBe(low);
-          const layout = parameterLayout(config);
-          expect(layout.parts.users).toBe(n + 1);
-          checkParts(worst(config), layout);
-          tested++;
-          break search;
-        }
-      }
+  test("the manifest: version 2, the object's location as given, every file with its source, SHA-256, mode, owner, group and reloads", () => {
+    const { parsed, manifest } = deliver(files);
+    expect(parsed).toEqual({
+      version: 2,
+      object: LOCATION,
+      files: files.map((f) => ({
+        name: f.name,
+        source: KEY_FILES.includes(f.name) ? "parameter" : "object",
+        sha256: sha256(f.content),
+        mode: f.mode,
+        owner: f.owner,
+        group: f.group,
+        reload: f.reload,
+      })),
+    });
+    // A hash computed here from known content, not from what runtimeDelivery was given.
+    expect(parsed.files.find((f) => f.name === "domains")!.sha256).toBe(sha256("example.com OK\nexample.org OK\n"));
+    // The location is the one given, not a fixed one.
+    const elsewhere = { bucket: "other-bucket", key: "host/other/path/runtime.json", endpoint: "https://s3.us-gov-west-1.amazonaws.com" };
+    expect(deliver(files, elsewhere).parsed.object).toEqual(elsewhere);
+    // Hashes and metadata only: no content of any file.
+    for (const needle of ["PRIVATE KEY", RESTIC_PASSWORD, bcryptLike(0), bcryptLike(1), "example.com OK"]) {
+      expect({ needle, found: manifest.includes(needle) }).toEqual({ needle, found: false });
     }
-    expect(tested).toBe(3);
+    expect(Buffer.byteLength(manifest)).toBeLessThanOrEqual(PARAMETER_LIMIT);
   });
 
-  test("the layout depends only on the config, not on the secrets", () => {
-    const input = bigConfig(50);
-    const other: MailConfigInput = {
-      ...input,
-      mailboxes: input.mailboxes.map((m, i) =>
-        m.password !== undefined ? { ...m, password: `another much longer passphrase ${i}` } : { ...m, passwordHash: i % 4 === 1 ? SAMPLE_HASH : LONGEST_HASH },
-      ),
-    };
+  test("every file, put back together from its parameter or the object, matches the manifest", () => {
+    const rebuilt = reassemble(deliver(files));
+    expect(rebuilt).toEqual(new Map(files.map((f) => [f.name, f.content])));
+  });
+
+  test("keyFileNames: the signing DKIM key, the TLS key and the restic password, known from the config alone", () => {
+    expect(keyFileNames(config)).toEqual(KEY_FILES);
+    expect(keyFileNames(config)).toEqual(files.filter((f) => f.key).map((f) => f.name));
+
+    // During a rotation three selectors are published, but only the signing one's key reaches the host.
+    const rotating = parseConfig({ ...fullConfig(), dkimSelector: "s2", dkimNextSelector: "s3", dkimPreviousSelector: "s1" });
+    expect([...rotating.dkimSelectors].sort()).toEqual(["s1", "s2", "s3"]);
+    const rotatingFiles = runtimeFiles(rotating, secretsFor(rotating, () => SAMPLE_HASH));
+    expect(rotatingFiles.filter((f) => f.name.startsWith("dkim/")).map((f) => f.name)).toEqual(["dkim/s2.key"]);
+    const expected = ["backup/restic-password", "dkim/s2.key", "tls/key.pem"];
+    expect(keyFileNames(rotating)).toEqual(expected);
+    expect(rotatingFiles.filter((f) => f.key).map((f) => f.name)).toEqual(expected);
+    expect(runtimeDelivery(rotatingFiles, LOCATION).parameters.map((p) => p.name)).toEqual(expected.map(keyParameterName));
+
+    // Passwords not yet resolved (Pulumi outputs) change nothing.
+    const input = bigConfig(20);
     const deferred: MailConfigInput = {
       ...input,
       mailboxes: input.mailboxes.map(({ password, passwordHash, ...m }) => (password !== undefined ? { ...m, password: {} } : { ...m, passwordHash: passwordHash === undefined ? undefined : {} })),
     };
-    const layout = parameterLayout(parseConfig(input));
-    expect(parameterLayout(parseConfig(other))).toEqual(layout);
-    expect(parameterLayout(parseConfig(deferred))).toEqual(layout);
-    // Computing it twice gives the same answer.
-    expect(parameterLayout(parseConfig(input))).toEqual(layout);
+    expect(keyFileNames(parseConfig(deferred))).toEqual(["backup/restic-password", `dkim/${"a".repeat(63)}.key`, "tls/key.pem"]);
   });
 
-  test("the layout grows with the config", () => {
-    const small = parameterLayout(parseConfig(bigConfig(50)));
-    const large = parameterLayout(parseConfig(bigConfig(1000)));
-    expect(large.parts.users).toBeGreaterThan(small.parts.users);
+  test("the same parameters for 1 and for 1,000 mailboxes: only the object grows", () => {
+    const delivered = [1, 1000].map((n) => {
+      const big = parseConfig(bigConfig(n));
+      expect(big.mailboxes).toHaveLength(n);
+      // Worst case: every hash as long as its kind allows, the longest restic password accepted.
+      const bigFiles = runtimeFiles(
+        big,
+        secretsFor(big, (m) => (m.credential === "password" ? bcryptLike(m.index) : LONGEST_HASH), DKIM_PEM, TLS_PEM, "R".repeat(MAX_RESTIC_PASSWORD_LENGTH)),
+      );
+      const d = deliver(bigFiles);
+      expect(reassemble(d)).toEqual(new Map(bigFiles.map((f) => [f.name, f.content])));
+      for (const p of d.parameters) expect(Buffer.byteLength(p.value)).toBeLessThanOrEqual(PARAMETER_LIMIT);
+      expect(d.parameters.map((p) => p.name)).toEqual(keyFileNames(big).map(keyParameterName));
+      return { d, users: lines(d.objectFiles.users) };
+    });
+    const [one, thousand] = delivered;
+    const names = thousand.d.parameters.map((p) => p.name);
+    expect(names).toEqual(one.d.parameters.map((p) => p.name));
+    expect(names).toEqual(["files/backup/restic-password", `files/dkim/${"a".repeat(63)}.key`, "files/tls/key.pem"]);
+    // The manifest lists files, not mailboxes: the same size either way.
+    expect(thousand.d.parsed.files.map((f) => f.name)).toEqual(one.d.parsed.files.map((f) => f.name));
+    expect(Buffer.byteLength(thousand.d.manifest)).toBe(Buffer.byteLength(one.d.manifest));
+    // What would have taken dozens of parameters is in the object, intact.
+    expect(Buffer.byteLength(thousand.d.object)).toBeGreaterThan(30 * PARAMETER_LIMIT);
+    expect(one.users).toHaveLength(1);
+    expect(thousand.users).toHaveLength(1000);
+    const at = (i: number) => `${"m".repeat(56)}${String(i).padStart(8, "0")}@${"d".repeat(63)}.${"e".repeat(63)}.example`;
+    expect(thousand.users[998]).toBe(`${at(998)}:${bcryptLike(998)}::::::userdb_quota_rule=*:storage=1072693248M`);
+    // Given by hash, unlimited quota.
+    expect(thousand.users[999]).toBe(`${at(999)}:${LONGEST_HASH}::::::`);
   });
 
-  test("a file outgrowing its layout throws", () => {
-    const small = parseConfig(bigConfig(1));
-    const large = parseConfig(bigConfig(200));
-    const files = runtimeFiles(large, secretsFor(large, () => SAMPLE_HASH));
-    expect(() => parameterValues(files, parameterLayout(small))).toThrow(/outgrew its parameter layout/);
+  test("a key over PARAMETER_LIMIT bytes throws an error naming the file; one at the limit fits", () => {
+    const small = parseConfig(minimalConfig());
+    const deliverWith = (dkim: string, tls: string, restic: string) => runtimeDelivery(runtimeFiles(small, secretsFor(small, () => SAMPLE_HASH, dkim, tls, restic)), LOCATION);
+    // Each file gets a final newline: PARAMETER_LIMIT − 1 characters make a file of exactly PARAMETER_LIMIT bytes.
+    const atLimit = "K".repeat(PARAMETER_LIMIT - 1);
+    const over = "K".repeat(PARAMETER_LIMIT);
+    const fits = deliverWith(atLimit, atLimit, atLimit);
+    for (const p of fits.parameters) expect(Buffer.byteLength(p.value)).toBe(PARAMETER_LIMIT);
+    expect(() => deliverWith(over, TLS_PEM, RESTIC_PASSWORD)).toThrow(`runtime file dkim/mail.key is over ${PARAMETER_LIMIT} bytes`);
+    expect(() => deliverWith(DKIM_PEM, over, RESTIC_PASSWORD)).toThrow(`runtime file tls/key.pem is over ${PARAMETER_LIMIT} bytes`);
+    expect(() => deliverWith(DKIM_PEM, TLS_PEM, over)).toThrow(`runtime file backup/restic-password is over ${PARAMETER_LIMIT} bytes`);
+    // Bytes, as SSM counts them, not characters.
+    expect(() => deliverWith("é".repeat(PARAMETER_LIMIT / 2), TLS_PEM, RESTIC_PASSWORD)).toThrow("runtime file dkim/mail.key is over");
   });
 
-  test("a DKIM key larger than the bound throws", () => {
-    const config = parseConfig(minimalConfig());
-    const files = runtimeFiles(config, secretsFor(config, () => bcryptLike(0), "K".repeat(PART_LIMIT)));
-    expect(() => parameterValues(files, parameterLayout(config))).toThrow("runtime file dkim/mail.key outgrew its parameter layout");
-  });
-
-  test("a hash longer than the accepted maximum does not fit a one-part layout", () => {
-    const config = parseConfig(minimalConfig());
-    const hash = "x".repeat(PART_LIMIT);
-    expect(hash.length).toBeGreaterThan(MAX_PASSWORD_HASH_LENGTH);
-    const files = runtimeFiles(config, secretsFor(config, () => hash));
-    expect(() => parameterValues(files, parameterLayout(config))).toThrow("runtime file users outgrew");
-  });
-
-  test("a file missing from the layout throws", () => {
-    const config = parseConfig(minimalConfig());
-    const files = runtimeFiles(config, secretsFor(config, () => bcryptLike(0)));
-    const { users: _users, ...parts } = parameterLayout(config).parts;
-    expect(() => parameterValues(files, { parts })).toThrow("runtime file users is missing from the parameter layout");
+  test("a file that is not a key has no such limit: it goes whole into the object", () => {
+    const small = parseConfig(minimalConfig());
+    const hash = "x".repeat(4 * PARAMETER_LIMIT);
+    const smallFiles = runtimeFiles(small, secretsFor(small, () => hash));
+    const d = deliver(smallFiles);
+    expect(d.objectFiles.users).toBe(`alice@example.com:${hash}::::::userdb_quota_rule=*:storage=5120M\n`);
+    expect(d.parameters.map((p) => p.name)).toEqual(KEY_FILES.map(keyParameterName));
   });
 });

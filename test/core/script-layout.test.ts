@@ -10,6 +10,7 @@ import {
   DATA_VOLUME_LABEL,
   DATA_VOLUME_XEN_DEVICE,
   DEFAULTS_FILE,
+  HOST_BUNDLE_PARAMETERS,
   HOST_SCRIPTS,
   hostFiles,
   NFT_ADMIN_FILE,
@@ -71,8 +72,8 @@ function hardCoded(texts: { name: string; text: string }[]): { script: string; f
   return texts.flatMap(({ name, text }) => layoutFacts().flatMap(({ fact, value, as }) => statements(text, value, as).map((line) => ({ script: name, fact, line: line.trim() }))));
 }
 
-test("the scripts are the five the core installs", () => {
-  expect(scripts.map((s) => s.name)).toEqual(["mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-sync.py"]);
+test("the scripts are the six the core installs", () => {
+  expect(scripts.map((s) => s.name)).toEqual(["mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-first-boot.py", "mailstack-sync.py"]);
 });
 
 test("no script states a path, file, unit or script name that the core's layout states", () => {
@@ -164,4 +165,10 @@ test("the settings name what the core installs", () => {
   expect(defaults.MAILSTACK_RESTIC_PASSWORD_FILE).toBe("/etc/mailstack/backup/restic-password");
   // The certificate script reloads these, in this order (test/e2e/certificate.test.ts stubs systemctl for it).
   expect(defaults.MAILSTACK_TLS_UNITS).toBe("postfix.service dovecot.service nginx.service");
+});
+
+test("mailstack-sync reads the bundle's pointer and writes its report under the names the stack gives them", () => {
+  const sync = scripts.find((s) => s.name === "mailstack-sync.py")!.text;
+  expect(/^POINTER = "([^"]+)"$/m.exec(sync)?.[1]).toBe(HOST_BUNDLE_PARAMETERS.pointer);
+  expect(/^STATUS = "([^"]+)"$/m.exec(sync)?.[1]).toBe(HOST_BUNDLE_PARAMETERS.status);
 });

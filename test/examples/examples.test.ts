@@ -77,33 +77,40 @@ describe("examples/complete", () => {
     expect(records.filter((r) => r.inputs.type === "TLSA")).toEqual([]);
   });
 
-  test("runtime parameters hold the hashed passwords, as secrets, under the stack's path", () => {
-    const parameters = run.ofType(PARAMETER);
+  test("the runtime files hold the hashed passwords, as secrets: keys in parameters under the stack's path, the rest in the runtime object", () => {
+    const all = run.ofType(PARAMETER);
+    // Besides the runtime files: the host bundle's pointer, which names a hash and holds no secret
+    // (the AWS provider keeps every parameter's value secret in the state all the same).
+    expect(all.filter((p) => p.inputs.type !== "SecureString").map((p) => [p.inputs.name, p.inputs.type])).toEqual([["/mailstack/prod/mail/host-bundle", "String"]]);
+    const parameters = all.filter((p) => p.inputs.type === "SecureString");
     expect(parameters.map((p) => p.inputs.name)).toContain("/mailstack/prod/mail/manifest");
     for (const p of parameters) {
       expect(p.inputs.name).toMatch(/^\/mailstack\/prod\/mail\//);
-      expect(p.inputs.type).toBe("SecureString");
       expect(p.secretPaths).toContain("value");
     }
-    const users = parameters.filter((p) => p.inputs.name.startsWith("/mailstack/prod/mail/files/users/")).map((p) => p.inputs.value).join("");
-    expect(users).toMatch(/^alice@example\.com:\{BLF-CRYPT\}\$2b\$10\$/m);
-    expect(users).toContain(`carol@example.org:${SAMPLE_HASH}:`);
-    expect(users).toContain("userdb_quota_rule=*:storage=10240M");
+    const object = run.named("mail-parameters-runtime");
+    expect(object.inputs.key).toBe("host/mailstack/prod/mail/runtime.json");
+    expect(object.secretPaths).toContain("content");
+    const files = (JSON.parse(object.inputs.content) as { files: Record<string, string> }).files;
+    expect(files.users).toMatch(/^alice@example\.com:\{BLF-CRYPT\}\$2b\$10\$/m);
+    expect(files.users).toContain(`carol@example.org:${SAMPLE_HASH}:`);
+    expect(files.users).toContain("userdb_quota_rule=*:storage=10240M");
     // A plain password is an input of the resource that hashes it, and there only as a secret.
     const plain = JSON.stringify(run.record.resources.map((r) => plainInputStrings(r)));
     for (const password of Object.values(passwords)) expect(plain).not.toContain(password);
     const holders = run.record.resources.filter((r) => Object.values(passwords).some((p) => JSON.stringify(r.inputs).includes(p)));
     expect(holders.map((r) => [r.name, r.secretPaths])).toEqual([["mail-parameters-password-hashes", ["passwords"]]]);
-    const aliases = parameters.filter((p) => p.inputs.name.startsWith("/mailstack/prod/mail/files/aliases/")).map((p) => p.inputs.value).join("");
-    expect(aliases).toContain("hello@example.org info@example.com");
-    expect(aliases).toContain("abuse@example.org bob@example.com");
+    expect(files.aliases).toContain("hello@example.org info@example.com");
+    expect(files.aliases).toContain("abuse@example.org bob@example.com");
   });
 
-  test("no secret and no mailbox reaches the user data", () => {
+  test("no secret and no mailbox reaches the user data or the host bundle", () => {
     const userData = run.userData();
-    expect(userData).not.toMatch(/BLF-CRYPT|alice@|carol@|PRIVATE KEY/);
+    const bundle = run.named("mail-host-bundle");
+    for (const text of [userData, bundle.inputs.content as string]) expect(text).not.toMatch(/BLF-CRYPT|alice@|carol@|PRIVATE KEY/);
+    expect(bundle.secretPaths).toEqual([]);
     expect(userData).toContain("dovecot-pop3d");
-    expect(userData).toContain("message_size_limit = 41943040");
+    expect(bundle.inputs.content).toContain("message_size_limit = 41943040");
   });
 
   test("firewall opens POP3S and SSH only from the admin network", () => {

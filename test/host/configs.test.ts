@@ -245,7 +245,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(r.stdout).not.toContain("Valid cloud-config");
     });
 
-    test("the installed cloud-init writes only the policy-rc.d before it installs the packages, the host's files after, then runs runcmd", () => {
+    test("the installed cloud-init writes only the policy-rc.d before it installs the packages, the first-boot program and its unit after, then runs runcmd", () => {
       const document = join(host.root, "user-data-stages.yaml");
       writeFileSync(document, cloudInit(config, TEST_PARAMS));
       const r = runOk("/usr/bin/python3", ["-c", WRITE_FILES_STAGES, "/etc/cloud/cloud.cfg", document]);
@@ -260,7 +260,11 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(final_.indexOf("scripts_user")).toBeGreaterThan(final_.indexOf("write_files_deferred"));
       expect(init).toEqual([{ path: POLICY_RC_D, mode: "0755", owner: "root:root" }]);
       // Every file with the mode and owner the core gives it, whether the document states them or not.
-      expect(final).toEqual(hostFiles(config, TEST_PARAMS).map((f) => ({ path: f.path, mode: f.mode, owner: f.owner })));
+      // The first-boot program and its unit: every other file comes in the host bundle.
+      expect(final).toEqual([
+        { path: "/usr/local/sbin/mailstack-first-boot", mode: "0755", owner: "root:root" },
+        { path: "/etc/systemd/system/mailstack-bootstrap.service", mode: "0644", owner: "root:root" },
+      ]);
     });
 
     test("the policy-rc.d refuses every action, and Debian's deb-systemd-invoke (what package scripts start daemons with) obeys it", () => {
@@ -838,7 +842,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
 
     test("bash -n and shellcheck accept every shell script", () => {
       const scripts = shellScripts();
-      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-backup", "mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "mailstack-restore", "rspamd-learn-ham", "rspamd-learn-spam"]);
+      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-backup", "mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "mailstack-restore", "mailstack-rollback", "rspamd-learn-ham", "rspamd-learn-spam"]);
       for (const s of scripts) {
         const r = run("bash", ["-n", s]);
         expect({ s, status: r.status, stderr: r.stderr }).toEqual({ s, status: 0, stderr: "" });
@@ -849,11 +853,13 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: "" });
     });
 
-    test("python3 compiles the sync script", () => {
-      const script = join(host.env.paths.sbin, "mailstack-sync");
-      expect(readFileSync(script, "utf8").startsWith("#!/usr/bin/python3\n")).toBe(true);
-      const r = run("/usr/bin/python3", ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)", script, join(host.root, "sync.pyc")]);
-      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    test("python3 compiles the sync and first-boot programs", () => {
+      for (const name of ["mailstack-sync", "mailstack-first-boot"]) {
+        const script = join(host.env.paths.sbin, name);
+        expect(readFileSync(script, "utf8").startsWith("#!/usr/bin/python3\n")).toBe(true);
+        const r = run("/usr/bin/python3", ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)", script, join(host.root, `${name}.pyc`)]);
+        expect({ name, status: r.status, stderr: r.stderr }).toEqual({ name, status: 0, stderr: "" });
+      }
     });
   });
 });

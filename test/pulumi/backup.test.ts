@@ -1,7 +1,6 @@
 // The backup side in the cloud: customer KMS key, Object Lock, the replica in another region,
 // the lifecycle's storage classes, what the host's role may do to the bucket, and the EBS
 // snapshot policy.
-import { gunzipSync } from "node:zlib";
 import { BACKUP_DENIED_ACTIONS, MailBackup, MailStack, MailStackConfigError, noncurrentTransitions } from "@mailstack/pulumi";
 import { fullConfig } from "../support/fixtures";
 import { type RecordedResource, type Run, runFailing, runProgram } from "../support/harness";
@@ -220,12 +219,13 @@ describe("the host's access to the backup bucket", () => {
     return statements(policy.inputs.policy);
   };
 
-  test("is exactly restic's needs under restic/, plus a Deny of everything that erases history", () => {
+  test("is exactly restic's needs under restic/ and reading its stack's host objects, plus a Deny of everything that erases history", () => {
     const b = arnOf(bucket(plain));
     expect(backupPolicy(plain)).toEqual([
       { Sid: "ListResticPrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: b, Condition: { StringLike: { "s3:prefix": ["restic/", "restic/*"] } } },
       { Sid: "LocateBucket", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: b },
       { Sid: "ResticObjects", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: `${b}/restic/*` },
+      { Sid: "ReadHostObjects", Effect: "Allow", Action: "s3:GetObject", Resource: `${b}/host/mailstack/test/mail/*` },
       { Sid: "NeverEraseHistory", Effect: "Deny", Action: BACKUP_DENIED_ACTIONS, Resource: [b, `${b}/*`] },
     ]);
     expect([...BACKUP_DENIED_ACTIONS].sort()).toEqual([
@@ -257,8 +257,8 @@ describe("the host's access to the backup bucket", () => {
 
   test("no Allow in any policy of the stack has a wildcard action, nor an S3 or KMS action on resource *", () => {
     for (const [run, count] of [
-      [plain, 8],
-      [hardened, 14],
+      [plain, 10],
+      [hardened, 16],
     ] as const) {
       const all: Statement[] = run.ofType(T.rolePolicy).flatMap((p) => statements(p.inputs.policy));
       expect(all).toHaveLength(count);
@@ -350,8 +350,7 @@ describe("restic repository", () => {
   });
 
   test("the host backs up to exactly that location", () => {
-    const userData = gunzipSync(Buffer.from(one(plain, T.instance).inputs.userDataBase64, "base64")).toString("utf8");
-    const setting = /MAILSTACK_BACKUP_REPOSITORY=\\?"([^"\\]+)\\?"/.exec(userData);
+    const setting = /MAILSTACK_BACKUP_REPOSITORY=\\"([^"\\]+)\\"/.exec(plain.named("mail-host-bundle").inputs.content);
     expect(setting?.[1]).toBe(plain.outputs.resticRepository);
   });
 });

@@ -321,7 +321,7 @@ describe("DKIM rotation", () => {
       .map((r) => [r.name, r.inputs.name, txtStrings(r.inputs.content).join("")])
       .sort();
   const signing = (run: Run) => {
-    const files = run.ofType(T.parameter).filter((p) => /\/files\/dkim\/[^/]+\.key\/0$/.test(p.inputs.name));
+    const files = run.ofType(T.parameter).filter((p) => /\/files\/dkim\/[^/]+\.key$/.test(p.inputs.name));
     expect(files).toHaveLength(1);
     return { file: files[0].inputs.name.replace(/^.*\/files\//, ""), secret: files[0].secretPaths.includes("value"), pem: files[0].inputs.value as string };
   };
@@ -335,7 +335,7 @@ describe("DKIM rotation", () => {
     ]);
     expect(rotationNext.named("mail-dns-dkim-m2026-example.com").inputs.comment).toContain("next, not yet signing");
     const { file, secret, pem } = signing(rotationNext);
-    expect({ file, secret }).toEqual({ file: "dkim/mail.key/0", secret: true });
+    expect({ file, secret }).toEqual({ file: "dkim/mail.key", secret: true });
     expect(pem).toContain(String(rotationNext.named("mail-dkim-mail-key").state.privateKeyPem).trim());
   });
 
@@ -345,9 +345,9 @@ describe("DKIM rotation", () => {
     expect(dkimRecords(rotationSwitched).map(([name, fqdn]) => [name, fqdn])).toEqual(dkimRecords(rotationNext).map(([name, fqdn]) => [name, fqdn]));
     expect(rotationSwitched.named("mail-dns-dkim-mail-example.com").inputs.comment).toContain("previous, kept for mail in transit");
     const { file, pem } = signing(rotationSwitched);
-    expect(file).toBe("dkim/m2026.key/0");
+    expect(file).toBe("dkim/m2026.key");
     expect(pem).toContain(String(rotationSwitched.named("mail-dkim-m2026-key").state.privateKeyPem).trim());
-    const selectors = rotationSwitched.ofType(T.parameter).find((p) => p.inputs.name.endsWith("/files/dkim-selectors/0"));
-    expect(selectors?.inputs.value).toContain("example.com m2026");
+    const runtime = JSON.parse(rotationSwitched.named("mail-parameters-runtime").inputs.content) as { files: Record<string, string> };
+    expect(runtime.files["dkim-selectors"]).toContain("example.com m2026");
   });
 });

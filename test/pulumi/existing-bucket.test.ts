@@ -1,12 +1,11 @@
 // An existing backup bucket brought in by name, ARN or output: no bucket resource of any kind,
 // the host's role and restic repository inside that bucket, conflicting settings refused.
-import { gunzipSync } from "node:zlib";
 import { BACKUP_DENIED_ACTIONS, MailBackup, MailStack, MailStackConfigError } from "@mailstack/pulumi";
 import * as pulumi from "@pulumi/pulumi";
 import { fullConfig } from "../support/fixtures";
 import { type Run, runFailing, runProgram } from "../support/harness";
 import { stackArgs } from "./args";
-import { allows, list, one, statements, T } from "./helpers";
+import { allows, list, statements, T } from "./helpers";
 
 const NAME = "acme-mail-backups";
 const ARN = `arn:aws:s3:::${NAME}`;
@@ -42,14 +41,18 @@ const existing = () => [
   ["name and customer key", withKey],
 ] as const;
 
-const userDataSetting = (run: Run, key: string) => {
-  const userData = gunzipSync(Buffer.from(one(run, T.instance).inputs.userDataBase64, "base64")).toString("utf8");
-  return new RegExp(`${key}=\\\\?"([^"\\\\]+)\\\\?"`).exec(userData)?.[1];
+/** A setting of the host's settings file, as the host bundle carries it. */
+const hostSetting = (run: Run, key: string) => {
+  const files = (JSON.parse(run.named("mail-host-bundle").inputs.content) as { files: { path: string; content: string }[] }).files;
+  return new RegExp(`^${key}="([^"]+)"$`, "m").exec(files.find((f) => f.path === "/etc/default/mailstack")!.content)?.[1];
 };
 
 test("no bucket, nor any of its settings, policy or replica, is created", () => {
   for (const [given, run] of existing()) {
-    expect({ given, s3: run.record.resources.filter((r) => r.type.startsWith("aws:s3/")).map((r) => r.name) }).toEqual({ given, s3: [] });
+    // Only the host's objects, put into the given bucket.
+    const objects = run.record.resources.filter((r) => r.type.startsWith("aws:s3/"));
+    expect({ given, s3: objects.map((r) => r.name).sort() }).toEqual({ given, s3: ["mail-host-bundle", "mail-parameters-runtime"] });
+    for (const o of objects) expect({ given, bucket: o.inputs.bucket }).toEqual({ given, bucket: NAME });
     expect({ given, backup: run.record.resources.filter((r) => r.name.startsWith("mail-backup")).map((r) => r.name).sort() }).toEqual({
       given,
       backup: ["mail-backup", "mail-backup-restic-password"],
@@ -72,15 +75,19 @@ test("the stack names the existing bucket, and its restic repository lies in it"
 });
 
 test("the host backs up to that repository", () => {
-  for (const [given, run] of existing()) expect({ given, repository: userDataSetting(run, "MAILSTACK_BACKUP_REPOSITORY") }).toEqual({ given, repository: REPOSITORY });
+  for (const [given, run] of existing()) expect({ given, repository: hostSetting(run, "MAILSTACK_BACKUP_REPOSITORY") }).toEqual({ given, repository: REPOSITORY });
 });
 
-test("the host's role gets restic/ in that bucket and nothing else, and may not change its rules", () => {
+test("the host's role gets restic/ and reading its stack's host objects in that bucket and nothing else, and may not change its rules", () => {
   for (const [given, run] of existing()) {
     const all = statements(run.named("mail-host-backup").inputs.policy);
     const s3 = all.filter((s) => list(s.Action).some((a) => a.startsWith("s3:")));
-    expect({ given, resources: [...new Set(s3.flatMap((s) => list(s.Resource)))].sort() }).toEqual({ given, resources: [ARN, `${ARN}/*`, `${ARN}/restic/*`].sort() });
+    expect({ given, resources: [...new Set(s3.flatMap((s) => list(s.Resource)))].sort() }).toEqual({ given, resources: [ARN, `${ARN}/*`, `${ARN}/restic/*`, `${ARN}/host/mailstack/test/mail/*`].sort() });
     expect(allows(all, "s3:PutObject", `${ARN}/restic/data/00/x`)).toBe(true);
+    expect(allows(all, "s3:GetObject", `${ARN}/host/mailstack/test/mail/bundles/x.json`)).toBe(true);
+    expect(allows(all, "s3:PutObject", `${ARN}/host/mailstack/test/mail/runtime.json`)).toBe(false);
+    // Another stack's objects in a shared bucket stay out of reach.
+    expect(allows(all, "s3:GetObject", `${ARN}/host/mailstack/other/mail/runtime.json`)).toBe(false);
     expect(allows(all, "s3:GetObject", `${ARN}/other/x`)).toBe(false);
     expect(allows(all, "s3:ListBucket", ARN, { "s3:prefix": "restic/" })).toBe(true);
     expect(allows(all, "s3:ListBucket", ARN, { "s3:prefix": "" })).toBe(false);
@@ -106,6 +113,8 @@ test("without an existing bucket, the bucket and its settings are created as bef
     "mail-backup-public-access",
     "mail-backup-tls-only",
     "mail-backup-versioning",
+    "mail-host-bundle",
+    "mail-parameters-runtime",
   ]);
   expect(created.outputs).toEqual({
     backupBucketName: bucket.state.bucket,
@@ -113,7 +122,7 @@ test("without an existing bucket, the bucket and its settings are created as bef
     bucketArn: bucket.state.arn,
     hasBucket: true,
   });
-  expect(userDataSetting(created, "MAILSTACK_BACKUP_REPOSITORY")).toBe(created.outputs.resticRepository);
+  expect(hostSetting(created, "MAILSTACK_BACKUP_REPOSITORY")).toBe(created.outputs.resticRepository);
 });
 
 describe("settings an existing bucket cannot take stop the program before any resource", () => {

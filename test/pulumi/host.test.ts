@@ -4,7 +4,7 @@ import { CANONICAL_OWNER_ID, MailStack } from "@mailstack/pulumi";
 import { fullConfig, minimalConfig } from "../support/fixtures";
 import { type Run, runProgram } from "../support/harness";
 import { mockSubnetId, stackArgs } from "./args";
-import { iamMatches, list, one, type Statement, statements, stringLeaves, T } from "./helpers";
+import { allows, iamMatches, list, one, type Statement, statements, stringLeaves, T } from "./helpers";
 
 const PINNED_AMI = "ami-0123456789abcdef0";
 const GIVEN_SUBNET = "subnet-0123456789abcdef0";
@@ -104,12 +104,16 @@ describe("instance", () => {
     expect(instance.ignoreChanges).toEqual([]);
   });
 
-  test("the host is declared after its parameters exist", () => {
+  test("the host is declared after its parameters exist, and the instance after its bundle and the pointer to it", () => {
     for (const run of Object.values(runs())) {
       const host = one(run, "mailstack:aws:MailHost");
-      const parameters = run.ofType(T.parameter);
+      const parameters = run.ofType(T.parameter).filter((p) => p.parent?.includes("MailParameters"));
       expect(parameters.length).toBeGreaterThan(1);
       for (const p of parameters) expect(host.dependsOn).toContain(p.urn);
+      const bundle = run.named("mail-host-bundle");
+      const pointer = run.named("mail-host-bundle-pointer");
+      expect(pointer.dependsOn).toContain(bundle.urn);
+      expect(one(run, T.instance).dependsOn).toContain(pointer.urn);
     }
   });
 });
@@ -153,7 +157,7 @@ describe("data volume", () => {
     expect(one(pinned, T.securityGroup).inputs.vpcId).toBe(GIVEN_VPC);
   });
 
-  test("is attached to the instance, stopping it before detaching, and named in the user data", () => {
+  test("is attached to the instance, stopping it before detaching, and named in the host bundle", () => {
     for (const run of Object.values(runs())) {
       const volume = one(run, T.volume);
       const instance = one(run, T.instance);
@@ -162,7 +166,8 @@ describe("data volume", () => {
       expect(attachment.inputs.instanceId).toBe(instance.id);
       expect(attachment.inputs.stopInstanceBeforeDetaching).toBe(true);
       expect(attachment.dependsOn).toEqual(expect.arrayContaining([volume.urn, instance.urn]));
-      expect(run.userData()).toContain(`MAILSTACK_DATA_VOLUME_ID="${volume.id}"`);
+      expect(run.named("mail-host-bundle").inputs.content).toContain(`MAILSTACK_DATA_VOLUME_ID=\\"${volume.id}\\"`);
+      expect(run.userData()).not.toContain(volume.id);
     }
   });
 });
@@ -318,9 +323,14 @@ describe("instance role", () => {
         }
       }
       const parameterPolicy = run.named("mail-host-parameters");
-      const [statement] = statements(parameterPolicy.inputs.policy);
+      const own = statements(parameterPolicy.inputs.policy);
+      const [statement, report] = own;
       expect(list(statement.Resource)).toEqual([arn(path), `${arn(path)}/*`]);
       expect(list(statement.Action).sort()).toEqual(["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]);
+      // It writes its report below status/, and nothing else: not the pointer, not the runtime files.
+      expect(report).toEqual({ Sid: "ReportOwnStatus", Effect: "Allow", Action: "ssm:PutParameter", Resource: `${arn(path)}/status/*` });
+      expect(allows(own, "ssm:PutParameter", `${arn(path)}/status/host-bundle`)).toBe(true);
+      for (const p of run.ofType(T.parameter)) expect({ name: p.inputs.name, writable: allows(own, "ssm:PutParameter", p.state.arn) }).toEqual({ name: p.inputs.name, writable: false });
       // And every parameter of the stack lies within what the role may read.
       for (const p of run.ofType(T.parameter)) {
         expect(list(statement.Resource).some((r) => iamMatches(r, p.state.arn, false))).toBe(true);

@@ -1,7 +1,8 @@
-// Where secrets go: SSM SecureString parameters (as Pulumi secrets), never user data or any
-// other plain input; and which changes leave the user data (hence the instance) alone.
+// Where secrets go: SSM SecureString parameters and the KMS-encrypted runtime object (as Pulumi
+// secrets), never user data or any other plain input; and which changes leave the user data
+// (hence the instance) alone.
 import { createHash } from "node:crypto";
-import { hashPassword, type MailConfigInput, type Manifest, parameterLayout, parseConfig, partName } from "@mailstack/core";
+import { hashPassword, type MailConfigInput, type Manifest, PARAMETER_LIMIT } from "@mailstack/core";
 import { MailStack } from "@mailstack/pulumi";
 import * as pulumi from "@pulumi/pulumi";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
@@ -11,16 +12,22 @@ import { one, pemBodyLines, plainInputStrings, T } from "./helpers";
 
 const PATH = "/mailstack/test/mail";
 const ALICE_PASSWORD = "correct horse battery staple";
+/** The runtime files that are keys, each in a parameter of its own, with the default DKIM selector. */
+const KEY_FILES = ["backup/restic-password", "dkim/mail.key", "tls/key.pem"];
+const RUNTIME_OBJECT_KEY = `host${PATH}/runtime.json`;
+const BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2";
 
 let full: Run;
 let stack: MailStack;
+let single: Run;
 let many: Run;
 const MANY = 1000;
 
-function manyMailboxes(): MailConfigInput {
+/** n mailboxes, each given by hash. */
+function mailboxesByHash(n: number): MailConfigInput {
   return {
     domain: "example.com",
-    mailboxes: Array.from({ length: MANY }, (_, i) => ({ address: `user${String(i).padStart(4, "0")}@example.com`, passwordHash: SAMPLE_HASH, quota: "2G" })),
+    mailboxes: Array.from({ length: n }, (_, i) => ({ address: `user${String(i).padStart(4, "0")}@example.com`, passwordHash: SAMPLE_HASH, quota: "2G" })),
   };
 }
 
@@ -39,78 +46,134 @@ beforeAll(async () => {
       nextSteps: stack.nextSteps,
     };
   });
+  single = await runProgram(() => {
+    new MailStack("mail", stackArgs(mailboxesByHash(1)));
+  });
   many = await runProgram(() => {
-    new MailStack("mail", stackArgs(manyMailboxes()));
+    new MailStack("mail", stackArgs(mailboxesByHash(MANY)));
   });
 });
 
-/** The parameter holding a path below the stack's prefix. */
+/** The MailParameters component, which owns every runtime-file parameter and the runtime object. */
+const component = (run: Run) => one(run, "mailstack:aws:MailParameters");
+
+/** The parameters of the runtime files (MailParameters' children), the manifest included. */
+const runtimeParameters = (run: Run) => run.ofType(T.parameter).filter((p) => p.parent === component(run).urn);
+
+/** The runtime parameter at a path below the stack's prefix. */
 const parameter = (run: Run, suffix: string) => {
-  const found = run.ofType(T.parameter).filter((p) => p.inputs.name === `${PATH}/${suffix}`);
+  const found = runtimeParameters(run).filter((p) => p.inputs.name === `${PATH}/${suffix}`);
   if (found.length !== 1) throw new Error(`expected one parameter ${suffix}, found ${found.length}`);
   return found[0];
 };
 
-/** A runtime file put back together from its parameters, headers removed. */
-function reassemble(run: Run, file: string, parts: number): string {
-  return Array.from({ length: parts }, (_, i) => {
-    const value: string = parameter(run, partName(file, i)).inputs.value;
-    const header = `# mailstack ${file} ${i + 1}/${parts}\n`;
-    expect(value.startsWith(header)).toBe(true);
-    return value.slice(header.length);
-  }).join("");
+/** The runtime object (MailParameters' one S3 object; the host bundle is MailHost's). */
+const runtimeObject = (run: Run) => {
+  const found = run.ofType(BUCKET_OBJECT).filter((o) => o.parent === component(run).urn);
+  if (found.length !== 1) throw new Error(`expected one runtime object, found ${found.length}`);
+  return found[0];
+};
+
+/** The files the runtime object carries, by name. */
+const objectFiles = (run: Run): Record<string, string> => {
+  const document = JSON.parse(runtimeObject(run).inputs.content) as Record<string, unknown>;
+  expect(Object.keys(document)).toEqual(["files"]);
+  return document.files as Record<string, string>;
+};
+
+const manifestOf = (run: Run) => JSON.parse(parameter(run, "manifest").inputs.value) as Manifest;
+
+const sha256 = (content: string) => createHash("sha256").update(content, "utf8").digest("hex");
+
+/** Every runtime file put back together as the host does: from where the manifest says, checked against its hash. */
+function reassemble(run: Run): Map<string, string> {
+  const inObject = objectFiles(run);
+  const files = new Map<string, string>();
+  for (const entry of manifestOf(run).files) {
+    const content =
+      entry.source === "parameter"
+        ? (parameter(run, `files/${entry.name}`).inputs.value as unknown)
+        : entry.source === "object" && Object.hasOwn(inObject, entry.name)
+          ? inObject[entry.name]
+          : undefined;
+    if (typeof content !== "string") throw new Error(`${entry.name} (${entry.source}) is not where the manifest says`);
+    expect({ file: entry.name, sha256: sha256(content) }).toEqual({ file: entry.name, sha256: entry.sha256 });
+    files.set(entry.name, content);
+  }
+  return files;
 }
 
-describe("SSM parameters", () => {
-  test("are SecureStrings under the stack's path, secret, each at most 8192 bytes, as many as the layout says", () => {
-    const cases: [Run, MailConfigInput][] = [
-      [full, fullConfig()],
-      [many, manyMailboxes()],
-    ];
-    for (const [run, input] of cases) {
-      const layout = parameterLayout(parseConfig(input));
-      const expectedNames = [
-        ...Object.entries(layout.parts).flatMap(([file, n]) => Array.from({ length: n }, (_, i) => `${PATH}/${partName(file, i)}`)),
-        `${PATH}/manifest`,
-      ].sort();
-      const parameters = run.ofType(T.parameter);
-      expect(parameters.map((p) => p.inputs.name).sort()).toEqual(expectedNames);
+describe("SSM parameters and the runtime object", () => {
+  test("runtime-file parameters are SecureStrings under the stack's path, secret, one per key file and the manifest", () => {
+    for (const run of [full, single, many]) {
+      const parameters = runtimeParameters(run);
+      expect(parameters.map((p) => p.inputs.name).sort()).toEqual([...KEY_FILES.map((f) => `${PATH}/files/${f}`), `${PATH}/manifest`].sort());
       for (const p of parameters) {
         expect(p.inputs.type).toBe("SecureString");
         expect(p.inputs.name.startsWith(`${PATH}/`)).toBe(true);
         expect(p.secretPaths).toContain("value");
         expect(typeof p.inputs.value).toBe("string");
-        expect(Buffer.byteLength(p.inputs.value, "utf8")).toBeLessThanOrEqual(8192);
+        expect(Buffer.byteLength(p.inputs.value, "utf8")).toBeLessThanOrEqual(PARAMETER_LIMIT);
       }
+      // No runtime file travels in anyone else's parameter; the host bundle's pointer is MailHost's, not one of these.
+      const elsewhere = run.ofType(T.parameter).filter((p) => !parameters.includes(p));
+      for (const p of elsewhere) expect(p.inputs.name).not.toMatch(new RegExp(`^${PATH}/(files/|manifest$)`));
+      expect(elsewhere.map((p) => p.inputs.name)).toContain(`${PATH}/host-bundle`);
     }
   });
 
-  test("1000 mailboxes given by hash fit in a handful of parameters, losslessly", () => {
-    const layout = parameterLayout(parseConfig(manyMailboxes()));
-    const expected = Object.values(layout.parts).reduce((a, b) => a + b, 0) + 1;
-    const parameters = many.ofType(T.parameter);
-    expect(parameters).toHaveLength(expected);
-    // The users file grows with the mailboxes; every other file takes one parameter or two.
-    expect(layout.parts.users).toBeGreaterThan(1); // the users file really is split
-    // A part holds over 35 lines of the longest accepted hash.
-    expect(layout.parts.users).toBeLessThan(MANY / 35);
-    const users = reassemble(many, "users", layout.parts.users);
-    const lines = users.split("\n").filter(Boolean);
-    expect(lines).toHaveLength(MANY);
-    expect(lines[MANY - 1]).toBe(`user0999@example.com:${SAMPLE_HASH}::::::userdb_quota_rule=*:storage=2048M`);
-  });
-
-  test("the manifest is written after every part and matches what the parts carry", () => {
-    for (const run of [full, many]) {
+  test("the manifest is written after every key parameter and the runtime object", () => {
+    for (const run of [full, single, many]) {
       const manifest = parameter(run, "manifest");
-      const parts = run.ofType(T.parameter).filter((p) => p !== manifest);
-      for (const p of parts) expect(manifest.dependsOn).toContain(p.urn);
-      const doc = JSON.parse(manifest.inputs.value) as Manifest;
-      for (const file of doc.files) {
-        const content = reassemble(run, file.name, file.parts);
-        expect({ file: file.name, sha256: createHash("sha256").update(content, "utf8").digest("hex") }).toEqual({ file: file.name, sha256: file.sha256 });
-      }
+      const keys = runtimeParameters(run).filter((p) => p !== manifest);
+      expect(keys).toHaveLength(KEY_FILES.length);
+      for (const p of keys) expect(manifest.dependsOn).toContain(p.urn);
+      expect(manifest.dependsOn).toContain(runtimeObject(run).urn);
     }
+  });
+
+  test("the runtime object: in the backup bucket at host<path>/runtime.json, SSE-KMS, SHA-256 checksum, content secret", () => {
+    // The bucket MailBackup made, whose name the stack exports.
+    expect(full.named("mail-backup-bucket").state.bucket).toBe(full.outputs.backupBucket);
+    for (const run of [full, single, many]) {
+      const bucket: string = run.named("mail-backup-bucket").state.bucket;
+      expect(bucket).toMatch(/^mail-backup-bucket-/);
+      const object = runtimeObject(run);
+      expect(object.inputs.bucket).toBe(bucket);
+      expect(object.inputs.key).toBe(RUNTIME_OBJECT_KEY);
+      expect(object.inputs.serverSideEncryption).toBe("aws:kms");
+      expect(object.inputs.checksumAlgorithm).toBe("SHA256");
+      expect(object.secretPaths).toContain("content");
+      expect(typeof object.inputs.content).toBe("string");
+      // The host fetches the object from where the manifest says it is.
+      expect(manifestOf(run).object).toEqual({ bucket, key: RUNTIME_OBJECT_KEY, endpoint: "https://s3.us-east-1.amazonaws.com" });
+    }
+  });
+
+  test("every runtime file, put back together from the parameters and the object, matches the manifest", () => {
+    for (const run of [full, single, many]) {
+      const manifest = manifestOf(run);
+      expect(manifest.version).toBe(2);
+      const files = reassemble(run);
+      expect([...files.keys()]).toEqual(manifest.files.map((f) => f.name));
+      // Keys in parameters, everything else in the object, and nothing in both or neither.
+      expect(manifest.files.filter((f) => f.source === "parameter").map((f) => f.name)).toEqual(KEY_FILES);
+      expect(Object.keys(objectFiles(run)).sort()).toEqual(manifest.files.filter((f) => f.source === "object").map((f) => f.name).sort());
+      expect(files.get("domains")).toBe(run === full ? "example.com OK\nexample.org OK\n" : "example.com OK\n");
+    }
+  });
+
+  test("1000 mailboxes given by hash take the same parameters as one, and the users file is whole in the object", () => {
+    const names = (run: Run) => runtimeParameters(run).map((p) => p.inputs.name).sort();
+    expect(names(many)).toEqual(names(single));
+    expect(runtimeParameters(many)).toHaveLength(KEY_FILES.length + 1);
+    const users = objectFiles(many).users;
+    expect(sha256(users)).toBe(manifestOf(many).files.find((f) => f.name === "users")!.sha256);
+    const lines = users.split("\n");
+    expect(lines.pop()).toBe("");
+    expect(lines).toHaveLength(MANY);
+    lines.forEach((line, i) => expect(line).toBe(`user${String(i).padStart(4, "0")}@example.com:${SAMPLE_HASH}::::::userdb_quota_rule=*:storage=2048M`));
+    expect(objectFiles(single).users).toBe(`user0000@example.com:${SAMPLE_HASH}::::::userdb_quota_rule=*:storage=2048M\n`);
   });
 });
 
@@ -148,23 +211,29 @@ describe("secrets", () => {
     ];
   };
 
-  test("the secrets are real: the users and DKIM parameters carry them", () => {
-    const users: string = parameter(full, "files/users/0").inputs.value;
+  test("the secrets are real: the runtime object carries the hashes, the key parameters the keys", () => {
+    const users = objectFiles(full).users;
     expect(users).toContain(`alice@example.com:${aliceHash()}:`);
     expect(users).toContain(`bob@example.com:${SAMPLE_HASH}:`);
     const key: string = dkimKey(full).state.privateKeyPem;
     expect(key).toContain("RSA PRIVATE KEY");
-    expect(parameter(full, "files/dkim/mail.key/0").inputs.value).toContain(key.trim());
+    expect(parameter(full, "files/dkim/mail.key").inputs.value).toBe(`${key.trim()}\n`);
     const tls: string = tlsKey(full).state.privateKeyPem;
     expect(tls).toContain("EC PRIVATE KEY");
-    expect(parameter(full, "files/tls/key.pem/0").inputs.value).toContain(tls.trim());
+    expect(parameter(full, "files/tls/key.pem").inputs.value).toBe(`${tls.trim()}\n`);
     expect(resticPassword(full)).toMatch(/^[A-Za-z0-9]{48}$/);
-    expect(parameter(full, "files/backup/restic-password/0").inputs.value).toBe(`# mailstack backup/restic-password 1/1\n${resticPassword(full)}\n`);
+    expect(parameter(full, "files/backup/restic-password").inputs.value).toBe(`${resticPassword(full)}\n`);
   });
 
-  test("the restic password reaches the cloud only as SecureString values, marked secret", () => {
+  test("the runtime object holds no private key and no restic password", () => {
+    const content: string = runtimeObject(full).inputs.content;
+    const keyMaterial = ["PRIVATE KEY", resticPassword(full), ...privateKeyLines(dkimKey(full), 10), ...privateKeyLines(tlsKey(full), 2)];
+    for (const needle of keyMaterial) expect({ needle, found: content.includes(needle) }).toEqual({ needle, found: false });
+  });
+
+  test("the restic password reaches the cloud only as a SecureString value, marked secret", () => {
     const holders = full.record.resources.filter((r) => JSON.stringify(r.inputs).includes(resticPassword(full)));
-    expect(holders.map((r) => r.name).sort()).toEqual(["mail-parameters-backup-restic-password-0"]);
+    expect(holders.map((r) => r.name).sort()).toEqual(["mail-parameters-backup-restic-password"]);
     expect(holders[0].type).toBe(T.parameter);
     expect(holders[0].inputs.type).toBe("SecureString");
     expect(holders[0].secretPaths).toContain("value");

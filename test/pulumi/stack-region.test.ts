@@ -40,3 +40,18 @@ test("a zone of the stack's region is taken", async () => {
   const { error } = await attempt(() => new MailStack("mail", stackArgs({ ...fullConfig(), availabilityZone: "eu-west-1b" })), { "aws:region": "eu-west-1" });
   expect(error).toBeUndefined();
 });
+
+test.each([
+  ["eu-west-1", "amazonaws.com"],
+  ["cn-north-1", "amazonaws.com.cn"],
+])("in %s the host fetches its bundle from that region's S3 endpoint, in the backup bucket", async (region, dnsSuffix) => {
+  const run = await runProgram(() => new MailStack("mail", stackArgs(fullConfig())), { config: { "aws:region": region } });
+  const bundle = run.named("mail-host-bundle");
+  expect(JSON.parse(run.named("mail-host-bundle-pointer").inputs.value)).toEqual({
+    bucket: bundle.inputs.bucket,
+    key: bundle.inputs.key,
+    sha256: bundle.inputs.key.match(/^host\/mailstack\/test\/mail\/bundles\/([0-9a-f]{64})\.json$/)[1],
+    endpoint: `https://s3.${region}.${dnsSuffix}`,
+  });
+  expect(bundle.inputs.bucket).toBe(run.named("mail-backup-bucket").state.bucket);
+});

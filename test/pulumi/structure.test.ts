@@ -36,22 +36,11 @@ const FULL_CONFIG_NAMES = [
   "mail-parameters",
   // hashes of the mailboxes given by plain password, kept in state
   "mail-parameters-password-hashes",
-  "mail-parameters-aliases-0",
-  "mail-parameters-backup-keep-0",
-  "mail-parameters-backup-restic-password-0",
-  "mail-parameters-dkim-mail-key-0",
-  "mail-parameters-dkim-selectors-0",
-  "mail-parameters-domains-0",
-  "mail-parameters-local-aliases-0",
-  "mail-parameters-mailboxes-0",
-  "mail-parameters-nftables-admin-nft-0",
-  "mail-parameters-sender-logins-0",
-  "mail-parameters-users-0",
-  "mail-parameters-certificate-names-0",
-  "mail-parameters-tls-key-pem-0",
-  "mail-parameters-www--well-known-mta-sts-txt-0",
-  "mail-parameters-www-autodiscover-autodiscover-xml-0",
-  "mail-parameters-www-mail-config-v1-1-xml-0",
+  // One parameter per key; every other runtime file in one object, whatever the mailboxes.
+  "mail-parameters-backup-restic-password",
+  "mail-parameters-dkim-mail-key",
+  "mail-parameters-tls-key-pem",
+  "mail-parameters-runtime",
   "mail-parameters-manifest",
   // host
   "mail-host",
@@ -59,6 +48,8 @@ const FULL_CONFIG_NAMES = [
   "mail-host-ssm-agent",
   "mail-host-parameters",
   "mail-host-backup",
+  "mail-host-bundle",
+  "mail-host-bundle-pointer",
   "mail-host-profile",
   "mail-host-data",
   "mail-host-instance",
@@ -315,9 +306,9 @@ describe("readStackConfig", () => {
     // The stack built from them: POP3 on, SSH from the admin CIDR, secrets only in secret inputs.
     expect(run.named("mail-firewall-in-995").inputs.fromPort).toBe(995);
     expect(run.named("mail-firewall-in-ssh-203-0-113-0-24").inputs.cidrIpv4).toBe("203.0.113.0/24");
-    const users = run.named("mail-parameters-users-0");
-    expect(users.secretPaths).toContain("value");
-    expect(users.inputs.value).toContain(`bob@example.com:${SAMPLE_HASH}:`);
+    const runtime = run.named("mail-parameters-runtime");
+    expect(runtime.secretPaths).toContain("content");
+    expect(JSON.parse(runtime.inputs.content).files.users).toContain(`bob@example.com:${SAMPLE_HASH}:`);
   });
 
   test("passwords set without --secret still come back as secrets", async () => {

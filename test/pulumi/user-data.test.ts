@@ -1,5 +1,6 @@
-// Which changes reach the host through user data (replacing the instance) and which reach it
-// only through SSM: mailbox, alias and DMARC changes must never replace the mail host.
+// Which changes replace the instance and which reach the running host: only the host name
+// is in the user data; host files reach it through the host bundle, mailboxes and aliases
+// through SSM, and neither ever replaces the mail host.
 import type { MailConfigInput } from "@mailstack/core";
 import { MailStack } from "@mailstack/pulumi";
 import { fullConfig } from "../support/fixtures";
@@ -7,15 +8,19 @@ import { runProgram } from "../support/harness";
 import { stackArgs } from "./args";
 import { one, T } from "./helpers";
 
-/** What a config deploys that a change could touch: user data, parameters, the DMARC record. */
+/** What a config deploys that a change could touch: the instance, the bundle, parameters, the DMARC record. */
 async function deploy(input: MailConfigInput) {
   const run = await runProgram(() => {
     new MailStack("mail", stackArgs(input));
   });
+  const bundle = run.named("mail-host-bundle");
+  const parameters = run.ofType(T.parameter);
   return {
     userData: run.userData(),
-    userDataBase64: one(run, T.instance).inputs.userDataBase64 as string,
-    parameters: JSON.stringify(run.ofType(T.parameter).map((p) => [p.inputs.name, p.inputs.value]).sort()),
+    instance: JSON.stringify(one(run, T.instance).inputs),
+    bundle: { key: bundle.inputs.key as string, content: bundle.inputs.content as string },
+    pointer: parameters.find((p) => p.name === "mail-host-bundle-pointer")!.inputs.value as string,
+    parameters: JSON.stringify(parameters.filter((p) => p.inputs.type === "SecureString").map((p) => [p.inputs.name, p.inputs.value]).sort()),
     dmarc: run.named("mail-dns-dmarc-example.com").inputs.content as string,
     alarms: JSON.stringify(run.ofType("aws:sns/topicSubscription:TopicSubscription").map((r) => r.inputs.endpoint)),
   };
@@ -27,11 +32,16 @@ const changed = (label: string, change: (c: MailConfigInput) => void) => {
   return [label, input] as const;
 };
 
-test("mailbox, alias, postmaster, admin CIDR, DMARC and backup keep changes leave the user data byte-identical; hostname, POP3 and the backup schedule change it", async () => {
+test("no setting but the host name reaches the instance: host-file changes update the bundle and its pointer, the rest reach SSM or DNS", async () => {
   const base = await deploy(fullConfig());
   expect(base.userData.startsWith("#cloud-config\n")).toBe(true);
 
-  const invisible = [
+  const hostFiles = [
+    changed("turn POP3 off", (c) => (c.pop3 = false)),
+    changed("change the backup schedule", (c) => (c.backupSchedule = "*-*-* 04:00:00")),
+    changed("change the message size limit", (c) => (c.messageSizeLimitMiB = 30)),
+  ];
+  const elsewhere = [
     changed("add a mailbox", (c) => c.mailboxes.push({ address: "carol@example.com", password: "a wholly different passphrase" })),
     changed("change a password", (c) => (c.mailboxes[0].password = "another passphrase entirely")),
     changed("change a quota", (c) => (c.mailboxes[0].quota = "20G")),
@@ -43,34 +53,28 @@ test("mailbox, alias, postmaster, admin CIDR, DMARC and backup keep changes leav
     // The first mailbox is the default postmaster: replacing it must not rebuild the host.
     changed("put a new mailbox first", (c) => c.mailboxes.unshift({ address: "carol@example.com", password: "a wholly different passphrase" })),
     changed("name another postmaster", (c) => (c.postmaster = "bob@example.com")),
+    changed("add a domain", (c) => (c.extraDomains = [...(c.extraDomains ?? []), "example.net"])),
     changed("change the admin CIDRs", (c) => (c.adminCidrs = ["198.51.100.0/24", "2001:db8::/48"])),
     changed("drop the admin CIDRs", (c) => (c.adminCidrs = [])),
     changed("change the alert address", (c) => (c.alertEmail = "pager@example.net")),
     changed("change the backup keep policy", (c) => (c.backupKeep = { daily: 14, monthly: 24 })),
   ];
-  for (const [label, input] of invisible) {
+  for (const [label, input] of [...hostFiles, ...elsewhere]) {
     const after = await deploy(input);
-    expect({ label, userData: after.userData === base.userData, sent: after.userDataBase64 === base.userDataBase64 }).toEqual({
-      label,
-      userData: true,
-      sent: true,
-    });
+    const bundleChanged = after.bundle.key !== base.bundle.key;
+    expect({ label, instance: after.instance === base.instance, bundleChanged }).toEqual({ label, instance: true, bundleChanged: hostFiles.some(([l]) => l === label) });
+    if (bundleChanged) {
+      // A new object named by its new hash, and the pointer names it.
+      expect(after.bundle.content).not.toBe(base.bundle.content);
+      expect(JSON.parse(after.pointer)).toMatchObject({ key: after.bundle.key, sha256: after.bundle.key.match(/([0-9a-f]{64})\.json$/)![1] });
+      continue;
+    }
     // The change was real: it reaches the host through SSM (or DNS) instead.
-    const elsewhere = label.includes("DMARC")
-      ? after.dmarc !== base.dmarc
-      : label.includes("alert")
-        ? after.alarms !== base.alarms
-        : after.parameters !== base.parameters;
-    expect({ label, elsewhere }).toEqual({ label, elsewhere: true });
+    const reached = label.includes("DMARC") ? after.dmarc !== base.dmarc : label.includes("alert") ? after.alarms !== base.alarms : after.parameters !== base.parameters;
+    expect({ label, reached }).toEqual({ label, reached: true });
   }
 
-  const visible = [
-    changed("change the hostname", (c) => (c.hostname = "mx.example.com")),
-    changed("turn POP3 off", (c) => (c.pop3 = false)),
-    changed("change the backup schedule", (c) => (c.backupSchedule = "*-*-* 04:00:00")),
-  ];
-  for (const [label, input] of visible) {
-    const after = await deploy(input);
-    expect({ label, same: after.userData === base.userData }).toEqual({ label, same: false });
-  }
+  const after = await deploy(changed("change the hostname", (c) => (c.hostname = "mx.example.com"))[1]);
+  expect(after.userData === base.userData).toBe(false);
+  expect(after.instance === base.instance).toBe(false);
 });

@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { certificateNames, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { certificateNames, cloudInit, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { load } from "js-yaml";
 
 /**
  * Tools the host tests run, with the Debian package that provides each. A test that checks
@@ -186,7 +187,12 @@ export interface RenderedHost {
 export function renderHost(config: MailConfig, options: { params?: HostParams; tls?: boolean } = {}): RenderedHost {
   const root = tempRoot();
   const env = tempEnv(root);
-  const files = hostFiles(config, options.params ?? TEST_PARAMS, env);
+  const params = options.params ?? TEST_PARAMS;
+  // The host bundle's files, and the user data's own (the first-boot program and its unit).
+  const bootFiles = (load(cloudInit(config, params, env)) as { write_files: { path: string; content: string; permissions?: string; defer?: boolean }[] }).write_files
+    .filter((f) => f.defer)
+    .map((f): HostFile => ({ path: f.path, content: f.content, mode: f.permissions ?? "0644", owner: "root:root", reload: [] }));
+  const files = [...hostFiles(config, params, env), ...bootFiles];
   const located = (path: string) => (path.startsWith(`${root}/`) ? path : `${root}${path}`);
   for (const f of files) {
     const dest = located(f.path);

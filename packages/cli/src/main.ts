@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { isConfigError, maskedInputs, plan, userDataOf } from "./plan";
+import { bundleOf, isConfigError, maskedInputs, plan, userDataOf } from "./plan";
 import { UsageError } from "./project";
 import { formatTable } from "./report";
 
@@ -76,11 +76,13 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify({ project: result.project, stack: result.stack, resources, outputs: result.outputs }, null, 2)}\n`);
   } else {
     const userData = userDataOf(result.record);
+    const bundle = bundleOf(result.record);
     process.stdout.write(`Plan for stack ${result.stack} of ${result.project} (mock runtime, no cloud calls)\n\n`);
     process.stdout.write(`${formatTable(result.record)}\n\n`);
     process.stdout.write(`${result.record.resources.filter((r) => r.custom).length} cloud resources; `);
-    process.stdout.write(`user data ${userData ? `${Buffer.byteLength(userData)} bytes` : "absent"}\n`);
-    process.stdout.write(`Artifacts in ${values.out}/: ${result.artifacts.length} files (user-data.yaml, host/, zones/, resources.json)\n`);
+    process.stdout.write(`user data ${userData ? `${Buffer.byteLength(userData)} bytes` : "absent"}; `);
+    process.stdout.write(`host bundle ${bundle ? `${bundle.key}, ${bundle.files.length} files, ${Buffer.byteLength(bundle.document)} bytes` : "absent"}\n`);
+    process.stdout.write(`Artifacts in ${values.out}/: ${result.artifacts.length} files (user-data.yaml, host-bundle.json, host/, zones/, resources.json)\n`);
     if (typeof result.outputs.nextSteps === "string") process.stdout.write(`\n${result.outputs.nextSteps}\n`);
   }
   // exit() does not wait for a pipe to take what is written: a long plan would arrive cut.

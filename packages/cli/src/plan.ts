@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { ConfigError, type DnsRecord, zoneFile } from "@mailstack/core";
+import { ConfigError, type DnsRecord, HOST_OBJECTS, zoneFile } from "@mailstack/core";
 import { load } from "js-yaml";
 import { drain, installMocks, type PlanRecord, type RecordedResource, type StandIn } from "./mock-runtime";
 import { findProject, PLACEHOLDER_HASH, readStackFile, UsageError } from "./project";
@@ -128,6 +128,15 @@ export function userDataOf(record: PlanRecord): string | undefined {
   return gunzipSync(Buffer.from(encoded, "base64")).toString("utf8");
 }
 
+const BUNDLE = "aws:s3/bucketObjectv2:BucketObjectv2";
+
+/** The host bundle the plan publishes: its document and the files in it. */
+export function bundleOf(record: PlanRecord): { key: string; document: string; files: { path: string; content: string }[] } | undefined {
+  const object = record.resources.find((r) => r.type === BUNDLE && typeof r.inputs.key === "string" && r.inputs.key.includes(`/${HOST_OBJECTS.bundles}/`));
+  if (typeof object?.inputs.content !== "string") return undefined;
+  return { key: object.inputs.key as string, document: object.inputs.content, files: (JSON.parse(object.inputs.content) as { files: { path: string; content: string }[] }).files };
+}
+
 /**
  * Inputs with every secret replaced by "[secret]", and a dynamic resource's serialized
  * provider (generated code, with paths of this machine) by a marker.
@@ -158,6 +167,11 @@ function writeArtifacts(out: string, record: PlanRecord, outputs: Record<string,
   if (userData !== undefined) {
     write("user-data.yaml", userData);
     for (const file of (load(userData) as any).write_files ?? []) write(join("host", file.path), file.content);
+  }
+  const bundle = bundleOf(record);
+  if (bundle !== undefined) {
+    write("host-bundle.json", bundle.document);
+    for (const file of bundle.files) write(join("host", file.path), file.content);
   }
   const records = (outputs.dnsRecords ?? []) as DnsRecord[];
   for (const zone of [...new Set(records.map((r) => r.zone))].sort()) write(join("zones", `${zone}.zone`), zoneFile(zone, records));

@@ -53,7 +53,8 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "aws:iam/role:Role": (i) => `assumed by ${JSON.parse(i.assumeRolePolicy).Statement.map((s: any) => s.Principal.Service).join(", ")}`,
   "aws:iam/rolePolicy:RolePolicy": (i) => policyActions(i.policy),
   "aws:iam/instanceProfile:InstanceProfile": (i) => `role ${i.role}`,
-  "aws:ssm/parameter:Parameter": (i) => `${i.name} ${i.type} ${i.tier}`,
+  "aws:ssm/parameter:Parameter": (i) => `${i.name} ${i.type}${i.tier === undefined ? "" : ` ${i.tier}`}`,
+  "aws:s3/bucketObjectv2:BucketObjectv2": (i) => `s3:${i.bucket}/${i.key} ${String(i.content ?? "").length} B ${i.serverSideEncryption ?? "unencrypted"}`,
   "aws:s3/bucket:Bucket": (i) => `forceDestroy=${i.forceDestroy}${i.region ? ` in ${i.region}` : ""}`,
   "aws:s3/bucketVersioning:BucketVersioning": (i) => `versioning ${i.versioningConfiguration?.status}`,
   "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (i) =>

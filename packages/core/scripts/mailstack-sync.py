@@ -1,41 +1,86 @@
 #!/usr/bin/python3
-"""Install the runtime files (users, maps, DKIM keys) this host's stack keeps in SSM.
+"""Keep this host's files as its stack publishes them: the host bundle, then the runtime files.
 
-The stack writes each file as one or more SecureString parameters and a manifest with each
-file's SHA-256. Every file is assembled and checked against the manifest before any is
-written, so a sync that races a `pulumi up` installs nothing and retries later (exit 75).
-Changed files are replaced atomically, and only the units that read them are reloaded.
+Each run reads every SSM parameter under the stack's path once. The `host-bundle` parameter
+points at the host bundle: every host file (daemon configuration, scripts, units) in one JSON
+document in S3, named by its SHA-256. A new bundle's changed files are first staged and shown
+to their daemons' own checkers through an overlay mount private to the checker; only if every
+checker accepts them are they switched in, and the units that read them reloaded. Units that do
+not come back get the previous files back. A bundle refused or rolled back is never tried again:
+the same bytes would fail the same way. The outcome goes to the `status/host-bundle` parameter.
+
+The runtime files (users, maps, keys) come with a manifest of each file's SHA-256: the keys
+each in a SecureString parameter, the others in one object in S3 that the manifest names. Every
+file is checked against the manifest before any is written, so a sync that races a `pulumi up`
+installs nothing and retries later. Changed files are replaced atomically, and only the units
+that read them are reloaded.
+
+--install-bundle installs, unchecked, the bundle that the first boot fetched; --rollback (by
+hand) returns to the bundle that ran before the current one.
+
+Exit status: 0; 75 when SSM or S3 could not be read or the bundle is not there yet (retried);
+1 when a bundle was refused or rolled back on this run, this host cannot run the checks, or AWS
+refused a request.
 
 Settings come from the environment, as /etc/default/mailstack sets it: the unit's
 EnvironmentFile, or the bootstrap, which exports it. Arguments override them (tests).
 """
 
 import argparse
+import contextlib
+import datetime
+import fcntl
 import grp
 import hashlib
 import json
 import os
 import pwd
+import re
+import shlex
 import subprocess
 import sys
+import tempfile
+import time
 
 EX_TEMPFAIL = 75
+# What the overlay mounts exit with when they fail, before a checker runs: a fault of this
+# host, for which the bundle must not be refused.
+CANNOT_CHECK = 125
+POINTER = "host-bundle"
+STATUS = "status/host-bundle"
+RETRIES = {"max_attempts": 8, "mode": "standard"}
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# Below a top-level directory: the checks mount one overlay per top-level directory, never /.
+BUNDLE_PATH = re.compile(r"(/[^/\0]+){2,}")
+MODE = re.compile(r"0[0-7]{3}")
+OWNER = re.compile(r"[^:\s]+:[^:\s]+")
+
+
+def say(message, problem=False):
+    # Flushed: the journal interleaves stdout and stderr as they are written.
+    print("mailstack-sync: %s" % message, file=sys.stderr if problem else sys.stdout, flush=True)
 
 
 class Stale(Exception):
     """The parameters do not (yet) agree with the manifest."""
 
 
-def fetch(prefix, region, endpoint):
+class Refused(Exception):
+    """A bundle document that is not installed, for good: the reason."""
+
+
+class CannotCheck(Exception):
+    """This host cannot run the checks; the bundle may be fine."""
+
+
+def ssm_client(region, endpoint):
     import boto3
     from botocore.config import Config
 
-    client = boto3.client(
-        "ssm",
-        region_name=region,
-        endpoint_url=endpoint,
-        config=Config(retries={"max_attempts": 8, "mode": "standard"}),
-    )
+    return boto3.client("ssm", region_name=region, endpoint_url=endpoint, config=Config(retries=RETRIES))
+
+
+def fetch(client, prefix):
     values = {}
     for page in client.get_paginator("get_parameters_by_path").paginate(
         Path=prefix, Recursive=True, WithDecryption=True
@@ -45,27 +90,32 @@ def fetch(prefix, region, endpoint):
     return values
 
 
-def assemble(values):
+def assemble(values, get_object, installed):
+    """Every runtime file, checked against the manifest; get_object fetches the runtime object,
+    which is fetched only if a file in it is not installed as the manifest says (installed)."""
     if "manifest" not in values:
         raise Stale("no manifest parameter yet")
     manifest = json.loads(values["manifest"])
-    if manifest.get("version") != 1:
-        raise Stale("manifest version %r is newer than this script" % manifest.get("version"))
+    if manifest.get("version") != 2:
+        raise Stale("manifest version %r is not the one this script reads (2)" % manifest.get("version"))
+    in_object = None
     files = {}
     for entry in manifest["files"]:
-        name, count = entry["name"], entry["parts"]
+        name = entry["name"]
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError("refusing unsafe file name %r" % name)
-        body = []
-        for index in range(count):
-            value = values.get("files/%s/%d" % (name, index))
-            if value is None:
-                raise Stale("%s: part %d of %d is missing" % (name, index + 1, count))
-            header, _, rest = value.partition("\n")
-            if header != "# mailstack %s %d/%d" % (name, index + 1, count):
-                raise Stale("%s: part %d carries header %r" % (name, index + 1, header))
-            body.append(rest)
-        content = "".join(body).encode("utf-8")
+        if entry["source"] == "parameter":
+            if "files/%s" % name not in values:
+                raise Stale("%s: its parameter is missing" % name)
+            content = values["files/%s" % name].encode("utf-8")
+        else:
+            content = installed(name)
+            if content is None or hashlib.sha256(content).hexdigest() != entry["sha256"]:
+                if in_object is None:
+                    in_object = json.loads(get_object(manifest["object"]))["files"]
+                if name not in in_object:
+                    raise Stale("%s is not in the runtime object" % name)
+                content = in_object[name].encode("utf-8")
         if hashlib.sha256(content).hexdigest() != entry["sha256"]:
             raise Stale("%s does not match the manifest" % name)
         files[name] = (entry, content)
@@ -80,71 +130,82 @@ def current(path):
         return None
 
 
-def up_to_date(path, entry, content, chown):
-    """Whether the installed file has this content, mode and (when managed) owner."""
+def ids(user, group):
+    return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+
+
+def up_to_date(path, content, mode, owner, chown):
+    """Whether the installed file has this content, mode and (when managed) (user, group)."""
     if current(path) != content:
         return False
     status = os.stat(path)
-    if status.st_mode & 0o7777 != int(entry["mode"], 8):
+    if status.st_mode & 0o7777 != int(mode, 8):
         return False
-    if chown and (status.st_uid, status.st_gid) != (pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid):
-        return False
-    return True
+    return not chown or (status.st_uid, status.st_gid) == ids(*owner)
 
 
-def install(path, entry, content, chown):
+def install(path, content, mode, owner, chown):
+    write_atomically(path, content, int(mode, 8), ids(*owner) if chown else None)
+
+
+def write_atomically(path, content, mode, uid_gid):
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     temporary = "%s.mailstack-new" % path
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, content)
         os.fsync(fd)
-        if chown:
-            os.fchown(fd, pwd.getpwnam(entry["owner"]).pw_uid, grp.getgrnam(entry["group"]).gr_gid)
-        os.fchmod(fd, int(entry["mode"], 8))
+        if uid_gid is not None:
+            os.fchown(fd, *uid_gid)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
     os.replace(temporary, path)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
-    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
-    parser.add_argument("--endpoint-url", default=None, help="SSM endpoint (tests)")
-    parser.add_argument("--dest", default=os.environ.get("MAILSTACK_RUNTIME"), help="runtime directory (MAILSTACK_RUNTIME)")
-    parser.add_argument("--state", default=os.environ.get("MAILSTACK_SYNC_STATE"), help="state file (MAILSTACK_SYNC_STATE)")
-    parser.add_argument("--no-chown", action="store_true", help="leave ownership alone (tests without the daemons' users)")
-    parser.add_argument("--reload-command", default="systemctl reload-or-restart", help="run with each unit to reload")
-    parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")
-    args = parser.parse_args()
-    for option, variable in (("prefix", "MAILSTACK_SSM_PATH"), ("dest", "MAILSTACK_RUNTIME"), ("state", "MAILSTACK_SYNC_STATE")):
-        if not getattr(args, option):
-            parser.error("--%s or %s is required" % (option, variable))
+def run(command):
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
 
+
+def tail(result):
+    """The last lines a command printed, on one line."""
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return " | ".join(lines[-5:]) or "exit status %d" % result.returncode
+
+
+# --- the runtime files -----------------------------------------------------------------------
+
+
+def sync_runtime(args, values):
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        files = assemble(fetch(args.prefix.rstrip("/"), args.region, args.endpoint_url))
+        files = assemble(values, lambda location: download(args, location), lambda name: current(os.path.join(args.dest, name)))
     except Stale as problem:
-        print("mailstack-sync: not installing: %s; will retry" % problem, file=sys.stderr)
+        say("not installing: %s; will retry" % problem, problem=True)
         return EX_TEMPFAIL
-    # No credentials yet, SSM unreachable: usual at first boot, and retried.
     except BotoCoreError as problem:
-        print("mailstack-sync: cannot read %s from SSM: %s; will retry" % (args.prefix, problem), file=sys.stderr)
+        say("cannot download the runtime files: %s; will retry" % problem, problem=True)
         return EX_TEMPFAIL
-    # SSM answered no (access denied, throttled for good): a fault to see in systemctl --failed.
     except ClientError as problem:
-        print("mailstack-sync: SSM refused reading %s: %s" % (args.prefix, problem), file=sys.stderr)
+        if missing(problem):
+            say("the runtime files are not in S3 yet; will retry", problem=True)
+            return EX_TEMPFAIL
+        say("S3 refused the runtime files: %s" % problem, problem=True)
+        return 1
+    # A manifest or object this script cannot read, or a file name outside the directory.
+    except (ValueError, KeyError, TypeError) as problem:
+        say("not installing the runtime files: the manifest or the object is malformed: %r" % problem, problem=True)
         return 1
 
     reload = set()
     changed = []
     for name, (entry, content) in sorted(files.items()):
         path = os.path.join(args.dest, name)
-        if up_to_date(path, entry, content, not args.no_chown):
+        owner = (entry["owner"], entry["group"])
+        if up_to_date(path, content, entry["mode"], owner, not args.no_chown):
             continue
-        install(path, entry, content, not args.no_chown)
+        install(path, content, entry["mode"], owner, not args.no_chown)
         changed.append(name)
         reload.update(entry["reload"])
 
@@ -167,12 +228,450 @@ def main():
         os.replace(args.state + ".new", args.state)
 
     if changed:
-        print("mailstack-sync: updated %s" % ", ".join(changed))
+        say("updated %s" % ", ".join(changed))
     if reload and not args.no_reload:
         for unit in sorted(reload):
-            print("mailstack-sync: reloading %s" % unit)
+            say("reloading %s" % unit)
             subprocess.run(args.reload_command.split() + [unit], check=False)
     return 0
+
+
+# --- the host bundle -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked(state_path):
+    # A rollback by hand may start while the timer's run is switching files.
+    os.makedirs(os.path.dirname(state_path), mode=0o755, exist_ok=True)
+    with open(state_path + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def load_state(path):
+    data = current(path)
+    if data is None:
+        return {"current": None, "previous": None, "refused": {}, "reported": None}
+    return json.loads(data)
+
+
+def save_state(path, state):
+    write_atomically(path, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"), 0o644, None)
+
+
+def bundle_path(args, sha):
+    return os.path.join(args.bundles, "%s.json" % sha)
+
+
+def on_disk(args, path):
+    return os.path.join(args.root, path.lstrip("/"))
+
+
+def owner(entry):
+    return tuple(entry["owner"].split(":"))
+
+
+def read_pointer(value):
+    pointer = json.loads(value)
+    if not isinstance(pointer, dict):
+        raise ValueError("not a JSON object")
+    for field in ("bucket", "key", "sha256", "endpoint"):
+        if not isinstance(pointer.get(field), str):
+            raise ValueError("no %s" % field)
+    # It names a file in the bundles directory.
+    if not SHA256.fullmatch(pointer["sha256"]):
+        raise ValueError("sha256 %r is not a SHA-256" % pointer["sha256"])
+    return pointer
+
+
+def missing(problem):
+    """Whether S3 answered that the object is not there (yet: a `pulumi up` is writing it)."""
+    return problem.response.get("Error", {}).get("Code") == "NoSuchKey"
+
+
+def download(args, location):
+    """An object the stack named by bucket, key and endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        region_name=args.region,
+        endpoint_url=args.s3_endpoint_url or location["endpoint"],
+        # A stand-in on 127.0.0.1 has no host name to put the bucket in.
+        config=Config(s3={"addressing_style": "path" if args.s3_endpoint_url else "virtual"}, retries=RETRIES),
+    )
+    return client.get_object(Bucket=location["bucket"], Key=location["key"])["Body"].read()
+
+
+def bundle_problem(doc, chown):
+    """What makes a document no bundle this script can install, if anything."""
+    if not isinstance(doc, dict) or doc.get("version") != 1:
+        return "version %r, not 1" % (doc.get("version") if isinstance(doc, dict) else None)
+    checks, files = doc.get("checks"), doc.get("files")
+    if not isinstance(checks, dict) or not all(isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv) for argv in checks.values()):
+        return "checks must map names to commands"
+    if not isinstance(files, list) or not all(isinstance(entry, dict) for entry in files):
+        return "files must be a list of objects"
+    paths = set()
+    for entry in files:
+        path = entry.get("path")
+        if not isinstance(path, str) or not BUNDLE_PATH.fullmatch(path) or {".", ".."} & set(path.split("/")):
+            return "path %r is not an absolute, normalised path below a top-level directory" % (path,)
+        if path in paths:
+            return "%s is listed twice" % path
+        paths.add(path)
+        if not isinstance(entry.get("content"), str):
+            return "%s has no content" % path
+        if not isinstance(entry.get("mode"), str) or not MODE.fullmatch(entry["mode"]):
+            return "%s: mode %r is not like 0644" % (path, entry.get("mode"))
+        if not isinstance(entry.get("owner"), str) or not OWNER.fullmatch(entry["owner"]):
+            return "%s: owner %r is not user:group" % (path, entry.get("owner"))
+        if chown:
+            try:
+                ids(*owner(entry))
+            except KeyError:
+                return "%s: owner %s does not exist on this host" % (path, entry["owner"])
+        if not isinstance(entry.get("reload"), list) or not all(isinstance(unit, str) for unit in entry["reload"]):
+            return "%s: reload must list units" % path
+        if entry.get("check") is not None and entry["check"] not in checks:
+            return "%s: no check named %r" % (path, entry["check"])
+    return None
+
+
+def parse_bundle(data, chown):
+    try:
+        doc = json.loads(data)
+    except ValueError as problem:
+        raise Refused("invalid bundle: not JSON: %s" % problem)
+    problem = bundle_problem(doc, chown)
+    if problem:
+        raise Refused("invalid bundle: %s" % problem)
+    return doc
+
+
+def running_bundle(args, state):
+    """The document of the running bundle, whose files a new one may drop."""
+    data = current(bundle_path(args, state["current"])) if state["current"] else None
+    return json.loads(data) if data is not None else {"files": []}
+
+
+def differences(args, old, new):
+    """The new bundle's files not on disk as it says, and the old one's files it drops."""
+    changed = [
+        entry
+        for entry in new["files"]
+        if not up_to_date(on_disk(args, entry["path"]), entry["content"].encode("utf-8"), entry["mode"], owner(entry), not args.no_chown)
+    ]
+    kept = {entry["path"] for entry in new["files"]}
+    removed = [entry for entry in old["files"] if entry["path"] not in kept and os.path.lexists(on_disk(args, entry["path"]))]
+    return changed, removed
+
+
+def stage(args, directory, entry):
+    # Overlayfs shows a directory with the mode and owner of its topmost layer: each staged
+    # directory takes the live one's, so that checkers see the permissions they will see after
+    # the switch.
+    parts = entry["path"].split("/")[1:-1]
+    for depth in range(1, len(parts) + 1):
+        relative = "/".join(parts[:depth])
+        staged = os.path.join(directory, relative)
+        if os.path.isdir(staged):
+            continue
+        os.mkdir(staged, 0o755)
+        try:
+            live = os.stat(on_disk(args, relative))
+        except FileNotFoundError:
+            continue
+        os.chmod(staged, live.st_mode & 0o7777)
+        if not args.no_chown:
+            os.chown(staged, live.st_uid, live.st_gid)
+    install(os.path.join(directory, entry["path"].lstrip("/")), entry["content"].encode("utf-8"), entry["mode"], owner(entry), not args.no_chown)
+
+
+def check(args, checks, changed):
+    """Runs each checker of the changed files once, seeing them where they will be installed."""
+    names = sorted({entry["check"] for entry in changed if entry.get("check")})
+    if not names:
+        return
+    with tempfile.TemporaryDirectory(prefix="mailstack-check-") as directory:
+        for entry in changed:
+            stage(args, directory, entry)
+        # Two lower layers and no upper one: a read-only overlay, gone with the checker's mount
+        # namespace, through which nothing reaches the live files.
+        mounts = []
+        for top in sorted({entry["path"].split("/")[1] for entry in changed}):
+            live = on_disk(args, top)
+            option = "lowerdir=%s:%s" % (os.path.join(directory, top), live)
+            mounts.append("mount -t overlay mailstack-check -o %s %s || exit %d" % (shlex.quote(option), shlex.quote(live), CANNOT_CHECK))
+        script = "; ".join(mounts + ['exec "$@"'])
+        for name in names:
+            result = run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec", script, "sh"] + checks[name])
+            if result.returncode == CANNOT_CHECK:
+                raise CannotCheck(tail(result))
+            if result.returncode != 0:
+                raise Refused("%s check failed: %s" % (name, tail(result)))
+
+
+def snapshot(args, entries):
+    """Each file as it is on disk (None: absent), to put back if the new ones fail."""
+    saved = {}
+    for entry in entries:
+        path = on_disk(args, entry["path"])
+        content = current(path)
+        saved[path] = None if content is None else (content, os.stat(path))
+    return saved
+
+
+def restore(args, saved):
+    for path, was in saved.items():
+        if was is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            content, status = was
+            write_atomically(path, content, status.st_mode & 0o7777, None if args.no_chown else (status.st_uid, status.st_gid))
+
+
+def activate(args, changed, removed):
+    """Has the running host take up the files as they are now on disk; what went wrong."""
+    if args.no_reload:
+        return []
+    systemctl = args.systemctl.split()
+    problems = []
+
+    def succeeds(command, label):
+        result = run(command)
+        if result.returncode != 0:
+            problems.append("%s failed: %s" % (label, tail(result)))
+        return result.returncode == 0
+
+    touched = changed + removed
+    if any(entry["path"].startswith("/etc/systemd/") for entry in touched):
+        succeeds(systemctl + ["daemon-reload"], "daemon-reload")
+    # Dovecot cannot compile the global scripts itself, in a directory only root may write.
+    sieve = os.environ.get("MAILSTACK_SIEVE")
+    if sieve and any(entry["path"].startswith(sieve.rstrip("/") + "/") for entry in changed):
+        succeeds(["sievec", on_disk(args, sieve)], "sievec %s" % sieve)
+    # A copy, as the bootstrap makes it, in place of the link to systemd-resolved's stub.
+    resolv = os.environ.get("MAILSTACK_RESOLV_CONF")
+    if resolv and any(entry["path"] == resolv for entry in changed):
+        content = current(on_disk(args, resolv))
+        # None after a rollback to a host that did not have it yet.
+        if content is not None:
+            write_atomically(on_disk(args, "/etc/resolv.conf"), content, 0o644, None)
+    waiting = []
+    for unit in sorted({unit for entry in touched for unit in entry["reload"]}):
+        verb = "restart" if unit.endswith(".timer") else "reload-or-restart"
+        say("%s %s" % (verb, unit))
+        if succeeds(systemctl + [verb, unit], "%s %s" % (unit, verb)):
+            waiting.append(unit)
+    # A daemon can accept a reload and die over the configuration a moment later, or take a
+    # moment to come back from a restart: each must be active once the settle time is over.
+    if waiting:
+        time.sleep(args.settle_seconds)
+    inactive = [unit for unit in waiting if run(systemctl + ["is-active", "--quiet", unit]).returncode != 0]
+    problems.extend("%s not active after %g s" % (unit, args.settle_seconds) for unit in inactive)
+    return problems
+
+
+def commit(args, state, sha, data):
+    """Records a bundle as running, keeping its document and the one before it."""
+    if state["current"] != sha:
+        state["previous"], state["current"] = state["current"], sha
+    state["refused"].pop(sha, None)
+    write_atomically(bundle_path(args, sha), data, 0o644, None)
+    keep = {"%s.json" % kept for kept in (state["current"], state["previous"]) if kept}
+    for name in os.listdir(args.bundles):
+        if name not in keep:
+            os.unlink(os.path.join(args.bundles, name))
+    save_state(args.bundle_state, state)
+
+
+def apply(args, state, sha, data):
+    """Puts a bundle in place of the running one, or raises Refused with nothing changed."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha:
+        raise Refused("hash mismatch: the object hashes to %s, the pointer says %s" % (digest, sha))
+    new = parse_bundle(data, not args.no_chown)
+    changed, removed = differences(args, running_bundle(args, state), new)
+    check(args, new["checks"], changed)
+    saved = snapshot(args, changed + removed)
+    for entry in changed:
+        install(on_disk(args, entry["path"]), entry["content"].encode("utf-8"), entry["mode"], owner(entry), not args.no_chown)
+    for entry in removed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(on_disk(args, entry["path"]))
+    problems = activate(args, changed, removed)
+    if problems:
+        restore(args, saved)
+        for problem in activate(args, changed, removed):
+            say("after restoring the files: %s" % problem, problem=True)
+        raise Refused("rolled back: %s" % "; ".join(problems))
+    commit(args, state, sha, data)
+    done = ["updated " + entry["path"] for entry in changed] + ["removed " + entry["path"] for entry in removed]
+    say("host bundle %s applied: %s" % (sha, ", ".join(done) or "no file changed"))
+
+
+def attempt(args, state, sha, data):
+    """Applies a bundle document and records a refusal; the exit status."""
+    try:
+        apply(args, state, sha, data)
+        return 0
+    except Refused as refusal:
+        state["refused"][sha] = str(refusal)
+        save_state(args.bundle_state, state)
+        say("host bundle %s not installed: %s" % (sha, refusal), problem=True)
+    except CannotCheck as problem:
+        say("cannot check host bundle %s on this host: %s" % (sha, problem), problem=True)
+    return 1
+
+
+def status_of(state, attempted):
+    if attempted == state["current"]:
+        result, reason = "applied", None
+    elif attempted in state["refused"]:
+        reason = state["refused"][attempted]
+        result = "rolled-back" if reason.startswith("rolled back") else "refused"
+    else:
+        return None
+    return {"running": state["current"], "attempted": attempted, "result": result, "reason": reason}
+
+
+def report(args, ssm, state, attempted):
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    status = status_of(state, attempted)
+    if status is None or status == state["reported"]:
+        return
+    at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        ssm.put_parameter(Name="%s/%s" % (args.prefix, STATUS), Type="String", Overwrite=True, Value=json.dumps(dict(status, at=at)))
+    except (BotoCoreError, ClientError) as problem:
+        say("cannot report the host bundle's status to SSM: %s; will retry" % problem, problem=True)
+        return
+    state["reported"] = status
+    save_state(args.bundle_state, state)
+
+
+def sync_bundle(args, ssm, value):
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        pointer = read_pointer(value)
+    except ValueError as problem:
+        say("the %s parameter is not a bundle pointer: %s" % (POINTER, problem), problem=True)
+        return 1
+    sha = pointer["sha256"]
+    with locked(args.bundle_state):
+        state = load_state(args.bundle_state)
+        status = 0
+        if sha != state["current"] and sha not in state["refused"]:
+            try:
+                data = download(args, pointer)
+            except BotoCoreError as problem:
+                say("cannot download host bundle %s: %s; will retry" % (sha, problem), problem=True)
+                return EX_TEMPFAIL
+            except ClientError as problem:
+                # The pointer can be read before the object it names, while a `pulumi up` runs.
+                if missing(problem):
+                    say("host bundle %s is not in s3://%s/%s yet; will retry" % (sha, pointer["bucket"], pointer["key"]), problem=True)
+                    return EX_TEMPFAIL
+                say("S3 refused host bundle %s: %s" % (sha, problem), problem=True)
+                return 1
+            status = attempt(args, state, sha, data)
+        report(args, ssm, state, sha)
+    return status
+
+
+def install_bundle(args):
+    with open(args.install_bundle, "rb") as handle:
+        data = handle.read()
+    sha = hashlib.sha256(data).hexdigest()
+    with locked(args.bundle_state):
+        try:
+            doc = parse_bundle(data, not args.no_chown)
+        except Refused as refusal:
+            say("not installing %s: %s" % (args.install_bundle, refusal), problem=True)
+            return 1
+        for entry in doc["files"]:
+            install(on_disk(args, entry["path"]), entry["content"].encode("utf-8"), entry["mode"], owner(entry), not args.no_chown)
+        state = load_state(args.bundle_state)
+        commit(args, state, sha, data)
+    say("host bundle %s installed: %d files" % (sha, len(doc["files"])))
+    return 0
+
+
+def rollback(args):
+    with locked(args.bundle_state):
+        state = load_state(args.bundle_state)
+        back, leaving = state["previous"], state["current"]
+        data = current(bundle_path(args, back)) if back else None
+        if data is None:
+            say("no previous host bundle to return to", problem=True)
+            return 1
+        status = attempt(args, state, back, data)
+        if status == 0:
+            # Until the stack publishes another bundle, the timer keeps this one.
+            state["refused"][leaving] = "rolled back by hand"
+            save_state(args.bundle_state, state)
+        return status
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
+    parser.add_argument("--endpoint-url", default=None, help="SSM endpoint (tests)")
+    parser.add_argument("--dest", default=os.environ.get("MAILSTACK_RUNTIME"), help="runtime directory (MAILSTACK_RUNTIME)")
+    parser.add_argument("--state", default=os.environ.get("MAILSTACK_SYNC_STATE"), help="state file (MAILSTACK_SYNC_STATE)")
+    parser.add_argument("--bundles", default=os.environ.get("MAILSTACK_BUNDLES"), help="directory of the running and previous bundle documents (MAILSTACK_BUNDLES)")
+    parser.add_argument("--bundle-state", default=os.environ.get("MAILSTACK_BUNDLE_STATE"), help="host bundle state file (MAILSTACK_BUNDLE_STATE)")
+    parser.add_argument("--root", default="/", help="directory the bundle's paths are below (tests)")
+    parser.add_argument("--s3-endpoint-url", default=None, help="S3 endpoint, path-style, instead of the pointer's (tests)")
+    parser.add_argument("--no-chown", action="store_true", help="leave ownership alone (tests without the daemons' users)")
+    parser.add_argument("--reload-command", default="systemctl reload-or-restart", help="run with each unit to reload")
+    parser.add_argument("--systemctl", default="systemctl", help="systemctl command for the host bundle's units (tests)")
+    parser.add_argument("--settle-seconds", type=float, default=10, help="how long the reloaded units have to be active")
+    parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--install-bundle", metavar="FILE", help="install every file of this bundle document, unchecked, and stop (first boot)")
+    action.add_argument("--rollback", action="store_true", help="return to the previous host bundle, and refuse the current one")
+    args = parser.parse_args()
+
+    def require(*options):
+        for option, variable in options:
+            if not getattr(args, option.replace("-", "_")):
+                parser.error("--%s or %s is required" % (option, variable))
+
+    bundle_options = (("bundles", "MAILSTACK_BUNDLES"), ("bundle-state", "MAILSTACK_BUNDLE_STATE"))
+    if args.install_bundle or args.rollback:
+        require(*bundle_options)
+        return install_bundle(args) if args.install_bundle else rollback(args)
+    require(("prefix", "MAILSTACK_SSM_PATH"), ("dest", "MAILSTACK_RUNTIME"), ("state", "MAILSTACK_SYNC_STATE"))
+    args.prefix = args.prefix.rstrip("/")
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ssm = ssm_client(args.region, args.endpoint_url)
+    try:
+        values = fetch(ssm, args.prefix)
+    # No credentials yet, SSM unreachable: usual at first boot, and retried.
+    except BotoCoreError as problem:
+        say("cannot read %s from SSM: %s; will retry" % (args.prefix, problem), problem=True)
+        return EX_TEMPFAIL
+    # SSM answered no (access denied, throttled for good): a fault to see in systemctl --failed.
+    except ClientError as problem:
+        say("SSM refused reading %s: %s" % (args.prefix, problem), problem=True)
+        return 1
+
+    statuses = []
+    if POINTER in values:
+        require(*bundle_options)
+        statuses.append(sync_bundle(args, ssm, values[POINTER]))
+    statuses.append(sync_runtime(args, values))
+    # A fault outranks a retry.
+    return 1 if 1 in statuses else max(statuses)
 
 
 if __name__ == "__main__":

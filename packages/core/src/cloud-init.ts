@@ -1,32 +1,76 @@
 import { gzipSync } from "node:zlib";
 import { dump } from "js-yaml";
 import type { MailConfig } from "./config";
-import { hostFiles, hostPackages, type HostParams } from "./host";
-import { HOST_SCRIPTS, type HostEnv, POLICY_RC_D, PRODUCTION_ENV } from "./layout";
+import { bootstrapDone, hostPackages, readScript, SYSTEMD, unit } from "./host";
+import { HOST_BUNDLE_PARAMETERS, HOST_SCRIPTS, type HostEnv, POLICY_RC_D, PRODUCTION_ENV, STATE_FILES } from "./layout";
 
 /** EC2 refuses user data over 16 KiB (before base64). */
 export const USER_DATA_LIMIT = 16384;
+
+/**
+ * What the user data may take compressed: a quarter of EC2's limit. Everything else is in the
+ * host bundle, so the user data does not grow with the host's features.
+ */
+export const USER_DATA_BUDGET = 4096;
+
+/** What the user data needs besides the config: where the host finds its bundle's pointer. */
+export interface BootParams {
+  /** AWS region of the SSM parameters. */
+  region: string;
+  /** SSM path of the stack's parameters, e.g. /mailstack/prod/mail. */
+  ssmPath: string;
+}
 
 /** The policy-rc.d of the first boot: "do not start", whatever the daemon or action. */
 const POLICY_RC_D_SCRIPT = "#!/bin/sh\nexit 101\n";
 
 const BOOTSTRAP_UNIT = `${HOST_SCRIPTS.bootstrap}.service`;
 
-/** What cloud-init's write_files gives a file that states no permissions or owner. */
-const WRITE_FILES_DEFAULTS = { mode: "0644", owner: "root:root" };
-
 /**
- * The #cloud-config document that turns a bare Ubuntu 24.04 instance into the mail host.
- * One file is written before the packages install: a policy-rc.d that keeps their scripts
- * from starting any daemon (on the root volume, with no configuration yet). The rest are
- * written after (`defer`), so that daemon groups exist and package scripts do not overwrite
- * them. cloud-init then only enables and starts the bootstrap unit, which does the ordered
- * work and which systemd retries until it succeeds.
+ * The #cloud-config document that turns a bare Ubuntu 24.04 instance into the mail host. It
+ * holds only what must exist before the network: the packages, a policy-rc.d written before
+ * they install (so that their scripts start no daemon, on the root volume, with no
+ * configuration yet), and the first-boot program with its unit. cloud-init only enables and
+ * starts that unit, which systemd retries until it succeeds: it fetches the host bundle the
+ * SSM pointer names, checks its hash, installs it and runs its bootstrap. Nothing in it
+ * changes with the host's files, so changing them never replaces the instance.
  */
-export function cloudInit(config: MailConfig, params: HostParams, env: HostEnv = PRODUCTION_ENV): string {
-  const hostLabel = config.hostname.split(".")[0];
+export function cloudInit(config: MailConfig, boot: BootParams, env: HostEnv = PRODUCTION_ENV): string {
+  const p = env.paths;
+  const command = (name: string) => `${p.sbin}/${name}`;
+  // The first boot's settings; every later program reads the bundle's settings file instead.
+  const settings = {
+    AWS_DEFAULT_REGION: boot.region,
+    MAILSTACK_BUNDLE_POINTER: `${boot.ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`,
+    MAILSTACK_BUNDLES: `${p.state}/${STATE_FILES.bundles}`,
+    MAILSTACK_BUNDLE_STATE: `${p.state}/${STATE_FILES.bundleState}`,
+    MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
+    MAILSTACK_BOOTSTRAP_COMMAND: command(HOST_SCRIPTS.bootstrap),
+  };
+  // cloud-init only enables and starts it, so a missing volume or an unreachable SSM leaves a
+  // unit that systemd retries (across reboots too) rather than a failed cloud-init that nothing
+  // retries. After multi-user.target, which it would otherwise hold back while it retries.
+  const bootstrapUnit = unit({
+    Unit: [
+      ["Description", "mailstack first-boot setup"],
+      ["After", "network-online.target multi-user.target"],
+      ["Wants", "network-online.target"],
+      ["ConditionPathExists", `!${bootstrapDone(env)}`],
+      ["StartLimitIntervalSec", "0"],
+    ],
+    Service: [
+      ["Type", "oneshot"],
+      ["RemainAfterExit", "yes"],
+      ...Object.entries(settings).map(([k, v]): [string, string] => ["Environment", `${k}=${v}`]),
+      ["ExecStart", command(HOST_SCRIPTS.firstBoot)],
+      ["Restart", "on-failure"],
+      ["RestartSec", "20s"],
+      ["TimeoutStartSec", "30min"],
+    ],
+    Install: [["WantedBy", "multi-user.target"]],
+  });
   const document = {
-    hostname: hostLabel,
+    hostname: config.hostname.split(".")[0],
     fqdn: config.hostname,
     prefer_fqdn_over_hostname: true,
     manage_etc_hosts: true,
@@ -37,25 +81,18 @@ export function cloudInit(config: MailConfig, params: HostParams, env: HostEnv =
       // Postfix asks how to configure itself; mailstack writes the whole configuration.
       debconf_selections: { postfix: "postfix postfix/main_mailer_type select No configuration" },
     },
-    packages: hostPackages(config),
+    packages: hostPackages(),
     write_files: [
       // Not deferred: written in cloud-init's first stage, before the packages install.
       { path: POLICY_RC_D, content: POLICY_RC_D_SCRIPT, permissions: "0755" },
-      ...hostFiles(config, params, env).map((f) => ({
-        path: f.path,
-        content: f.content,
-        // cloud-init's defaults (0644, root:root) go unsaid: the user data is near EC2's limit.
-        ...(f.mode === WRITE_FILES_DEFAULTS.mode ? {} : { permissions: f.mode }),
-        ...(f.owner === WRITE_FILES_DEFAULTS.owner ? {} : { owner: f.owner }),
-        defer: true,
-      })),
+      { path: command(HOST_SCRIPTS.firstBoot), content: readScript("mailstack-first-boot.py"), permissions: "0755", defer: true },
+      { path: `${SYSTEMD}/${BOOTSTRAP_UNIT}`, content: bootstrapUnit, defer: true },
     ],
-    // --no-block: the bootstrap may wait for the data volume or SSM; cloud-init does not.
+    // --no-block: the first boot may wait for the data volume or SSM; cloud-init does not.
     runcmd: [`systemctl enable ${BOOTSTRAP_UNIT}`, `systemctl start --no-block ${BOOTSTRAP_UNIT}`],
   };
-  // noRefs: every file is written out in full, never as a YAML alias of another. Indented by
-  // one space, sequences not at all: the same document, some 200 bytes smaller compressed.
-  return `#cloud-config\n${dump(document, { lineWidth: -1, noRefs: true, indent: 1, noArrayIndent: true })}`;
+  // noRefs: every file is written out in full, never as a YAML alias of another.
+  return `#cloud-config\n${dump(document, { lineWidth: -1, noRefs: true })}`;
 }
 
 /** gzip of the document, which cloud-init detects and inflates; keeps it under EC2's limit. */

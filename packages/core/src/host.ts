@@ -9,6 +9,7 @@ import {
   DATA_VOLUME_XEN_DEVICE,
   DEFAULTS_FILE,
   generatedHeader,
+  HOST_BUNDLE_PARAMETERS,
   HOST_SCRIPTS,
   type HostEnv,
   POLICY_RC_D,
@@ -21,7 +22,7 @@ import { rspamdLocalFiles, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
 
-/** A file cloud-init writes on the host. */
+/** A file of the host bundle. */
 export interface HostFile {
   /** Absolute path on the host. */
   path: string;
@@ -31,7 +32,41 @@ export interface HostFile {
   mode: string;
   /** user:group; files owned by a daemon's group are written after its package installs. */
   owner: string;
+  /**
+   * systemd units to reload when the file changes on a running host (timers are restarted).
+   * Empty for files read afresh at each use (scripts, the settings file) and for unit files,
+   * which take effect with systemd's daemon-reload at the next start.
+   */
+  reload: string[];
+  /** The daemon checker (a key of {@link HOST_CHECKS}) that must accept the file before it is installed. */
+  check?: HostCheck;
 }
+
+/**
+ * Each daemon's own configuration checker, run by mailstack-sync before a new bundle replaces
+ * a file it reads, with the new files shadowing the live ones (see docs/architecture.md).
+ */
+export const HOST_CHECKS = {
+  /** main.cf and master.cf. */
+  postfix: ["postfix", "check"],
+  /** dovecot.conf: doveconf refuses unknown settings and bad values. */
+  dovecot: ["doveconf", "-n"],
+  /** rspamd's local.d. */
+  rspamd: ["rspamadm", "configtest"],
+  /** The MTA-STS and autoconfig site. */
+  nginx: ["nginx", "-t", "-q"],
+  /** The ruleset, parsed and checked without loading it. */
+  nftables: ["nft", "-c", "-f", "/etc/nftables.conf"],
+  /** The resolver's configuration, with its includes. */
+  unbound: ["unbound-checkconf"],
+  /** The jails. */
+  fail2ban: ["fail2ban-client", "--test"],
+  /** mailstack's units and timers. */
+  systemd: ["sh", "-c", "systemd-analyze verify --man=no /etc/systemd/system/mailstack-*.service /etc/systemd/system/mailstack-*.timer"],
+} as const satisfies Record<string, readonly string[]>;
+
+/** A key of {@link HOST_CHECKS}. */
+export type HostCheck = keyof typeof HOST_CHECKS;
 
 /** What the host needs that is fixed for its life but known only once resources exist. */
 export interface HostParams {
@@ -55,7 +90,7 @@ export function backupPaths(env: HostEnv): string[] {
 }
 
 /** The scripts shipped with the core, read from the package's scripts/ directory. */
-export function script(name: string): string {
+export function readScript(name: string): string {
   return readFileSync(join(__dirname, "..", "scripts", name), "utf8");
 }
 
@@ -63,6 +98,8 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
   const values: Record<string, string | number> = {
     MAILSTACK_HOSTNAME: config.hostname,
     MAILSTACK_SSM_PATH: params.ssmPath,
+    // Read by the first boot from its unit; here for the operator, who may look for it.
+    MAILSTACK_BUNDLE_POINTER: `${params.ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`,
     AWS_DEFAULT_REGION: params.region,
     MAILSTACK_DATA_VOLUME_ID: params.dataVolumeId,
     MAILSTACK_DATA_MOUNT: env.paths.data,
@@ -74,7 +111,7 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_CERT_NAMES: `${env.paths.runtime}/${CERTIFICATE_NAMES_FILE}`,
     MAILSTACK_CERT_DIR: env.paths.certificates,
     // postmaster@ exists on every hosted domain; a mailbox or alertEmail here would tie the
-    // user data (and so the instance) to settings that change day to day.
+    // ACME account's contact to settings that change day to day.
     MAILSTACK_ACME_EMAIL: `postmaster@${config.domain}`,
     MAILSTACK_VMAIL_UID: env.vmail.uid,
     MAILSTACK_VMAIL_GID: env.vmail.gid,
@@ -106,12 +143,15 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_RESOLV_CONF: p.resolvConf,
     MAILSTACK_DATA_XEN_DEVICE: DATA_VOLUME_XEN_DEVICE,
     MAILSTACK_SYNC_STATE: `${p.state}/${STATE_FILES.sync}`,
+    MAILSTACK_BUNDLES: `${p.state}/${STATE_FILES.bundles}`,
+    MAILSTACK_BUNDLE_STATE: `${p.state}/${STATE_FILES.bundleState}`,
     MAILSTACK_BACKUP_STATUS: `${p.state}/${STATE_FILES.backupStatus}`,
     MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
     MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
     MAILSTACK_BACKUP_KEEP_FILE: `${p.runtime}/${BACKUP_KEEP_FILE}`,
     MAILSTACK_DATA_VOLUME_UNIT: DATA_VOLUME_UNIT,
     MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
+    MAILSTACK_BOOTSTRAP_COMMAND: command(HOST_SCRIPTS.bootstrap),
     MAILSTACK_CERTIFICATE_COMMAND: command(HOST_SCRIPTS.certificate),
     MAILSTACK_POLICY_RC_D: POLICY_RC_D,
     MAILSTACK_BOOTSTRAP_DONE: bootstrapDone(env),
@@ -154,9 +194,10 @@ const onDataVolume = (...after: string[]): [string, string][] => [
 ];
 
 /** The marker the bootstrap leaves when it has finished. */
-const bootstrapDone = (env: HostEnv) => `${env.paths.state}/${STATE_FILES.bootstrapDone}`;
+export const bootstrapDone = (env: HostEnv): string => `${env.paths.state}/${STATE_FILES.bootstrapDone}`;
 
-function unit(sections: Record<string, [string, string][]>): string {
+/** A systemd unit file from its sections' settings, in order. */
+export function unit(sections: Record<string, [string, string][]>): string {
   return (
     generatedHeader() +
     Object.entries(sections)
@@ -166,36 +207,52 @@ function unit(sections: Record<string, [string, string][]>): string {
 }
 
 /** Where mailstack's units and drop-ins go. */
-const SYSTEMD = "/etc/systemd/system";
+export const SYSTEMD = "/etc/systemd/system";
 
 /**
  * Every file the host needs for its life: daemon configuration, mailstack's scripts and
- * units. Nothing here is secret and nothing changes with mailboxes or aliases, so the user
- * data built from it stays byte-identical when they change.
+ * units: the host bundle ({@link hostBundle}). Nothing here is secret and nothing changes with
+ * mailboxes or aliases.
  */
 export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv = PRODUCTION_ENV): HostFile[] {
   const p = env.paths;
-  const file = (path: string, content: string, mode = "0644", owner = "root:root"): HostFile => ({ path, content, mode, owner });
+  const file = (path: string, content: string, options: { mode?: string; owner?: string; reload?: string[]; check?: HostCheck } = {}): HostFile => ({
+    path,
+    content,
+    mode: options.mode ?? "0644",
+    owner: options.owner ?? "root:root",
+    reload: options.reload ?? [],
+    ...(options.check === undefined ? {} : { check: options.check }),
+  });
+  const script = (name: string, content: string) => file(`${p.sbin}/${name}`, content, { mode: "0755" });
+  const systemUnit = (name: string, content: string) => file(`${SYSTEMD}/${name}`, content, { check: "systemd", reload: name.endsWith(".timer") ? [name] : [] });
+  // Read at each (re)start only: takes effect when the unit next starts, after daemon-reload.
+  const dropIn = (unitName: string, content: string) => file(`${SYSTEMD}/${unitName}.d/mailstack.conf`, content);
+  const postfix = { reload: [UNITS.postfixInstance], check: "postfix" as const };
   const files: HostFile[] = [
     file(DEFAULTS_FILE, defaults(config, params, env)),
-    file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env)),
-    file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env)),
-    file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), "0644", "root:dovecot"),
-    ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content)),
-    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, "0755")),
-    ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content)),
-    file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env)),
-    file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`),
+    file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env), postfix),
+    file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env), postfix),
+    file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), { owner: "root:dovecot", reload: [UNITS.dovecot], check: "dovecot" }),
+    // mailstack-sync compiles them (sievec) before the reload.
+    ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),
+    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
+    ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
+    file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env), { reload: [UNITS.unbound], check: "unbound" }),
+    file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`, { reload: [UNITS.resolved] }),
+    // mailstack-sync copies it to /etc/resolv.conf, as the bootstrap does.
     file(p.resolvConf, `${generatedHeader()}nameserver ${env.resolver}\n# glibc passes DNSSEC's AD bit to Postfix (DANE) only with trust-ad.\noptions edns0 trust-ad\n`),
-    file("/etc/nginx/conf.d/mailstack.conf", nginxSite(env)),
-    file("/etc/nftables.conf", nftablesConf(config, env), "0755"),
-    file("/etc/fail2ban/jail.d/mailstack.local", fail2banJails(config, env)),
+    file("/etc/nginx/conf.d/mailstack.conf", nginxSite(env), { reload: [UNITS.nginx], check: "nginx" }),
+    file("/etc/nftables.conf", nftablesConf(config, env), { mode: "0755", reload: [UNITS.nftables], check: "nftables" }),
+    file("/etc/fail2ban/jail.d/mailstack.local", fail2banJails(config, env), { reload: [UNITS.fail2ban], check: "fail2ban" }),
     file(
       "/etc/systemd/journald.conf.d/mailstack.conf",
       `${generatedHeader()}[Journal]\nSystemMaxUse=500M\nSystemKeepFree=1G\nMaxRetentionSec=3month\n`,
+      { reload: [UNITS.journald] },
     ),
     // Ubuntu's rsyslog would copy every mail log line into /var/log/mail.log and syslog, which
     // are rotated weekly with no size cap; the journal above keeps them, within its limits.
+    // rsyslog reads it at its next start (not every host runs it, so nothing is reloaded).
     file("/etc/rsyslog.d/10-mailstack.conf", `${generatedHeader()}mail.* stop\n`),
     file(
       "/etc/apt/apt.conf.d/52mailstack-unattended-upgrades",
@@ -208,45 +265,21 @@ Unattended-Upgrade::Mail "root";
 Unattended-Upgrade::MailReport "only-on-error";
 `,
     ),
-    file(`${p.sbin}/${HOST_SCRIPTS.bootstrap}`, script("mailstack-bootstrap.sh"), "0755"),
-    file(`${p.sbin}/${HOST_SCRIPTS.dataVolume}`, script("mailstack-data-volume.sh"), "0755"),
-    file(`${p.sbin}/${HOST_SCRIPTS.certificate}`, script("mailstack-certificate.sh"), "0755"),
-    file(`${p.sbin}/${HOST_SCRIPTS.backup}`, script("mailstack-backup.sh"), "0755"),
-    file(`${p.sbin}/${HOST_SCRIPTS.restore}`, `#!/bin/sh\nexec ${p.sbin}/${HOST_SCRIPTS.backup} restore "$@"\n`, "0755"),
-    file(`${p.sbin}/${HOST_SCRIPTS.sync}`, script("mailstack-sync.py"), "0755"),
-    // The first-boot setup. cloud-init only enables and starts it, so a missing volume or an
-    // unreachable SSM leaves a unit that systemd retries (across reboots too) rather than a
-    // failed cloud-init that nothing retries. After multi-user.target, which it would otherwise
-    // hold back while it retries.
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.bootstrap}.service`,
-      unit({
-        Unit: [
-          ["Description", "mailstack first-boot setup"],
-          ["After", "network-online.target multi-user.target"],
-          ["Wants", "network-online.target"],
-          ["ConditionPathExists", `!${bootstrapDone(env)}`],
-          ["StartLimitIntervalSec", "0"],
-        ],
-        Service: [
-          ["Type", "oneshot"],
-          ["RemainAfterExit", "yes"],
-          ["EnvironmentFile", DEFAULTS_FILE],
-          ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.bootstrap}`],
-          ["Restart", "on-failure"],
-          ["RestartSec", "20s"],
-          ["TimeoutStartSec", "30min"],
-        ],
-        Install: [["WantedBy", "multi-user.target"]],
-      }),
-    ),
+    script(HOST_SCRIPTS.bootstrap, readScript("mailstack-bootstrap.sh")),
+    script(HOST_SCRIPTS.dataVolume, readScript("mailstack-data-volume.sh")),
+    script(HOST_SCRIPTS.certificate, readScript("mailstack-certificate.sh")),
+    script(HOST_SCRIPTS.backup, readScript("mailstack-backup.sh")),
+    script(HOST_SCRIPTS.restore, `#!/bin/sh\nexec ${p.sbin}/${HOST_SCRIPTS.backup} restore "$@"\n`),
+    // By hand, with the settings the timer's runs get from the unit.
+    script(HOST_SCRIPTS.rollback, `#!/bin/sh\nset -a\n. ${DEFAULTS_FILE}\nset +a\nexec ${p.sbin}/${HOST_SCRIPTS.sync} --rollback "$@"\n`),
+    script(HOST_SCRIPTS.sync, readScript("mailstack-sync.py")),
     // The data volume, mounted at every boot by the script that set it up, not by fstab: in a
     // container systemd ignores fstab's device lines (and there is no udev), and on EC2 a volume
     // attached late would meet fstab's 90 s device timeout and nofail instead of the script's
     // wait. The bootstrap enables it. (Hosts of versions that wrote fstab lines kept them on a
     // root volume that no replacement instance has.)
-    file(
-      `${SYSTEMD}/${DATA_VOLUME_UNIT}`,
+    systemUnit(
+      DATA_VOLUME_UNIT,
       unit({
         Unit: [["Description", "Mount the mail data volume"], ["After", "local-fs.target"], ["Before", DATA_VOLUME_USERS.join(" ")]],
         Service: [
@@ -260,39 +293,39 @@ Unattended-Upgrade::MailReport "only-on-error";
         Install: [["WantedBy", "multi-user.target"]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.sync}.service`,
+    systemUnit(
+      `${HOST_SCRIPTS.sync}.service`,
       unit({
-        Unit: [["Description", "Install users, aliases and keys from SSM Parameter Store"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
+        Unit: [["Description", "Apply a new host bundle; install users, aliases and keys"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.sync}`], ["SuccessExitStatus", "75"]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.sync}.timer`,
+    systemUnit(
+      `${HOST_SCRIPTS.sync}.timer`,
       unit({
-        Unit: [["Description", "Apply mailbox and alias changes every two minutes"]],
+        Unit: [["Description", "Apply host and mailbox changes every two minutes"]],
         Timer: [["OnBootSec", "2min"], ["OnUnitActiveSec", "2min"], ["RandomizedDelaySec", "20s"]],
         Install: [["WantedBy", "timers.target"]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.certificate}.service`,
+    systemUnit(
+      `${HOST_SCRIPTS.certificate}.service`,
       unit({
         // certbot's /etc/letsencrypt is on the data volume.
         Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["Wants", "network-online.target"], ...onDataVolume("network-online.target")],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.certificate}`]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.certificate}.timer`,
+    systemUnit(
+      `${HOST_SCRIPTS.certificate}.timer`,
       unit({
         Unit: [["Description", "Check the certificate's expiry, names and key; retry a failed request"]],
         Timer: [["OnBootSec", "1min"], ["OnUnitActiveSec", "15min"]],
         Install: [["WantedBy", "timers.target"]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.backup}.service`,
+    systemUnit(
+      `${HOST_SCRIPTS.backup}.service`,
       unit({
         Unit: [
           ["Description", "Back up mail with restic"],
@@ -303,8 +336,8 @@ Unattended-Upgrade::MailReport "only-on-error";
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.backup}`], ["IOSchedulingClass", "idle"]],
       }),
     ),
-    file(
-      `${SYSTEMD}/${HOST_SCRIPTS.backup}.timer`,
+    systemUnit(
+      `${HOST_SCRIPTS.backup}.timer`,
       unit({
         Unit: [["Description", "Back up mail"]],
         Timer: [["OnCalendar", config.backupSchedule], ["RandomizedDelaySec", "30min"], ["Persistent", "true"]],
@@ -313,25 +346,26 @@ Unattended-Upgrade::MailReport "only-on-error";
     ),
     // The template: Ubuntu's postfix.service starts the instance postfix@-.service.
     // Postfix: the queue and maildirs; Dovecot: the maildirs and its sockets in the queue; Redis: its data.
-    file(`${SYSTEMD}/postfix@.service.d/mailstack.conf`, unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] })),
-    file(`${SYSTEMD}/${UNITS.dovecot}.d/mailstack.conf`, unit({ Unit: onDataVolume() })),
-    file(`${SYSTEMD}/${UNITS.redis}.d/mailstack.conf`, unit({ Unit: onDataVolume() })),
-    file(
-      `${SYSTEMD}/${UNITS.rspamd}.d/mailstack.conf`,
-      unit({ Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]] }),
-    ),
+    dropIn("postfix@.service", unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] })),
+    dropIn(UNITS.dovecot, unit({ Unit: onDataVolume() })),
+    dropIn(UNITS.redis, unit({ Unit: onDataVolume() })),
+    dropIn(UNITS.rspamd, unit({ Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]] })),
   ];
   return files;
 }
 
-/** Ubuntu packages the host installs. */
-export function hostPackages(config: MailConfig): string[] {
+/**
+ * Ubuntu packages the host installs: the same for every config, so that no setting ties the
+ * user data (and so the instance) to itself. dovecot-pop3d serves nothing unless `pop3` puts
+ * pop3 in dovecot.conf's protocols.
+ */
+export function hostPackages(): string[] {
   return [
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",
     "dovecot-sieve",
-    ...(config.pop3 ? ["dovecot-pop3d"] : []),
+    "dovecot-pop3d",
     "rspamd",
     "redis-server",
     "unbound",

@@ -13,5 +13,6 @@ export * from "./rspamd";
 export * from "./firewall";
 export * from "./backup";
 export * from "./host";
+export * from "./bundle";
 export * from "./cloud-init";
 export * from "./web";

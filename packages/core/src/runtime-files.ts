@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
-import { MAX_PASSWORD_HASH_LENGTH, type MailConfig } from "./config";
+import type { MailConfig } from "./config";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { UNITS } from "./layout";
-import { BCRYPT_COST } from "./passwords";
 import { webFiles } from "./web";
 
 /**
  * A file that changes day to day (users, aliases, keys). It reaches the host through SSM
- * Parameter Store, never through user data, and is installed into the runtime directory
+ * Parameter Store and the runtime object ({@link runtimeDelivery}), never through user data or
+ * the host bundle, and is installed into the runtime directory
  * (`HostEnv.paths.runtime`) by the sync unit.
  */
 export interface RuntimeFile {
@@ -23,6 +23,8 @@ export interface RuntimeFile {
   group: string;
   /** systemd units reloaded when the file changes. */
   reload: string[];
+  /** A private key or password: kept in a SecureString parameter of its own (see {@link runtimeDelivery}). */
+  key: boolean;
 }
 
 /** The secret inputs of the runtime files, known only once Pulumi resolves them. */
@@ -99,10 +101,10 @@ function senderLogins(config: MailConfig): string {
  */
 type Readers = "everyone" | { group: string } | "nobody";
 
-function runtimeFile(name: string, content: string, reload: string[], readers: Readers = "everyone"): RuntimeFile {
+function runtimeFile(name: string, content: string, reload: string[], readers: Readers = "everyone", key = false): RuntimeFile {
   const access =
     readers === "everyone" ? { mode: "0644", group: "root" } : readers === "nobody" ? { mode: "0600", group: "root" } : { mode: "0640", group: readers.group };
-  return { name, content, owner: "root", ...access, reload };
+  return { name, content, owner: "root", ...access, reload, key };
 }
 
 /** Runtime files the certificate timer reads: the key Pulumi keeps, and the names to cover. */
@@ -127,91 +129,50 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
     runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), postfix),
     runtimeFile("sender-logins", senderLogins(config), postfix),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), [UNITS.rspamd], { group: "_rspamd" }),
+    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), [UNITS.rspamd], { group: "_rspamd" }, true),
     // Read by the certificate timer, which installs the key and renews when the names or key change.
-    runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), [], "nobody"),
+    runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), [], "nobody", true),
     runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), []),
     // nginx reads these on every request; nothing needs a reload.
     ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, [])),
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), [UNITS.rspamd]),
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), [UNITS.nftables]),
     // The backup job reads both at each run, so a change needs no reload.
-    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody"),
+    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody", true),
     runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`)), []),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Largest value of one SSM parameter (the advanced tier; Intelligent-Tiering picks it only when needed). */
-export const PART_LIMIT = 8192;
-const BCRYPT_HASH_LENGTH = `{BLF-CRYPT}$2b$${BCRYPT_COST}$`.length + 53;
-// A PEM RSA-4096 PKCS#8 key is ~3.3 KB; allow room so a later key size needs no new layout.
-const DKIM_KEY_BOUND = 3400;
-// An ECDSA P-384 key in PEM is ~300 bytes; RSA-4096 would be ~3.3 KB.
-const TLS_KEY_BOUND = 3400;
 /** Longest restic password a stack may carry (MailBackup generates 48 characters). */
 export const MAX_RESTIC_PASSWORD_LENGTH = 128;
 
-/** Secrets of the largest size each can have, so a layout computed from them bounds the real one. */
-function boundingSecrets(config: MailConfig): RuntimeSecrets {
-  return {
-    passwordHashes: new Map(
-      config.mailboxes.map((m) => [
-        m.address,
-        "x".repeat(m.credential === "password" ? BCRYPT_HASH_LENGTH : MAX_PASSWORD_HASH_LENGTH),
-      ]),
-    ),
-    dkimPrivateKeyPem: "x".repeat(DKIM_KEY_BOUND),
-    tlsPrivateKeyPem: "x".repeat(TLS_KEY_BOUND),
-    resticPassword: "x".repeat(MAX_RESTIC_PASSWORD_LENGTH),
-  };
+/** Largest value of one SSM parameter (the advanced tier; Intelligent-Tiering picks it only when needed). */
+export const PARAMETER_LIMIT = 8192;
+
+/** Where the runtime object is: what the host needs to fetch it. */
+export interface RuntimeObjectLocation {
+  /** The backup bucket. */
+  bucket: string;
+  /** The object's key, {@link HOST_OBJECTS}.runtime below the stack's {@link hostObjectsPrefix}. */
+  key: string;
+  /** The regional S3 endpoint of the bucket, e.g. https://s3.eu-west-1.amazonaws.com. */
+  endpoint: string;
 }
 
-/** How the runtime files are split into SSM parameters. */
-export interface ParameterLayout {
-  /** Number of SSM parameters each runtime file is split into, by file name. */
-  parts: Record<string, number>;
-}
-
-function partHeader(name: string, index: number, count: number): string {
-  return `# mailstack ${name} ${index + 1}/${count}\n`;
-}
-
-/**
- * How many parameters each runtime file needs. It depends only on the plain config, so the
- * parameters can be declared before the secrets resolve, and the real content always fits.
- */
-export function parameterLayout(config: MailConfig): ParameterLayout {
-  const parts: Record<string, number> = {};
-  for (const file of runtimeFiles(config, boundingSecrets(config))) {
-    const size = Buffer.byteLength(file.content, "utf8");
-    let count = 1;
-    // The header shrinks each part's room, and grows by a digit now and then; iterate to a fit.
-    while (Math.ceil(size / count) > PART_LIMIT - Buffer.byteLength(partHeader(file.name, count - 1, count))) count++;
-    parts[file.name] = count;
-  }
-  return { parts };
-}
-
-/** One SSM parameter's name and value. */
-export interface ParameterValue {
-  /** Path below the stack's parameter prefix, e.g. `files/users/0` or `manifest`. */
-  name: string;
-  /** The value: a part header line, then that part of the file. */
-  value: string;
-}
-
-/** What mailstack-sync checks the parameters against before it installs anything. */
+/** What mailstack-sync checks every runtime file against before it installs any. */
 export interface Manifest {
   /** The manifest's format; mailstack-sync refuses any other. */
-  version: 1;
+  version: 2;
+  /** The object that carries every file that is not a key. */
+  object: RuntimeObjectLocation;
   /** Every runtime file. */
   files: {
     /** Path relative to the runtime directory. */
     name: string;
-    /** How many parameters it is split into. */
-    parts: number;
-    /** Hex SHA-256 of the whole file. */
+    /** Where its content is: its own parameter (`files/<name>`), or the runtime object. */
+    source: "parameter" | "object";
+    /** Hex SHA-256 of the file. */
     sha256: string;
     /** Octal permissions. */
     mode: string;
@@ -224,51 +185,63 @@ export interface Manifest {
   }[];
 }
 
-/** Path below the stack prefix of one part of a runtime file. */
-export function partName(file: string, index: number): string {
-  return `files/${file}/${index}`;
+/** The SSM parameter, below the stack's path, of a runtime file that is a key. */
+export function keyParameterName(file: string): string {
+  return `files/${file}`;
 }
 
 /**
- * Splits runtime files into parameter values following a layout, plus the manifest the host
- * checks every file against before installing anything.
+ * The runtime files that are keys, each in a SecureString parameter of its own: known from
+ * the config alone, so the parameters are declared before any secret resolves.
  */
-export function parameterValues(
+export function keyFileNames(config: MailConfig): string[] {
+  const placeholders = { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, ""])), dkimPrivateKeyPem: "", tlsPrivateKeyPem: "", resticPassword: "" };
+  return runtimeFiles(config, placeholders)
+    .filter((f) => f.key)
+    .map((f) => f.name);
+}
+
+/**
+ * How the runtime files reach the host: each key (DKIM, TLS, the restic password) in a
+ * SecureString parameter of its own, every other file (users, maps, web files) in one
+ * KMS-encrypted object, and the manifest with each file's hash and where it is. A thousand
+ * mailboxes take one object, not dozens of parameters.
+ */
+export function runtimeDelivery(
   files: RuntimeFile[],
-  layout: ParameterLayout,
+  object: RuntimeObjectLocation,
 ): {
-  /** Every part of every file, in file order. */
-  parts: ParameterValue[];
+  /** One parameter per key. */
+  parameters: {
+    /** Its name below the stack's path, {@link keyParameterName}. */
+    name: string;
+    /** The key. */
+    value: string;
+  }[];
+  /** The runtime object's document: `{"files": {<name>: <content>}}`. */
+  object: string;
   /** The {@link Manifest} as JSON. */
   manifest: string;
 } {
-  const parts: ParameterValue[] = [];
-  const manifest: Manifest = { version: 1, files: [] };
+  const parameters: { name: string; value: string }[] = [];
+  const inObject: Record<string, string> = {};
+  const manifest: Manifest = { version: 2, object, files: [] };
   for (const file of files) {
-    const count = layout.parts[file.name];
-    if (count === undefined) throw new Error(`runtime file ${file.name} is missing from the parameter layout`);
-    // Parts are cut at byte offsets, which is only safe for ASCII; validation keeps it so.
-    if (/[^\x20-\x7e\n]/.test(file.content)) throw new Error(`runtime file ${file.name} is not printable ASCII`);
-    const bytes = Buffer.from(file.content, "utf8");
-    const size = Math.ceil(bytes.length / count);
-    for (let i = 0; i < count; i++) {
-      const header = partHeader(file.name, i, count);
-      const value = header + bytes.subarray(i * size, (i + 1) * size).toString("utf8");
-      if (Buffer.byteLength(value) > PART_LIMIT) {
-        throw new Error(`runtime file ${file.name} outgrew its parameter layout (${bytes.length} bytes in ${count} parts)`);
-      }
-      parts.push({ name: partName(file.name, i), value });
+    if (file.key) {
+      if (Buffer.byteLength(file.content, "utf8") > PARAMETER_LIMIT) throw new Error(`runtime file ${file.name} is over ${PARAMETER_LIMIT} bytes, too large for an SSM parameter`);
+      parameters.push({ name: keyParameterName(file.name), value: file.content });
+    } else {
+      inObject[file.name] = file.content;
     }
     manifest.files.push({
       name: file.name,
-      parts: count,
-      sha256: createHash("sha256").update(bytes).digest("hex"),
+      source: file.key ? "parameter" : "object",
+      sha256: createHash("sha256").update(file.content, "utf8").digest("hex"),
       mode: file.mode,
       owner: file.owner,
       group: file.group,
       reload: file.reload,
     });
   }
-  return { parts, manifest: JSON.stringify(manifest, null, 1) };
+  return { parameters, object: JSON.stringify({ files: inObject }), manifest: JSON.stringify(manifest, null, 1) };
 }
-

@@ -1,4 +1,15 @@
-import { cloudInit, compressedUserData, DATA_VOLUME_DEVICE, type MailConfig, RESTIC_PREFIX, resticRepositoryUrl } from "@mailstack/core";
+import {
+  cloudInit,
+  compressedUserData,
+  DATA_VOLUME_DEVICE,
+  HOST_BUNDLE_PARAMETERS,
+  hostObjectsPrefix,
+  hostBundle,
+  hostBundlePointer,
+  type MailConfig,
+  RESTIC_PREFIX,
+  resticRepositoryUrl,
+} from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ebs from "@pulumi/aws/ebs";
 import * as ec2 from "@pulumi/aws/ec2";
@@ -6,6 +17,8 @@ import { getCallerIdentityOutput } from "@pulumi/aws/getCallerIdentity";
 import { getPartitionOutput } from "@pulumi/aws/getPartition";
 import { getRegionOutput } from "@pulumi/aws/getRegion";
 import * as iam from "@pulumi/aws/iam";
+import * as s3 from "@pulumi/aws/s3";
+import * as ssm from "@pulumi/aws/ssm";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER_ID = "099720109477";
@@ -22,7 +35,11 @@ export interface MailHostArgs {
   readonly availabilityZone: pulumi.Input<string>;
   /** Security groups of the instance (usually MailFirewall's). */
   readonly securityGroupIds: pulumi.Input<readonly pulumi.Input<string>[]>;
-  /** SSM path of the stack's runtime files; the instance role may read under it and nothing else. */
+  /**
+   * SSM path of the stack's runtime files; the instance role may read under it and nothing
+   * else. MailHost adds the host bundle's pointer below it, and the role may write its status
+   * report below `status/` there.
+   */
   readonly parameterPath: string;
   /**
    * AMI to boot. Default: the newest Ubuntu 24.04 image for the architecture, looked up
@@ -33,9 +50,11 @@ export interface MailHostArgs {
   readonly amiId?: pulumi.Input<string>;
   /**
    * ARN of the backup bucket (MailBackup's), which the host's restic repository lives in,
-   * below `restic/`. The role may list, read, write and delete objects there and nothing
-   * else in S3; it is explicitly denied deleting versions or changing the bucket's policy,
-   * lifecycle, versioning, encryption or Object Lock.
+   * below `restic/`, and its bundles and runtime files below `host/<parameterPath>/`. The role
+   * may list, read, write and delete objects below `restic/`, read those below
+   * `host/<parameterPath>/`, and nothing else in S3;
+   * it is explicitly denied deleting versions or changing the bucket's policy, lifecycle,
+   * versioning, encryption or Object Lock.
    */
   readonly backupBucketArn: pulumi.Input<string>;
   /**
@@ -56,14 +75,16 @@ export interface MailHostArgs {
 }
 
 /**
- * The mail host: an Ubuntu 24.04 instance built entirely by cloud-init, a separate encrypted
- * data volume for mail that outlives it, an Elastic IP, and an instance role that can reach
- * SSM Session Manager and its own parameters, nothing more.
+ * The mail host: an Ubuntu 24.04 instance, a separate encrypted data volume for mail that
+ * outlives it, an Elastic IP, and an instance role that can reach SSM Session Manager, its own
+ * parameters and its bundles, nothing more.
  *
- * A change to the rendered host configuration replaces the instance (user data runs once per
- * instance, so changing it in place would silently do nothing). The data volume, queue and
- * certificates are on the data volume and carry over; mailbox and alias changes never touch
- * user data and reach the host through SSM within minutes.
+ * Every host file (daemon configuration, mailstack's scripts and units) is in the host bundle:
+ * one JSON object named by its SHA-256 in the backup bucket, and an SSM parameter that points
+ * at it. The user data only installs the packages and a first-boot program that fetches the
+ * bundle, so a change to a host file updates the bundle and its pointer, and the running host
+ * checks and applies it within minutes, with no replacement. The instance is replaced only
+ * when its user data changes (host name, region, parameter path), or its image or type does.
  */
 export class MailHost extends pulumi.ComponentResource {
   /** The EC2 instance; replaced when its user data changes. */
@@ -80,6 +101,10 @@ export class MailHost extends pulumi.ComponentResource {
   readonly publicIp: pulumi.Output<string>;
   /** The #cloud-config document (before compression): no secret is ever part of it. */
   readonly userData: pulumi.Output<string>;
+  /** The host bundle's object in the backup bucket, `host/<parameterPath>/bundles/<sha256>.json`. */
+  readonly bundle: s3.BucketObjectv2;
+  /** SHA-256 of the host bundle this deployment publishes: the one the host reports once it runs it. */
+  readonly bundleSha256: pulumi.Output<string>;
 
   constructor(name: string, args: MailHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mailstack:aws:MailHost", name, {}, opts);
@@ -166,6 +191,12 @@ export class MailHost extends pulumi.ComponentResource {
                 Action: ["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
                 Resource: [base, `${base}/*`],
               },
+              {
+                Sid: "ReportOwnStatus",
+                Effect: "Allow",
+                Action: "ssm:PutParameter",
+                Resource: `${base}/${HOST_BUNDLE_PARAMETERS.status.split("/")[0]}/*`,
+              },
             ],
           });
         }),
@@ -178,7 +209,7 @@ export class MailHost extends pulumi.ComponentResource {
         role: this.role.id,
         policy: pulumi
           .all([args.backupBucketArn, args.backupKmsKeyArn, region, partitionInfo.dnsSuffix])
-          .apply(([bucketArn, keyArn, region, dnsSuffix]) => JSON.stringify(backupPolicy(bucketArn, keyArn, `s3.${region}.${dnsSuffix}`))),
+          .apply(([bucketArn, keyArn, region, dnsSuffix]) => JSON.stringify(backupPolicy(bucketArn, keyArn, `s3.${region}.${dnsSuffix}`, args.parameterPath))),
       },
       parent,
     );
@@ -215,12 +246,46 @@ export class MailHost extends pulumi.ComponentResource {
         parent,
       ).id;
 
-    this.userData = pulumi
-      .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, args.backupBucketArn])
-      // An S3 bucket ARN is arn:<partition>:s3:::<name>.
-      .apply(([region, dnsSuffix, dataVolumeId, bucketArn]) =>
-        cloudInit(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupRepository: resticRepositoryUrl(bucketArn.split(":::")[1], region, dnsSuffix) }),
-      );
+    // Known at preview: the size check runs on every plan, not only once resources exist.
+    this.userData = region.apply((region) => cloudInit(config, { region, ssmPath: args.parameterPath }));
+
+    const bucketName = pulumi.output(args.backupBucketArn).apply((arn) => arn.split(":::")[1]);
+    const bundle = pulumi
+      .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, bucketName])
+      .apply(([region, dnsSuffix, dataVolumeId, bucket]) => {
+        const rendered = hostBundle(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupRepository: resticRepositoryUrl(bucket, region, dnsSuffix) });
+        return { ...rendered, pointer: hostBundlePointer(rendered, bucket, region, dnsSuffix) };
+      });
+    this.bundle = new s3.BucketObjectv2(
+      `${name}-bundle`,
+      {
+        bucket: bucketName,
+        // Named by its hash: a new bundle is a new object, so the host never reads a key whose
+        // content changed under it, and the one it runs stays until the new one is in place.
+        key: bundle.key,
+        content: bundle.document,
+        contentType: "application/json",
+        serverSideEncryption: "aws:kms",
+        kmsKeyId: args.backupKmsKeyArn,
+        // S3 checks the upload; Object Lock, when the bucket has it, requires a checksum.
+        checksumAlgorithm: "SHA256",
+        tags: args.tags,
+      },
+      parent,
+    );
+    const pointer = new ssm.Parameter(
+      `${name}-bundle-pointer`,
+      {
+        name: `${args.parameterPath}/${HOST_BUNDLE_PARAMETERS.pointer}`,
+        type: "String",
+        value: bundle.pointer,
+        description: `mailstack host bundle of ${config.hostname}: where it is and its SHA-256`,
+        tags: args.tags,
+      },
+      // Written once the object exists, so the host never looks for a bundle that is not there.
+      { parent: this, dependsOn: [this.bundle] },
+    );
+    this.bundleSha256 = bundle.sha256;
 
     this.instance = new ec2.Instance(
       `${name}-instance`,
@@ -257,6 +322,8 @@ export class MailHost extends pulumi.ComponentResource {
       },
       {
         parent: this,
+        // Its first boot fetches the bundle the pointer names.
+        dependsOn: [pointer],
         // The data volume can be attached to one instance at a time.
         deleteBeforeReplace: true,
         ignoreChanges: args.amiId === undefined ? ["ami"] : [],
@@ -280,7 +347,7 @@ export class MailHost extends pulumi.ComponentResource {
 
     this.instanceId = this.instance.id;
     this.publicIp = this.eip.publicIp;
-    this.registerOutputs({ instanceId: this.instanceId, publicIp: this.publicIp, dataVolumeId: this.dataVolume.id });
+    this.registerOutputs({ instanceId: this.instanceId, publicIp: this.publicIp, dataVolumeId: this.dataVolume.id, bundleSha256: this.bundleSha256 });
   }
 }
 
@@ -304,11 +371,11 @@ export const BACKUP_DENIED_ACTIONS = [
 ];
 
 /**
- * restic's needs under its prefix and no more. Deleting an object on the versioned bucket
- * only adds a delete marker (which is how restic prunes); the old version stays until the
- * lifecycle expires it. The Deny holds even if a broader grant is attached to the role later.
+ * restic's needs under its prefix, reading the stack's host objects (bundles, runtime files),
+ * and no more. Deleting an object on the versioned bucket only adds a delete marker (which is
+ * how restic prunes); the old version stays until the lifecycle expires it. The Deny holds even if a broader grant is attached to the role later.
  */
-function backupPolicy(bucketArn: string, kmsKeyArn: string | undefined, s3Service: string) {
+function backupPolicy(bucketArn: string, kmsKeyArn: string | undefined, s3Service: string, parameterPath: string) {
   const statements: object[] = [
     {
       Sid: "ListResticPrefix",
@@ -320,10 +387,11 @@ function backupPolicy(bucketArn: string, kmsKeyArn: string | undefined, s3Servic
     // restic asks where the bucket is before it opens the repository.
     { Sid: "LocateBucket", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: bucketArn },
     { Sid: "ResticObjects", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: `${bucketArn}/${RESTIC_PREFIX}/*` },
+    { Sid: "ReadHostObjects", Effect: "Allow", Action: "s3:GetObject", Resource: `${bucketArn}/${hostObjectsPrefix(parameterPath)}/*` },
     { Sid: "NeverEraseHistory", Effect: "Deny", Action: BACKUP_DENIED_ACTIONS, Resource: [bucketArn, `${bucketArn}/*`] },
   ];
   if (kmsKeyArn !== undefined) {
-    statements.splice(3, 0, {
+    statements.splice(4, 0, {
       Sid: "BucketKey",
       Effect: "Allow",
       Action: ["kms:Decrypt", "kms:GenerateDataKey"],

@@ -2,14 +2,19 @@ import {
   checkPassword,
   checkPasswordHash,
   type ConfigIssue,
+  HOST_OBJECTS,
+  hostObjectsPrefix,
+  keyFileNames,
+  keyParameterName,
   MAX_RESTIC_PASSWORD_LENGTH,
   type MailConfig,
-  parameterLayout,
-  parameterValues,
-  partName,
+  runtimeDelivery,
   runtimeFiles,
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
+import { getPartitionOutput } from "@pulumi/aws/getPartition";
+import { getRegionOutput } from "@pulumi/aws/getRegion";
+import * as s3 from "@pulumi/aws/s3";
 import * as ssm from "@pulumi/aws/ssm";
 import { MailStackConfigError } from "./config-error";
 import { PasswordHashes } from "./password-hashes";
@@ -24,10 +29,17 @@ export interface MailboxCredential {
 
 /** Arguments of {@link MailParameters}. */
 export interface MailParametersArgs {
-  /** The validated configuration: decides the files and how many parameters each takes. */
+  /** The validated configuration: decides the files, and which keys take a parameter. */
   readonly config: MailConfig;
   /** SSM path all parameters go under, e.g. /mailstack/prod/mail. One path per stack. */
   readonly path: string;
+  /**
+   * The bucket (MailBackup's) that holds the runtime object, at `host/<path>/runtime.json`,
+   * where MailHost's role may read it.
+   */
+  readonly bucket: pulumi.Input<string>;
+  /** The bucket's customer-managed KMS key, which encrypts the object. Default: the `aws/s3` key. */
+  readonly kmsKeyArn?: pulumi.Input<string>;
   /** Credentials in the order of the input's mailboxes, which `Mailbox.index` points into. */
   readonly credentials: readonly MailboxCredential[];
   /** PEM private key of the DKIM selector in `config`. */
@@ -39,29 +51,30 @@ export interface MailParametersArgs {
    * `backup/restic-password`: printable ASCII, at most 128 characters.
    */
   readonly resticPassword: pulumi.Input<string>;
-  /** Tags for every parameter. Default none. */
+  /** Tags for every parameter and the object. Default none. */
   readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
  * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM and TLS
- * keys, the restic password) as SecureString parameters under one path, plus the manifest the
- * host checks them against.
- * Files larger than one parameter are split; the split depends only on the configuration,
- * so the set of parameters is known before any secret resolves.
+ * keys, the restic password): each key in a SecureString parameter of its own under one path,
+ * every other file in one KMS-encrypted object in the backup bucket, and the manifest the host
+ * checks them all against. Which parameters exist depends only on the configuration (its DKIM
+ * signing selector), never on the number of mailboxes, so the set is known before any secret
+ * resolves.
  */
 export class MailParameters extends pulumi.ComponentResource {
   /** The SSM path holding every parameter. */
   readonly path: string;
   /** Every parameter, the manifest last. */
   readonly parameters: ssm.Parameter[] = [];
+  /** The object holding every runtime file that is not a key. */
+  readonly object: s3.BucketObjectv2;
 
   constructor(name: string, args: MailParametersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mailstack:aws:MailParameters", name, {}, opts);
     const { config } = args;
     this.path = args.path;
-    const layout = parameterLayout(config);
-
     const credentials = config.mailboxes.map((m) => {
       const given = args.credentials[m.index];
       return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
@@ -86,13 +99,38 @@ export class MailParameters extends pulumi.ComponentResource {
     const hashed = config.mailboxes.some((m) => m.credential === "password")
       ? new PasswordHashes(`${name}-password-hashes`, { context: args.path, passwords: checked.passwords }, { parent: this }).hashes
       : pulumi.output<Record<string, string>>({});
-    const values = pulumi
-      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem])
-      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem]) => {
+    const region = getRegionOutput({}, { parent: this }).region;
+    const dnsSuffix = getPartitionOutput({}, { parent: this }).dnsSuffix;
+    const location = pulumi.all([args.bucket, region, dnsSuffix]).apply(([bucket, region, dnsSuffix]) => ({
+      bucket,
+      key: `${hostObjectsPrefix(args.path)}/${HOST_OBJECTS.runtime}`,
+      endpoint: `https://s3.${region}.${dnsSuffix}`,
+    }));
+    const delivery = pulumi
+      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location])
+      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location]) => {
         const passwordHashes = new Map(Object.entries({ ...hashes, ...fromPasswords }));
-        return parameterValues(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword }), layout);
+        return runtimeDelivery(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword }), location);
       });
-    const secretValues = pulumi.secret(values);
+    const secret = pulumi.secret(delivery);
+
+    // A stable key, updated in place: a host that reads it between this update and the
+    // manifest's finds hashes that do not match yet, and tries again.
+    this.object = new s3.BucketObjectv2(
+      `${name}-runtime`,
+      {
+        bucket: args.bucket,
+        key: location.key,
+        content: secret.object,
+        contentType: "application/json",
+        serverSideEncryption: "aws:kms",
+        kmsKeyId: args.kmsKeyArn,
+        // Object Lock, when the bucket has it, requires a checksum.
+        checksumAlgorithm: "SHA256",
+        tags: args.tags,
+      },
+      { parent: this },
+    );
 
     const parameter = (key: string, suffix: string, value: pulumi.Input<string>, dependsOn: pulumi.Resource[] = []) =>
       new ssm.Parameter(
@@ -100,28 +138,26 @@ export class MailParameters extends pulumi.ComponentResource {
         {
           name: `${args.path}/${suffix}`,
           type: "SecureString",
-          // Standard (free, 4 KB) unless a part needs the advanced tier's 8 KB.
+          // Standard (free, 4 KB) unless a value needs the advanced tier's 8 KB.
           tier: "Intelligent-Tiering",
           value,
-          description: `mailstack runtime file for ${config.hostname}`,
+          description: suffix === "manifest" ? `mailstack runtime files of ${config.hostname}: their hashes and where they are` : `mailstack runtime file for ${config.hostname}`,
           tags: args.tags,
         },
         { parent: this, dependsOn },
       );
 
-    for (const [file, count] of Object.entries(layout.parts)) {
-      for (let i = 0; i < count; i++) {
-        const suffix = partName(file, i);
-        const value = secretValues.apply((v) => {
-          const part = v.parts.find((p) => p.name === suffix);
-          if (!part) throw new Error(`parameter ${suffix} missing from the rendered values`);
-          return part.value;
-        });
-        this.parameters.push(parameter(`${file.replace(/[^a-z0-9-]/gi, "-")}-${i}`, suffix, value));
-      }
+    for (const file of keyFileNames(config)) {
+      const suffix = keyParameterName(file);
+      const value = secret.parameters.apply((all) => {
+        const found = all.find((p) => p.name === suffix);
+        if (!found) throw new Error(`parameter ${suffix} missing from the rendered values`);
+        return found.value;
+      });
+      this.parameters.push(parameter(file.replace(/[^a-z0-9-]/gi, "-"), suffix, value));
     }
-    // Written after every part, so a host that sees the new manifest finds the parts it names.
-    this.parameters.push(parameter("manifest", "manifest", secretValues.apply((v) => v.manifest), [...this.parameters]));
+    // Written after every key and the object, so a host that sees the new manifest finds what it names.
+    this.parameters.push(parameter("manifest", "manifest", secret.manifest, [...this.parameters, this.object]));
     this.registerOutputs({ path: this.path });
   }
 }

@@ -103,7 +103,7 @@ export class MailStack extends pulumi.ComponentResource {
   readonly dkimKeys: Record<string, DkimKey> = {};
   /** The host's TLS key, which the TLSA record pins. */
   readonly tlsKey: TlsKey;
-  /** The runtime files (users, maps, keys) as SSM parameters, which the host syncs. */
+  /** The runtime files (users, maps, keys): keys as SSM parameters, the rest in one S3 object; the host syncs them. */
   readonly parameters: MailParameters;
   /** The backup bucket (or the existing one's name and ARN, with backupBucket) and the restic password. */
   readonly backup: MailBackup;
@@ -174,6 +174,8 @@ export class MailStack extends pulumi.ComponentResource {
       {
         config,
         path: parameterPath,
+        bucket: this.backup.bucketName,
+        kmsKeyArn: args.backupKmsKeyArn,
         credentials: args.mailboxes,
         dkimPrivateKeyPem: this.dkim.privateKeyPem,
         tlsPrivateKeyPem: this.tlsKey.privateKeyPem,
