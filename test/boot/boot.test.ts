@@ -13,7 +13,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { load } from "js-yaml";
+import { dump, load } from "js-yaml";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { type DnsRecord, hashPassword, txtValue, zoneFile } from "@mailstack/core";
 import { findProject, readStackFile } from "../../packages/cli/src/project";
@@ -41,6 +41,10 @@ interface Plan {
   hostname: string;
   volumeId: string;
   bucket: string;
+  /** The host bundle's object: its key and document. */
+  bundle: { key: string; body: string };
+  /** The runtime object (users, maps): its key and document. */
+  runtime: { key: string; body: string };
   parameters: { Name: string; Type: string; Value: string }[];
   records: DnsRecord[];
 }
@@ -62,26 +66,60 @@ async function planDefaultStack(): Promise<Plan> {
   }
   values["mailstack:mailboxes"] = JSON.stringify(mailboxes);
   const run = await runProgram(() => require("../../program"), { project: project.name, stack: "example", config: values, secretKeys: stack.secretKeys });
-  const userData = run.userData();
-  const defaults = Object.fromEntries(
-    ((load(userData) as any).write_files as { path: string; content: string }[])
+  const bundle = run.named("mail-host-bundle");
+  const runtime = run.named("mail-parameters-runtime");
+  const settings = hostSettings(bundle.inputs.content);
+  return {
+    userData: run.userData(),
+    region: stack.region,
+    instanceId: run.outputs.instanceId,
+    publicIp: run.outputs.publicIp,
+    hostname: run.outputs.hostname,
+    volumeId: settings.MAILSTACK_DATA_VOLUME_ID,
+    bucket: bucketOf(settings),
+    bundle: { key: bundle.inputs.key, body: bundle.inputs.content },
+    runtime: { key: runtime.inputs.key, body: runtime.inputs.content },
+    parameters: run.ofType("aws:ssm/parameter:Parameter").map((p) => ({ Name: p.inputs.name, Type: p.inputs.type, Value: p.inputs.value })),
+    records: run.outputs.dnsRecords as DnsRecord[],
+  };
+}
+
+/**
+ * What a `pulumi up` after `pulumi config set` of `changes` would publish for the host: the
+ * plan of the default stack with them, by `mailstack plan` in a process of its own (the
+ * reference program, once loaded, is not run a second time in this one). The host bundle holds
+ * no secret, so the plan's stand-ins for the `secure:` values change nothing in it.
+ */
+function planChanged(dir: string, changes: Record<string, unknown>): Pick<Plan, "userData" | "bundle" | "volumeId" | "bucket"> {
+  mkdirSync(dir, { recursive: true });
+  const stack = load(readFileSync(join(ROOT, "Pulumi.example.yaml"), "utf8")) as { config: Record<string, unknown> };
+  // Named like the default stack's file: the stack's name is in the parameter path.
+  const file = join(dir, "Pulumi.example.yaml");
+  writeFileSync(file, dump({ config: { ...stack.config, ...changes } }));
+  runOk(process.execPath, [join(ROOT, "packages/cli/dist/main.js"), "plan", "--config", file, "--out", join(dir, "out")], { cwd: ROOT });
+  const body = readFileSync(join(dir, "out", "host-bundle.json"), "utf8");
+  const resources = JSON.parse(readFileSync(join(dir, "out", "resources.json"), "utf8")) as { name: string; inputs: Record<string, any> }[];
+  const settings = hostSettings(body);
+  return {
+    userData: readFileSync(join(dir, "out", "user-data.yaml"), "utf8"),
+    bundle: { key: resources.find((r) => r.name === "mail-host-bundle")!.inputs.key, body },
+    volumeId: settings.MAILSTACK_DATA_VOLUME_ID,
+    bucket: bucketOf(settings),
+  };
+}
+
+/** The host's settings file, as a bundle document carries it. */
+function hostSettings(bundle: string): Record<string, string> {
+  return Object.fromEntries(
+    (JSON.parse(bundle) as { files: { path: string; content: string }[] }).files
       .find((f) => f.path === "/etc/default/mailstack")!
       .content.split("\n")
       .filter((l) => /^[A-Z_0-9]+=/.test(l))
       .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 2, -1)]),
   );
-  return {
-    userData,
-    region: stack.region,
-    instanceId: run.outputs.instanceId,
-    publicIp: run.outputs.publicIp,
-    hostname: run.outputs.hostname,
-    volumeId: defaults.MAILSTACK_DATA_VOLUME_ID,
-    bucket: defaults.MAILSTACK_BACKUP_REPOSITORY.match(/amazonaws\.com\/([^/]+)\//)![1],
-    parameters: run.ofType("aws:ssm/parameter:Parameter").map((p) => ({ Name: p.inputs.name, Type: p.inputs.type, Value: p.inputs.value })),
-    records: run.outputs.dnsRecords as DnsRecord[],
-  };
 }
+
+const bucketOf = (settings: Record<string, string>) => settings.MAILSTACK_BACKUP_REPOSITORY.match(/amazonaws\.com\/([^/]+)\//)![1];
 
 /** The packages the user data installs, for the image's apt cache. */
 const packagesOf = (userData: string): string[] => (load(userData) as { packages: string[] }).packages;
@@ -104,6 +142,10 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
   const inboundMessage = `From: Outside <postmaster@outside.example>\r\nTo: <${ALICE.address}>\r\nSubject: boot test inbound\r\nMessage-ID: <boot-inbound-${id}@outside.example>\r\nDate: ${new Date().toUTCString()}\r\n\r\nHello from the internet.\r\n`;
   let greylistedAt = 0;
   const keys: Record<string, string> = {};
+  /** The plan after a day-2 change of host settings. */
+  let changed: ReturnType<typeof planChanged>;
+  /** main.cf as the changed bundle installed it. */
+  let goodMainCf = "";
 
   const client = async <T>(fn: string, args: unknown): Promise<T> => {
     const r = await network.execAsync(process.execPath, [join(__dirname, "../support/netns-client.mjs")], JSON.stringify({ fn, args }));
@@ -119,6 +161,32 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
   const repositoryConfig = () => join(work, "internet", "s3", plan.bucket, "restic", "config._S3rver_object");
   const snapshotsInBucket = () => readdirSync(join(work, "internet", "s3", plan.bucket, "restic", "snapshots")).filter((f) => f.endsWith("._S3rver_object"));
   const failedUnits = () => inside("systemctl", "--failed", "--no-legend", "--plain").stdout.trim();
+  const mainPid = (unit: string) => inside("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.trim();
+  const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+  /** What `pulumi up` does with a new bundle: the object first, then the pointer naming it. */
+  const publish = async (key: string, body: string, claimed = sha(body)) => {
+    const stored = internet.next((e) => e.event === "s3-put-done" && e.key === key);
+    internet.send({ cmd: "s3-put", key, body });
+    await stored;
+    const pointer = plan.parameters.find((p) => p.Name.endsWith("/host-bundle"))!;
+    const value = JSON.stringify({ ...JSON.parse(pointer.Value), key, sha256: claimed });
+    const put = internet.next((e) => e.event === "ssm-put-done");
+    internet.send({ cmd: "ssm-put", parameters: [{ ...pointer, Value: value }] });
+    await put;
+  };
+  /** The host's own report, as the operator reads it from SSM. */
+  const status = async (): Promise<Record<string, any>> => {
+    const name = plan.parameters.find((p) => p.Name.endsWith("/host-bundle"))!.Name.replace(/host-bundle$/, "status/host-bundle");
+    const answer = internet.next((e) => e.event === "ssm-value" && e.name === name);
+    internet.send({ cmd: "ssm-get", name });
+    const { value } = await answer;
+    return JSON.parse(value ?? "null");
+  };
+  const submit = (user: { address: string; password: string }, to: string, subject: string) => {
+    const body = `From: <${user.address}>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nMessage-ID: <${randomBytes(8).toString("hex")}@example.com>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${subject}\r\n`;
+    const auth = Buffer.from(`\0${user.address}\0${user.password}`).toString("base64");
+    return smtp({ port: 587, steps: ["EHLO client.example", { starttls: true }, "EHLO client.example", `AUTH PLAIN ${auth}`, `MAIL FROM:<${user.address}>`, `RCPT TO:<${to}>`, { data: body }, "QUIT"] });
+  };
 
   beforeAll(async () => {
     mkdirSync(work, { recursive: true });
@@ -128,7 +196,7 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     // The test CA, trusted by the instance as Amazon's and Let's Encrypt's CAs are on EC2.
     const tls = join(work, "tls");
     mkdirSync(tls);
-    const names = [`ssm.${plan.region}.amazonaws.com`, `s3.${plan.region}.amazonaws.com`, `*.s3.dualstack.${plan.region}.amazonaws.com`, "acme-v02.api.letsencrypt.org"];
+    const names = [`ssm.${plan.region}.amazonaws.com`, `s3.${plan.region}.amazonaws.com`, `*.s3.${plan.region}.amazonaws.com`, `*.s3.dualstack.${plan.region}.amazonaws.com`, "acme-v02.api.letsencrypt.org"];
     runOk("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=mailstack boot test CA", "-keyout", join(tls, "ca-key.pem"), "-out", join(tls, "ca.pem")]);
     runOk("openssl", ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${names[0]}`, "-keyout", join(tls, "server-key.pem"), "-out", join(tls, "server.csr")]);
     writeFileSync(join(tls, "ext.cnf"), `subjectAltName=${[...names.map((n) => `DNS:${n}`), "IP:127.0.0.1", "DNS:localhost"].join(",")}\n`);
@@ -154,7 +222,7 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
         credentials: { AccessKeyId: "S3RVER", SecretAccessKey: "S3RVER", Token: randomBytes(24).toString("base64") },
       },
       ssm: { address: STAND_INS.ssm, up: false, parameters: plan.parameters },
-      s3: { address: STAND_INS.s3, bucket: plan.bucket },
+      s3: { address: STAND_INS.s3, bucket: plan.bucket, objects: [plan.bundle, plan.runtime].map((o) => ({ key: o.key, body: o.body })) },
       acme: { address: STAND_INS.acme, dnsServer: `${STAND_INS.resolver}:53`, httpPort: 80 },
       dns: { address: STAND_INS.dns, resolver: STAND_INS.resolver, zones },
     };
@@ -209,13 +277,13 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
 
     await sleep(60_000);
     machine.attachVolume(loop, plan.volumeId);
-    // The volume is found; the setup fails on SSM, and systemd runs it again.
+    // The setup fails on SSM (it cannot fetch the host bundle), and systemd runs it again.
     await until("the setup to fail on SSM and be retried", 300, () => {
       const show = inside("systemctl", "show", "-p", "NRestarts", "mailstack-bootstrap.service").stdout;
-      return inside("mountpoint", "-q", "/var/vmail").status === 0 && Number(show.match(/NRestarts=(\d+)/)?.[1]) >= 1;
+      return Number(show.match(/NRestarts=(\d+)/)?.[1]) >= 2;
     }, 5000);
     expect(inside("systemctl", "is-active", "postfix.service").stdout.trim()).not.toBe("active");
-    expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-bootstrap.service").stdout).toMatch(/mailstack-sync: cannot read \/.* from SSM: .*; will retry/);
+    expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-bootstrap.service").stdout).toMatch(/mailstack-first-boot: cannot fetch the host bundle: .*; will retry/);
     internet.send({ cmd: "ssm-up" });
 
     const state = await until("the host to be running", 600, () => {
@@ -295,6 +363,92 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     expect(inside("fail2ban-client", "ping").stdout).toMatch(/pong/);
   });
 
+  test("a changed host file goes live on the running host: no replacement, only its daemons reloaded, no message lost", async () => {
+    // `pulumi config set` of two host settings, and the plan a `pulumi up` would deploy.
+    // The same plan without the changes publishes the very bundle the host runs.
+    expect(planChanged(join(work, "unchanged"), {}).bundle).toEqual(plan.bundle);
+    changed = planChanged(join(work, "changed"), { "mailstack:messageSizeLimitMiB": 30, "mailstack:backupSchedule": "*-*-* 04:15:00" });
+    // The instance stays: same user data, same volume, same bucket; only the bundle is new.
+    expect({ userData: changed.userData === plan.userData, volume: changed.volumeId, bucket: changed.bucket }).toEqual({ userData: true, volume: plan.volumeId, bucket: plan.bucket });
+    expect(changed.bundle.key).not.toBe(plan.bundle.key);
+    const before = { postfix: mainPid("postfix@-.service"), dovecot: mainPid("dovecot.service"), nginx: mainPid("nginx.service") };
+    expect(inside("postconf", "-h", "message_size_limit").stdout.trim()).toBe(String(50 * 1024 * 1024));
+
+    // Submissions keep coming while the host switches.
+    let switching = true;
+    const sent: string[] = [];
+    const sender = (async () => {
+      for (let n = 0; switching || n < 3; n++) {
+        const subject = `during the switch ${id}-${n}`;
+        const s = await submit(ALICE, BOB.address, subject);
+        if (lastReply(s.replies[6]?.reply ?? "").startsWith("250")) sent.push(subject);
+        else await sleep(1000);
+      }
+    })();
+    await publish(changed.bundle.key, changed.bundle.body);
+    const applied = await machine.execAsync("systemctl", ["start", "mailstack-sync.service"]);
+    switching = false;
+    await sender;
+    expect({ status: applied.status, stderr: applied.stderr }).toEqual({ status: 0, stderr: "" });
+
+    expect(inside("postconf", "-h", "message_size_limit").stdout.trim()).toBe(String(30 * 1024 * 1024));
+    goodMainCf = inside("cat", "/etc/postfix/main.cf").stdout;
+    expect(inside("systemctl", "show", "-p", "TimersCalendar", "mailstack-backup.timer").stdout).toMatch(/OnCalendar=\*-\*-\* 04:15:00/);
+    // Postfix reloaded in place (same master process); Dovecot and nginx, whose files did not change, untouched.
+    expect({ postfix: mainPid("postfix@-.service"), dovecot: mainPid("dovecot.service"), nginx: mainPid("nginx.service") }).toEqual(before);
+    const log = inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-sync.service").stdout;
+    expect(log).toMatch(/^mailstack-sync: reload-or-restart postfix@-\.service$/m);
+    expect(log).toMatch(/^mailstack-sync: restart mailstack-backup\.timer$/m);
+    expect(log).not.toMatch(/^mailstack-sync: (reload|restart)\S* (?!postfix@-\.service|mailstack-backup\.timer)/m);
+    expect(await status()).toMatchObject({ running: sha(changed.bundle.body), attempted: sha(changed.bundle.body), result: "applied", reason: null });
+
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    await until("every message sent during the switch in bob's INBOX", 300, async () => {
+      const subjects = ((await imap(BOB)).results?.[0] ?? []).map((m: any) => String(m.source));
+      return sent.every((subject) => subjects.some((source: string) => source.includes(subject)));
+    }, 5000);
+    figures.push(`day-2 change: ${sent.length} submissions accepted and delivered during the switch`);
+  });
+
+  test("a bundle that a daemon's checker rejects is refused; the running configuration keeps serving, and the report says why", async () => {
+    const good = goodMainCf;
+    const bundle = JSON.parse(changed.bundle.body) as { files: { path: string; content: string }[] };
+    for (const f of bundle.files) {
+      if (f.path === "/etc/dovecot/dovecot.conf") f.content += "this_is_not_a_dovecot_setting = yes\n";
+      if (f.path === "/etc/postfix/main.cf") f.content = f.content.replace(/^message_size_limit = .*$/m, "message_size_limit = 1048576");
+    }
+    const body = JSON.stringify(bundle);
+    await publish(changed.bundle.key.replace(/[0-9a-f]{64}\.json$/, `${sha(body)}.json`), body);
+    const refused = inside("systemctl", "start", "mailstack-sync.service");
+    expect(refused.status).not.toBe(0);
+    const report = await status();
+    expect(report).toMatchObject({ running: sha(changed.bundle.body), attempted: sha(body), result: "refused" });
+    expect(report.reason).toMatch(/dovecot.*this_is_not_a_dovecot_setting/);
+    // Nothing of it was installed, not even the file that passed its own check.
+    expect(inside("cat", "/etc/postfix/main.cf").stdout).toBe(good);
+    // The checkers' overlay went with their mount namespace.
+    expect(inside("findmnt", "-n", "--source", "mailstack-check").stdout.trim()).toBe("");
+    expect((await imap(ALICE)).error).toBeUndefined();
+    // The next run leaves the refused bundle alone instead of failing again.
+    expect(inside("systemctl", "start", "mailstack-sync.service").status).toBe(0);
+  });
+
+  test("a bundle whose content does not match its hash is never installed", async () => {
+    const good = goodMainCf;
+    const bundle = JSON.parse(changed.bundle.body) as { files: { path: string; content: string }[] };
+    for (const f of bundle.files) if (f.path === "/etc/postfix/main.cf") f.content = f.content.replace(/^message_size_limit = .*$/m, "message_size_limit = 2097152");
+    // The pointer names the good bundle's hash; the object under its key holds something else.
+    const claimed = createHash("sha256").update(`not ${changed.bundle.body}`).digest("hex");
+    await publish(changed.bundle.key.replace(/[0-9a-f]{64}\.json$/, `${claimed}.json`), JSON.stringify(bundle), claimed);
+    expect(inside("systemctl", "start", "mailstack-sync.service").status).not.toBe(0);
+    const report = await status();
+    expect(report).toMatchObject({ running: sha(changed.bundle.body), attempted: claimed, result: "refused" });
+    expect(report.reason).toMatch(/hash/);
+    expect(inside("cat", "/etc/postfix/main.cf").stdout).toBe(good);
+    expect(inside("ls", "/var/lib/mailstack/host-bundles").stdout).not.toContain(claimed);
+    inside("systemctl", "reset-failed", "mailstack-sync.service");
+  });
+
   test("a reboot comes back to the same state: nothing lost, nothing set up twice", async () => {
     await machine.stop();
     machine.start();
@@ -315,11 +469,17 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     expect(inside("cat", "/etc/fstab").stdout).not.toMatch(/mailstack|vmail/);
     // The first-boot setup did not run again.
     expect(inside("journalctl", "-b", "--no-pager", "-u", "mailstack-bootstrap.service", "-o", "cat").stdout).not.toMatch(/mailstack-bootstrap: /);
+    // The last good bundle, not the refused ones the pointer named since.
+    expect(inside("postconf", "-h", "message_size_limit").stdout.trim()).toBe(String(30 * 1024 * 1024));
+    expect(inside("cat", "/etc/postfix/main.cf").stdout).toBe(goodMainCf);
+    expect(JSON.parse(inside("cat", "/var/lib/mailstack/bundle-state.json").stdout).current).toBe(sha(changed.bundle.body));
   });
 
   test("a replacement instance on the same volume and parameters keeps every message, both keys and the backup repository", async () => {
     await machine.stop();
     run("sync", []);
+    // The stack's bundle again, as the next `pulumi up` publishes it after the tampering above.
+    await publish(changed.bundle.key, changed.bundle.body);
     machine = Machine.create(`msb-${id}-2`, join(work, "instance-2"), image, network, { userData: plan.userData, instanceId: `${plan.instanceId.slice(0, -1)}f`, hostname: "mail" }, { region: plan.region, bucket: plan.bucket }, caPem);
     machine.start();
     const launched = Date.now();
@@ -334,6 +494,8 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     });
     expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
     expect((await imap(BOB)).results?.[0]?.some((m: any) => m.source.includes("boot test submission"))).toBe(true);
+    // The first boot installed the bundle the pointer names: the day-2 change included.
+    expect(inside("postconf", "-h", "message_size_limit").stdout.trim()).toBe(String(30 * 1024 * 1024));
     expect(fingerprint(inside("sh", "-c", "cat /etc/mailstack/dkim/*.key").stdout)).toBe(keys.dkim);
     expect(fingerprint(inside("openssl", "pkey", "-in", "/etc/mailstack/tls/privkey.pem", "-pubout").stdout)).toBe(keys.tls);
     // Backups go on in the same repository: no new one, and restic built on the last

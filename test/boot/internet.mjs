@@ -5,13 +5,17 @@
 //
 //   IMDSv2   http://<imds.address>:80          tokens required, the instance role's credentials
 //   SSM      https://<ssm.address>:443         AWS JSON 1.1: GetParametersByPath (paginated),
-//                                              GetParameter, GetParameters; refuses connections
-//                                              (does not listen) while down
-//   S3       https://<s3.address>:443          s3rver, path-style and virtual-host-style. restic 0.14
-//                                              (minio-go) turns s3:https://s3.<region>.amazonaws.com/
-//                                              <bucket>/... into https://<bucket>.s3.dualstack.<region>
-//                                              .amazonaws.com/...: the host must resolve that name to
-//                                              s3.address and the certificate must name it.
+//                                              GetParameter, GetParameters, PutParameter; refuses
+//                                              connections (does not listen) while down
+//   S3       https://<s3.address>:443          s3rver, path-style and virtual-host-style, the latter
+//                                              as <bucket>.s3.<region>.amazonaws.com (boto3) or
+//                                              <bucket>.s3.dualstack.<region>.amazonaws.com: restic
+//                                              0.14 (minio-go) turns s3:https://s3.<region>.amazonaws
+//                                              .com/<bucket>/... into the dualstack name. The host must
+//                                              resolve the names it uses to s3.address and the
+//                                              certificate must name them. config.s3.objects
+//                                              ([{key, body}], body UTF-8) are in the bucket from the
+//                                              start.
 //   ACME     https://<acme.address>:443        a proxy to Debian's pebble on 127.0.0.1:14000
 //                                              (/directory is pebble's /dir); pebble validates
 //                                              HTTP-01 through the DNS below
@@ -23,7 +27,11 @@
 // "port" other than the default (imds.port, ssm.port, s3.port, acme.port, dns.port).
 //
 // Control on stdin, one JSON object a line:
-//   {"cmd":"ssm-up"}  {"cmd":"ssm-down"}  {"cmd":"ssm-parameters","parameters":[{Name,Type,Value}]}
+//   {"cmd":"ssm-up"}  {"cmd":"ssm-down"}
+//   {"cmd":"ssm-parameters","parameters":[{Name,Type,Value}]}  replaces the whole set
+//   {"cmd":"ssm-put","parameters":[{Name,Type,Value}]}  adds or overwrites just these
+//   {"cmd":"ssm-get","name":"/x/y"}
+//   {"cmd":"s3-put","key":"a/b.json","body":"UTF-8 text"}  an object in config.s3.bucket
 //   {"cmd":"acme-roots"}  {"cmd":"stop"}
 // Events on stdout, one JSON object a line (nothing else is written there):
 //   {"event":"ready"}  once every service listens (SSM only if it is up)
@@ -31,7 +39,10 @@
 //       imds adds "token" (a valid session token came with the request), ssm adds "target",
 //       s3 adds "host" (its path always starts with the bucket, whichever style was used)
 //   {"event":"error","service","message"}
-//   {"event":"ssm-up"} {"event":"ssm-down"} {"event":"ssm-parameters","count"}  acknowledgements
+//   {"event":"ssm-put","name","value","type"}  a PutParameter SSM accepted (after its request event)
+//   {"event":"ssm-up"} {"event":"ssm-down"} {"event":"ssm-parameters","count"}  acknowledgements,
+//   {"event":"ssm-put-done","count"} (the parameters in the command) {"event":"s3-put-done","key"}
+//   {"event":"ssm-value","name","value"}  the answer to ssm-get: the plain value, or null
 //   {"event":"acme-roots","root":"PEM","intermediate":"PEM"}
 //   {"event":"stopped"}  just before a clean exit
 // A closed stdin (the harness is gone), SIGTERM or SIGINT stop everything as "stop" does.
@@ -51,6 +62,7 @@ import { URL } from "node:url";
 
 const require = createRequire(import.meta.url);
 const S3rver = require("s3rver");
+const S3Object = require("s3rver/lib/models/object");
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const dir = config.dir;
@@ -98,7 +110,7 @@ function closeServer(server) {
   });
 }
 
-/** Reads a request's whole body. */
+/** Reads a stream (a request's body, say) to its end. */
 function body(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -256,21 +268,36 @@ const ssmConfig = config.ssm;
 let ssmParameters = new Map(); // name -> { Type, Value, Version, LastModifiedDate }
 let ssmServer = null;
 
-function setParameters(list) {
-  const old = ssmParameters;
-  ssmParameters = new Map();
-  const now = Date.now() / 1000;
+/** The harness's parameters, all checked before any is stored. */
+function checkParameters(list) {
   for (const p of list ?? []) {
     if (typeof p?.Name !== "string" || typeof p?.Value !== "string") throw new Error(`bad parameter ${JSON.stringify(p)}`);
-    const before = old.get(p.Name);
-    const same = before && before.Value === p.Value && before.Type === (p.Type ?? "SecureString");
-    ssmParameters.set(p.Name, {
-      Type: p.Type ?? "SecureString",
-      Value: p.Value,
-      Version: same ? before.Version : (before?.Version ?? 0) + 1,
-      LastModifiedDate: same ? before.LastModifiedDate : now,
-    });
   }
+  return list ?? [];
+}
+
+// A parameter set again unchanged (ssm-parameters repeats the whole set) is no new version.
+function parameterEntry(p, before) {
+  const same = before && before.Value === p.Value && before.Type === (p.Type ?? "SecureString");
+  return {
+    Type: p.Type ?? "SecureString",
+    Value: p.Value,
+    Version: same ? before.Version : (before?.Version ?? 0) + 1,
+    LastModifiedDate: same ? before.LastModifiedDate : Date.now() / 1000,
+  };
+}
+
+function setParameters(list) {
+  const old = ssmParameters;
+  const next = new Map();
+  for (const p of checkParameters(list)) next.set(p.Name, parameterEntry(p, old.get(p.Name)));
+  ssmParameters = next;
+}
+
+function putParameters(list) {
+  const checked = checkParameters(list);
+  for (const p of checked) ssmParameters.set(p.Name, parameterEntry(p, ssmParameters.get(p.Name)));
+  return checked.length;
 }
 
 function ssmParameter(name, decrypt) {
@@ -333,6 +360,22 @@ async function ssmHandler(req, res) {
       if (!ssmParameters.has(input.Name)) return error(400, "ParameterNotFound", "");
       return reply(200, { Parameter: ssmParameter(input.Name, input.WithDecryption) });
     }
+    case "AmazonSSM.PutParameter": {
+      if (typeof input.Name !== "string" || !input.Name) return error(400, "ValidationException", "Name is required");
+      if (typeof input.Value !== "string") return error(400, "ValidationException", "Value is required");
+      const before = ssmParameters.get(input.Name);
+      // As SSM: a new parameter needs a type, an overwrite without one keeps the old one.
+      const type = input.Type ?? before?.Type;
+      if (type !== "String" && type !== "SecureString")
+        return error(400, "ValidationException", type === undefined ? "A parameter type is required when you create a parameter." : `Type must be String or SecureString, not ${type}`);
+      if (before && input.Overwrite !== true)
+        return error(400, "ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.");
+      // Unlike the harness's settings, every accepted PutParameter is a new version, as in SSM.
+      const Version = (before?.Version ?? 0) + 1;
+      ssmParameters.set(input.Name, { Type: type, Value: input.Value, Version, LastModifiedDate: Date.now() / 1000 });
+      reply(200, { Version, Tier: "Standard" });
+      return emit({ event: "ssm-put", name: input.Name, value: input.Value, type });
+    }
     case "AmazonSSM.GetParameters": {
       const names = Array.isArray(input.Names) ? input.Names : [];
       if (names.length < 1 || names.length > 10) return error(400, "ValidationException", "Names must hold 1 to 10 names");
@@ -368,6 +411,28 @@ async function ssmDown() {
 // --- S3 ------------------------------------------------------------------------------------
 let s3 = null;
 let s3Server = null;
+let s3Started = null; // startS3's promise: s3-put waits for the bucket
+
+// Through s3rver's store, as its PutObject handler does, so the object is whatever s3rver makes
+// of one (metadata, ETag) and GetObject serves it in either addressing style.
+async function putS3Object(key, text) {
+  if (typeof key !== "string" || !key || key.startsWith("/")) throw new Error(`bad S3 key ${JSON.stringify(key)}`);
+  if (typeof text !== "string") throw new Error(`S3 object ${key}: the body must be a string`);
+  const { bucket } = config.s3;
+  const content = Buffer.from(text, "utf8");
+  await s3.store.putObject(new S3Object(bucket, key, content, {}));
+  // The store's putObject resolves before its write stream has reached the file: wait until
+  // it reads back these bytes, so that an acknowledgement means a GetObject gets them.
+  await until(
+    `S3 object ${key}`,
+    async () => {
+      const object = await s3.store.getObject(bucket, key);
+      return Boolean(object?.content) && (await body(object.content)).equals(content);
+    },
+    null,
+    5000,
+  );
+}
 
 async function startS3() {
   const { address, bucket, port = 443 } = config.s3;
@@ -385,6 +450,7 @@ async function startS3() {
   });
   s3.on("error", () => {}); // Koa's default handler logs to stderr; requests get their S3 error
   await s3.configureBuckets();
+  for (const { key, body: text } of config.s3.objects ?? []) await putS3Object(key, text);
   const koa = s3.callback();
   const token = imdsConfig.credentials.Token;
   // In front of s3rver: the role's session token must come with every signed request, as S3
@@ -601,6 +667,15 @@ async function command(line) {
       case "ssm-parameters":
         setParameters(msg.parameters);
         return emit({ event: "ssm-parameters", count: ssmParameters.size });
+      case "ssm-put":
+        return emit({ event: "ssm-put-done", count: putParameters(msg.parameters) });
+      case "ssm-get":
+        return emit({ event: "ssm-value", name: msg.name, value: ssmParameters.get(msg.name)?.Value ?? null });
+      case "s3-put":
+        if (!s3Started) throw new Error("S3 is not started");
+        await s3Started;
+        await putS3Object(msg.key, msg.body);
+        return emit({ event: "s3-put-done", key: msg.key });
       case "acme-roots":
         return emit({ event: "acme-roots", ...(await acmeRoots()) });
       case "stop":
@@ -609,7 +684,7 @@ async function command(line) {
         return fail("control", `unknown command: ${line}`);
     }
   } catch (e) {
-    fail(msg.cmd === "acme-roots" ? "acme" : msg.cmd?.startsWith("ssm") ? "ssm" : "control", e);
+    fail(msg.cmd === "acme-roots" ? "acme" : msg.cmd?.startsWith("ssm") ? "ssm" : msg.cmd?.startsWith("s3") ? "s3" : "control", e);
   }
 }
 
@@ -637,7 +712,7 @@ setParameters(ssmConfig.parameters);
 const steps = [
   ["imds", startImds],
   ["dns", startDns],
-  ["s3", startS3],
+  ["s3", () => (s3Started = startS3())],
   ["acme", startAcme],
   ["ssm", () => (ssmConfig.up ? ssmUp() : undefined)],
 ];

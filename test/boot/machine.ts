@@ -170,7 +170,7 @@ export class Network {
   hostsLines(region: string, bucket: string): string[] {
     return [
       `${STAND_INS.ssm} ssm.${region}.amazonaws.com`,
-      `${STAND_INS.s3} s3.${region}.amazonaws.com ${bucket}.s3.dualstack.${region}.amazonaws.com`,
+      `${STAND_INS.s3} s3.${region}.amazonaws.com ${bucket}.s3.${region}.amazonaws.com ${bucket}.s3.dualstack.${region}.amazonaws.com`,
       `${STAND_INS.acme} acme-v02.api.letsencrypt.org`,
       ...this.mirror.map((a) => `${a} ${MIRROR}`),
     ];
@@ -281,6 +281,11 @@ export class Machine {
   /** Runs a command inside the container, as root, in all its namespaces. */
   exec(command: string, args: string[] = []): RunResult {
     return run("nsenter", ["-t", String(this.leader()), "-a", command, ...args]);
+  }
+
+  /** {@link exec}, without blocking the test's event loop (its clients keep going meanwhile). */
+  execAsync(command: string, args: string[] = []): Promise<RunResult> {
+    return runAsync("nsenter", ["-t", String(this.leader()), "-a", command, ...args]);
   }
 
   /** `systemctl is-system-running` once boot has settled (running, degraded…). */
