@@ -13,14 +13,15 @@ export function readStackConfig(config: pulumi.Config = new pulumi.Config()): Ma
   const input: Record<string, unknown> = {};
   const prefix = `${config.name}:`;
   const known = new Set<string>(CONFIG_FIELDS);
-  for (const key of Object.keys(pulumi.runtime.allConfig())) {
+  // Read once: the runtime parses the whole configuration (a thousand mailboxes) on every read.
+  const all = pulumi.runtime.allConfig();
+  for (const [key, raw] of Object.entries(all)) {
     if (!key.startsWith(prefix)) continue;
     const field = key.slice(prefix.length);
     if (!known.has(field)) {
       issues.push(unknownField(field, field, CONFIG_FIELDS));
       continue;
     }
-    const raw = config.get(field) as string;
     if (FIELD_KINDS[field as keyof typeof FIELD_KINDS] === "string") {
       // Pulumi.yaml declares optional strings with an empty default: empty means unset.
       if (raw !== "") input[field] = raw;
