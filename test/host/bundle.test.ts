@@ -5,10 +5,9 @@
  * is a stand-in that logs what it is asked and fails for the units a test names.
  */
 import { createHash } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { FakeS3, FakeSsm } from "../support/fake-aws";
 import { requireRoot, requireTools, run, runAsync, type RunResult, tempRoot } from "../support/tools";
 
 requireTools("python3", "boto3", "mount", "findmnt", "sievec");
@@ -19,132 +18,7 @@ const PREFIX = "/mailstack/test/mail";
 const BUCKET = "mailstack-bundles-test";
 /** Where the manifest says the runtime files that are not keys are. */
 const RUNTIME_OBJECT = { bucket: BUCKET, key: "host/mailstack/test/mail/runtime.json", endpoint: "https://s3.us-east-1.amazonaws.com" };
-const PAGE = 10;
 const STATUS = `${PREFIX}/status/host-bundle`;
-
-interface SsmRequest {
-  target: string;
-  body: { Path?: string; Recursive?: boolean; WithDecryption?: boolean; NextToken?: string; MaxResults?: number; Name?: string; Value?: string; Type?: string; Overwrite?: boolean };
-}
-
-/** The slice of the SSM JSON protocol the sync uses: GetParametersByPath with pagination, and PutParameter. */
-class FakeSsm {
-  readonly parameters = new Map<string, string>();
-  readonly requests: SsmRequest[] = [];
-  /** Answers PutParameter with AccessDeniedException. */
-  refusePut = false;
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** The values of every PutParameter so far, parsed. */
-  puts(): Record<string, unknown>[] {
-    return this.requests.filter((r) => r.target === "AmazonSSM.PutParameter").map((r) => JSON.parse(r.body.Value!) as Record<string, unknown>);
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const reply = (status: number, body: unknown) => {
-        const text = JSON.stringify(body);
-        res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "00000000-0000-0000-0000-000000000000" });
-        res.end(text);
-      };
-      const target = String(req.headers["x-amz-target"] ?? "");
-      let body: SsmRequest["body"];
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
-      } catch {
-        return reply(400, { __type: "SerializationException", message: "body is not JSON" });
-      }
-      this.requests.push({ target, body });
-      if (req.method !== "POST") return reply(400, { __type: "InvalidAction", message: "POST only" });
-      if (target === "AmazonSSM.PutParameter") {
-        if (this.refusePut) return reply(400, { __type: "AccessDeniedException", message: "not authorized to perform ssm:PutParameter" });
-        if (!body.Name || body.Value === undefined || body.Type !== "String" || body.Overwrite !== true) return reply(400, { __type: "ValidationException", message: "Name, Value, Type String and Overwrite expected" });
-        this.parameters.set(body.Name, body.Value);
-        return reply(200, { Version: 1, Tier: "Standard" });
-      }
-      if (target !== "AmazonSSM.GetParametersByPath") return reply(400, { __type: "UnknownOperationException", message: target });
-      if (!body.Path || !body.Path.startsWith("/")) return reply(400, { __type: "ValidationException", message: "Path must start with /" });
-      const base = body.Path.replace(/\/$/, "") + "/";
-      const names = [...this.parameters.keys()].filter((n) => n.startsWith(base) && (body.Recursive || !n.slice(base.length).includes("/"))).sort();
-      const start = body.NextToken ? Number(Buffer.from(body.NextToken, "base64").toString("utf8").replace(/^offset:/, "")) : 0;
-      const size = Math.min(body.MaxResults ?? PAGE, PAGE);
-      const out: Record<string, unknown> = {
-        Parameters: names.slice(start, start + size).map((Name) => ({
-          Name,
-          Type: "SecureString",
-          Value: body.WithDecryption ? this.parameters.get(Name) : Buffer.from(`ciphertext:${Name}`).toString("base64"),
-          Version: 1,
-          DataType: "text",
-          ARN: `arn:aws:ssm:us-east-1:123456789012:parameter${Name}`,
-        })),
-      };
-      if (start + size < names.length) out.NextToken = Buffer.from(`offset:${start + size}`).toString("base64");
-      reply(200, out);
-    });
-  }
-}
-
-/** S3's GetObject, path style (/<bucket>/<key>), unsigned checks only. */
-class FakeS3 {
-  /** "/<bucket>/<key>" to the object's bytes. */
-  readonly objects = new Map<string, Buffer>();
-  /** The path of every request. */
-  readonly requests: string[] = [];
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse) {
-    const path = decodeURIComponent((req.url ?? "").split("?")[0]);
-    this.requests.push(path);
-    const object = this.objects.get(path);
-    if (req.method !== "GET" || !String(req.headers.authorization ?? "").startsWith("AWS4-HMAC-SHA256 ")) {
-      res.writeHead(403, { "Content-Type": "application/xml" });
-      return res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>signed GET only</Message></Error>`);
-    }
-    if (!object) {
-      res.writeHead(404, { "Content-Type": "application/xml" });
-      return res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${path}</Key></Error>`);
-    }
-    res.writeHead(200, {
-      "Content-Type": "application/json",
-      "Content-Length": object.length,
-      ETag: `"${createHash("md5").update(object).digest("hex")}"`,
-      "Last-Modified": new Date(0).toUTCString(),
-    });
-    res.end(object);
-  }
-}
 
 // --- bundles ---------------------------------------------------------------------------------
 interface BundleFile {
@@ -395,7 +269,7 @@ describe("mailstack-sync.py installing the host bundle", () => {
     expect(readdirSync(h.bundles)).toEqual([`${b.sha}.json`]);
     expect(readFileSync(join(h.bundles, `${b.sha}.json`), "utf8")).toBe(b.text);
     expect(h.state()).toMatchObject({ current: b.sha, previous: null, refused: {} });
-    expect(s3.requests).toEqual([`/${BUCKET}/${keyOf(b.sha)}`]);
+    expect(s3.requests.map((r) => r.path)).toEqual([`/${BUCKET}/${keyOf(b.sha)}`]);
     expect(status()).toEqual({ running: b.sha, attempted: b.sha, result: "applied", reason: null, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) });
   });
 

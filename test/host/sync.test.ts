@@ -4,8 +4,6 @@
  * runtime object the core renders for the stack.
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -24,6 +22,7 @@ import {
   type RuntimeFile,
   type RuntimeObjectLocation,
 } from "@mailstack/core";
+import { FakeS3, FakeSsm, SSM_PAGE } from "../support/fake-aws";
 import { SAMPLE_HASH } from "../support/fixtures";
 import { requireTools, runAsync, type RunResult, tempRoot } from "../support/tools";
 
@@ -31,172 +30,15 @@ requireTools("python3", "boto3");
 
 const SCRIPT = join(__dirname, "..", "..", "packages", "core", "scripts", "mailstack-sync.py");
 const PREFIX = "/mailstack/test/mail";
-const PAGE = 10; // GetParametersByPath returns at most 10 parameters per call.
 const BUCKET = "mailstack-backups-test";
 /** Where the stack puts the runtime object; the endpoint is the real one, which --s3-endpoint-url overrides. */
 const LOCATION: RuntimeObjectLocation = { bucket: BUCKET, key: `${hostObjectsPrefix(PREFIX)}/${HOST_OBJECTS.runtime}`, endpoint: "https://s3.us-east-1.amazonaws.com" };
 const OBJECT_PATH = `/${LOCATION.bucket}/${LOCATION.key}`;
 
-interface SsmRequest {
-  target: string;
-  body: { Path?: string; Recursive?: boolean; WithDecryption?: boolean; NextToken?: string; MaxResults?: number };
-}
-
-/** The slice of the SSM JSON protocol the sync uses: GetParametersByPath with pagination. */
-class FakeSsm {
-  readonly parameters = new Map<string, string>();
-  readonly requests: SsmRequest[] = [];
-  /** Answers every request with AccessDeniedException, as SSM does for a role without the permission. */
-  refuse = false;
-  /** At most this many parameters a page (SSM may return fewer than MaxResults). */
-  pageSize = PAGE;
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Replaces every parameter, as a `pulumi up` that declares exactly these would. */
-  publish(values: Map<string, string>): void {
-    this.parameters.clear();
-    for (const [k, v] of values) this.parameters.set(k, v);
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const reply = (status: number, body: unknown) => {
-        const text = JSON.stringify(body);
-        res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "00000000-0000-0000-0000-000000000000" });
-        res.end(text);
-      };
-      const target = String(req.headers["x-amz-target"] ?? "");
-      let body: SsmRequest["body"];
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
-      } catch {
-        return reply(400, { __type: "SerializationException", message: "body is not JSON" });
-      }
-      this.requests.push({ target, body });
-      if (req.method !== "POST") return reply(400, { __type: "InvalidAction", message: "POST only" });
-      if (target !== "AmazonSSM.GetParametersByPath") return reply(400, { __type: "UnknownOperationException", message: target });
-      if (this.refuse) return reply(400, { __type: "AccessDeniedException", message: "not authorized to perform ssm:GetParametersByPath" });
-      if (!body.Path || !body.Path.startsWith("/")) return reply(400, { __type: "ValidationException", message: "Path must start with /" });
-      const base = body.Path.replace(/\/$/, "") + "/";
-      const names = [...this.parameters.keys()]
-        .filter((n) => n.startsWith(base) && (body.Recursive || !n.slice(base.length).includes("/")))
-        .sort();
-      const start = body.NextToken ? Number(Buffer.from(body.NextToken, "base64").toString("utf8").replace(/^offset:/, "")) : 0;
-      if (!Number.isInteger(start)) return reply(400, { __type: "InvalidNextToken", message: "bad token" });
-      const size = Math.min(body.MaxResults ?? PAGE, this.pageSize);
-      const page = names.slice(start, start + size);
-      const out: Record<string, unknown> = {
-        Parameters: page.map((Name) => ({
-          Name,
-          Type: "SecureString",
-          // Without WithDecryption, SSM returns the KMS ciphertext of a SecureString.
-          Value: body.WithDecryption ? this.parameters.get(Name) : Buffer.from(`ciphertext:${Name}`).toString("base64"),
-          Version: 1,
-          DataType: "text",
-          ARN: `arn:aws:ssm:us-east-1:123456789012:parameter${Name}`,
-        })),
-      };
-      if (start + size < names.length) out.NextToken = Buffer.from(`offset:${start + size}`).toString("base64");
-      reply(200, out);
-    });
-  }
-}
-
-interface S3Request {
-  /** "/<bucket>/<key>", whichever addressing style the request used. */
-  path: string;
-  /** "path": GET /<bucket>/<key>; "virtual": the bucket in the host name (through a proxy). */
-  style: "path" | "virtual";
-  /** The host the request was for. */
-  host: string;
-}
-
-/**
- * S3's GetObject with its error documents: path style (GET /<bucket>/<key>), or, through it as
- * an HTTP proxy, virtual-hosted style (GET http://<bucket>.s3.<...>/<key>). Only signed GETs.
- */
-class FakeS3 {
-  /** "/<bucket>/<key>" to the object's bytes. */
-  readonly objects = new Map<string, Buffer>();
-  readonly requests: S3Request[] = [];
-  /** Answers 403 AccessDenied, as S3 does for a role without s3:GetObject. */
-  refuse = false;
-  /** Sends half the object, then drops the connection. */
-  cutOff = false;
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Puts the runtime object in place, or (undefined) takes it away. */
-  put(object: string | undefined): void {
-    this.objects.clear();
-    if (object !== undefined) this.objects.set(OBJECT_PATH, Buffer.from(object, "utf8"));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse) {
-    const raw = req.url ?? "";
-    let request: S3Request;
-    if (/^https?:\/\//.test(raw)) {
-      // Through the proxy: virtual-hosted style names the bucket in front of the endpoint's s3 host name.
-      const url = new URL(raw);
-      const bucket = /^(.+?)\.s3[.-]/.exec(url.hostname)?.[1];
-      const path = decodeURIComponent(url.pathname);
-      request = bucket ? { path: `/${bucket}${path}`, style: "virtual", host: url.host } : { path, style: "path", host: url.host };
-    } else {
-      request = { path: decodeURIComponent(raw.split("?")[0]), style: "path", host: String(req.headers.host ?? "") };
-    }
-    this.requests.push(request);
-    const error = (status: number, code: string, message: string) => {
-      res.writeHead(status, { "Content-Type": "application/xml", "x-amz-request-id": "0000000000000000" });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><Key>${request.path.split("/").slice(2).join("/")}</Key><RequestId>0000000000000000</RequestId></Error>`);
-    };
-    if (req.method !== "GET" || !String(req.headers.authorization ?? "").startsWith("AWS4-HMAC-SHA256 ")) return error(403, "AccessDenied", "signed GET only");
-    if (this.refuse) return error(403, "AccessDenied", "Access Denied");
-    const object = this.objects.get(request.path);
-    if (!object) return error(404, "NoSuchKey", "The specified key does not exist.");
-    res.writeHead(200, {
-      "Content-Type": "application/json",
-      "Content-Length": object.length,
-      ETag: `"${createHash("md5").update(object).digest("hex")}"`,
-      "Last-Modified": new Date(0).toUTCString(),
-    });
-    if (this.cutOff) {
-      res.write(object.subarray(0, object.length >> 1));
-      setTimeout(() => res.destroy(), 50);
-      return;
-    }
-    res.end(object);
-  }
+/** Puts the runtime object in place in the fake S3, or (undefined) takes it away. */
+function putObject(s3: FakeS3, object: string | undefined): void {
+  s3.objects.clear();
+  if (object !== undefined) s3.objects.set(OBJECT_PATH, Buffer.from(object, "utf8"));
 }
 
 // --- the stack's data ---------------------------------------------------------------------
@@ -353,7 +195,7 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
   /** Puts the parameters in SSM and the object in S3, as a `pulumi up` that declares exactly these would. */
   const publish = (p: Published) => {
     ssm.publish(p.parameters);
-    s3.put(p.object);
+    putObject(s3, p.object);
   };
   /** A host in sync with `base`. */
   const inSync = async () => {
@@ -383,7 +225,7 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
     publish(base);
     ssm.requests.length = 0;
     ssm.refuse = false;
-    ssm.pageSize = PAGE;
+    ssm.pageSize = SSM_PAGE;
     s3.requests.length = 0;
     s3.refuse = false;
     s3.cutOff = false;
@@ -666,12 +508,12 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
 
   test("the object not in S3 yet: exit 75 with one line, then installed once it is there", async () => {
     const h = host();
-    s3.put(undefined);
+    putObject(s3, undefined);
     const r = await h.sync();
     expect({ status: r.status, stderr: lines(r.stderr) }).toEqual({ status: 75, stderr: ["mailstack-sync: the runtime files are not in S3 yet; will retry"] });
     expect(s3.requests.map((q) => q.path)).toEqual([OBJECT_PATH]);
     expect(snapshot(h)).toEqual(UNTOUCHED);
-    s3.put(base.object);
+    putObject(s3, base.object);
     expect((await h.sync()).status).toBe(0);
     expectInstalled(h, base);
   });
