@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FakeS3, FakeSsm } from "../support/fake-aws";
+import { type FakeS3, type FakeSsm, fakeAws } from "../support/fake-aws";
 import { requireRoot, requireTools, run, runAsync, type RunResult, tempRoot } from "../support/tools";
 
 requireTools("python3", "boto3", "mount", "findmnt", "sievec");
@@ -180,8 +180,7 @@ function expectNoOverlay(host: Host) {
 }
 
 describe("mailstack-sync.py installing the host bundle", () => {
-  const ssm = new FakeSsm();
-  const s3 = new FakeS3();
+  const { ssm, s3 } = fakeAws();
   const hosts: Host[] = [];
   const host = () => {
     const h = newHost(ssm, s3);
@@ -200,13 +199,7 @@ describe("mailstack-sync.py installing the host bundle", () => {
   const status = () => JSON.parse(ssm.parameters.get(STATUS) ?? "null");
   const downloads = () => s3.requests.length;
 
-  beforeAll(async () => {
-    await ssm.start();
-    await s3.start();
-  });
   afterAll(async () => {
-    await ssm.stop();
-    await s3.stop();
     for (const h of hosts) await runAsync("rm", ["-rf", h.root]);
   });
   beforeEach(() => {

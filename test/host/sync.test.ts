@@ -22,7 +22,7 @@ import {
   type RuntimeFile,
   type RuntimeObjectLocation,
 } from "@mailstack/core";
-import { FakeS3, FakeSsm, SSM_PAGE } from "../support/fake-aws";
+import { type FakeS3, FakeSsm, fakeAws, SSM_PAGE } from "../support/fake-aws";
 import { SAMPLE_HASH } from "../support/fixtures";
 import { requireTools, runAsync, type RunResult, tempRoot } from "../support/tools";
 
@@ -184,8 +184,7 @@ const UNTOUCHED = { "/reload.sh": expect.any(String) };
 const DKIM = `${PREFIX}/${keyParameterName("dkim/mail.key")}`;
 
 describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
-  const ssm = new FakeSsm();
-  const s3 = new FakeS3();
+  const { ssm, s3 } = fakeAws();
   const hosts: Host[] = [];
   const host = () => {
     const h = newHost(ssm, s3);
@@ -212,13 +211,7 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
   const third = () => (afterNext ??= stack({ hashes: { "user0002@example.com": hashPassword("a third good passphrase", "user0002@example.com", PREFIX) }, key: 1 }));
   const lines = (text: string) => text.trim().split("\n");
 
-  beforeAll(async () => {
-    await ssm.start();
-    await s3.start();
-  });
   afterAll(async () => {
-    await ssm.stop();
-    await s3.stop();
     for (const h of hosts) await runAsync("rm", ["-rf", h.root]);
   });
   beforeEach(() => {

@@ -169,3 +169,18 @@ export class FakeS3 extends LocalServer {
     res.end(object);
   }
 }
+
+/** A fake SSM and S3 for a suite: started before its first test, stopped after its last. */
+export function fakeAws(): { ssm: FakeSsm; s3: FakeS3 } {
+  const ssm = new FakeSsm();
+  const s3 = new FakeS3();
+  beforeAll(async () => {
+    await ssm.start();
+    await s3.start();
+  });
+  afterAll(async () => {
+    await ssm.stop();
+    await s3.stop();
+  });
+  return { ssm, s3 };
+}
