@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type FakeS3, type FakeSsm, fakeAws } from "../support/fake-aws";
+import { type FakeS3, type FakeSsm, fakeAws, fakeAwsEnv } from "../support/fake-aws";
 import { requireRoot, requireTools, run, runAsync, type RunResult, tempRoot } from "../support/tools";
 
 requireTools("python3", "boto3", "mount", "findmnt", "sievec");
@@ -118,16 +118,7 @@ exit 0
           ...(options.extra ?? []),
         ],
         {
-          env: {
-            HOME: root,
-            LANG: "C.UTF-8",
-            AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-            AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            AWS_CONFIG_FILE: join(root, "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE: join(root, "no-aws-credentials"),
-            AWS_EC2_METADATA_DISABLED: "true",
-            ...options.env,
-          },
+          env: fakeAwsEnv(root, options.env),
         },
       ),
     bundle: (files) =>

@@ -22,7 +22,7 @@ import {
   type RuntimeFile,
   type RuntimeObjectLocation,
 } from "@mailstack/core";
-import { type FakeS3, FakeSsm, fakeAws, SSM_PAGE } from "../support/fake-aws";
+import { type FakeS3, FakeSsm, fakeAws, fakeAwsEnv, SSM_PAGE } from "../support/fake-aws";
 import { SAMPLE_HASH } from "../support/fixtures";
 import { requireTools, runAsync, type RunResult, tempRoot } from "../support/tools";
 
@@ -133,16 +133,7 @@ function newHost(ssm: FakeSsm, s3: FakeS3): Host {
           "--reload-command", reload,
         ],
         {
-          env: {
-            HOME: root,
-            LANG: "C.UTF-8",
-            AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
-            AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            AWS_CONFIG_FILE: join(root, "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE: join(root, "no-aws-credentials"),
-            AWS_EC2_METADATA_DISABLED: "true",
-            ...options.env,
-          },
+          env: fakeAwsEnv(root, options.env),
         },
       );
     },

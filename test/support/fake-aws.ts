@@ -184,3 +184,20 @@ export function fakeAws(): { ssm: FakeSsm; s3: FakeS3 } {
   });
   return { ssm, s3 };
 }
+
+/**
+ * The environment the sync runs in against the fakes: a home of its own and fixed test
+ * credentials, and nothing of this machine's AWS configuration or metadata service.
+ */
+export function fakeAwsEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: home,
+    LANG: "C.UTF-8",
+    AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+    AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    AWS_CONFIG_FILE: `${home}/no-aws-config`,
+    AWS_SHARED_CREDENTIALS_FILE: `${home}/no-aws-credentials`,
+    AWS_EC2_METADATA_DISABLED: "true",
+    ...extra,
+  };
+}
