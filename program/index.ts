@@ -16,3 +16,5 @@ export const resticPassword = mail.resticPassword;
 // Empty unless dnssec: the DS record of each zone, for the registrar.
 export const dsRecords = mail.dsRecords;
 export const nextSteps = mail.nextSteps;
+// The host bundle this deployment publishes: the host runs it once its report says so.
+export const hostBundleSha256 = mail.hostBundleSha256;

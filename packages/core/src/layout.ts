@@ -223,6 +223,9 @@ export const UNITS = {
   journald: "systemd-journald.service",
 } as const;
 
+/** Below the stack's SSM path, the one prefix the host's role may write: its reports. */
+export const HOST_STATUS_PREFIX = "status";
+
 /**
  * Where the host finds its bundle: an SSM parameter below the stack's path (the pointer), and
  * where it reports what it runs, below the same path, the one place its role may write.
@@ -231,7 +234,7 @@ export const HOST_BUNDLE_PARAMETERS = {
   /** The pointer: `{bucket, key, sha256, endpoint}` of the bundle to run. */
   pointer: "host-bundle",
   /** The host's report: the hash it runs and the result of its last attempt. */
-  status: "status/host-bundle",
+  status: `${HOST_STATUS_PREFIX}/host-bundle`,
 } as const;
 
 /**

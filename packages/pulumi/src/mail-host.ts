@@ -3,6 +3,7 @@ import {
   compressedUserData,
   DATA_VOLUME_DEVICE,
   HOST_BUNDLE_PARAMETERS,
+  HOST_STATUS_PREFIX,
   hostObjectsPrefix,
   hostBundle,
   hostBundlePointer,
@@ -195,7 +196,7 @@ export class MailHost extends pulumi.ComponentResource {
                 Sid: "ReportOwnStatus",
                 Effect: "Allow",
                 Action: "ssm:PutParameter",
-                Resource: `${base}/${HOST_BUNDLE_PARAMETERS.status.split("/")[0]}/*`,
+                Resource: `${base}/${HOST_STATUS_PREFIX}/*`,
               },
             ],
           });
@@ -249,6 +250,7 @@ export class MailHost extends pulumi.ComponentResource {
     // Known at preview: the size check runs on every plan, not only once resources exist.
     this.userData = region.apply((region) => cloudInit(config, { region, ssmPath: args.parameterPath }));
 
+    // An S3 bucket ARN is arn:<partition>:s3:::<name>.
     const bucketName = pulumi.output(args.backupBucketArn).apply((arn) => arn.split(":::")[1]);
     const bundle = pulumi
       .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, bucketName])

@@ -125,6 +125,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly backupReplicaBucketName?: pulumi.Output<string>;
   /** Where the host's restic repository is, e.g. `s3:https://s3.eu-west-1.amazonaws.com/<bucket>/restic`. */
   readonly resticRepository: pulumi.Output<string>;
+  /** SHA-256 of the host bundle this deployment publishes; the host reports it in `<parameterPath>/status/host-bundle` once it runs it. */
+  readonly hostBundleSha256: pulumi.Output<string>;
   /** The restic repository password, a Pulumi secret; keep a copy outside AWS. */
   readonly resticPassword: pulumi.Output<string>;
   /** DS record of each zone Cloudflare signs, for the registrar; empty without `dnssec`. */
@@ -235,6 +237,7 @@ export class MailStack extends pulumi.ComponentResource {
     this.backupBucketName = this.backup.bucketName;
     this.backupReplicaBucketName = this.backup.replicaBucketName;
     this.resticRepository = this.backup.repositoryUrl;
+    this.hostBundleSha256 = this.host.bundleSha256;
     this.resticPassword = this.backup.resticPassword;
     const laterSteps = this.dsRecords.apply((ds) => {
       const steps: string[] = [];
@@ -260,6 +263,7 @@ export class MailStack extends pulumi.ComponentResource {
       ...(this.backupReplicaBucketName ? { backupReplicaBucketName: this.backupReplicaBucketName } : {}),
       resticRepository: this.resticRepository,
       resticPassword: this.resticPassword,
+      hostBundleSha256: this.hostBundleSha256,
       dsRecords: this.dsRecords,
       nextSteps: this.nextSteps,
     });
