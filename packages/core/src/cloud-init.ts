@@ -1,8 +1,8 @@
 import { gzipSync } from "node:zlib";
 import { dump } from "js-yaml";
 import type { MailConfig } from "./config";
-import { bootstrapDone, hostPackages, readScript, SYSTEMD, unit } from "./host";
-import { HOST_BUNDLE_PARAMETERS, HOST_SCRIPTS, type HostEnv, POLICY_RC_D, PRODUCTION_ENV, STATE_FILES } from "./layout";
+import { bootstrapDone, bundlePointerName, bundleStatePaths, handOverCommands, hostPackages, readScript, SYSTEMD, unit } from "./host";
+import { HOST_SCRIPTS, type HostEnv, POLICY_RC_D, PRODUCTION_ENV } from "./layout";
 
 /** EC2 refuses user data over 16 KiB (before base64). */
 export const USER_DATA_LIMIT = 16384;
@@ -36,16 +36,13 @@ const BOOTSTRAP_UNIT = `${HOST_SCRIPTS.bootstrap}.service`;
  * changes with the host's files, so changing them never replaces the instance.
  */
 export function cloudInit(config: MailConfig, boot: BootParams, env: HostEnv = PRODUCTION_ENV): string {
-  const p = env.paths;
-  const command = (name: string) => `${p.sbin}/${name}`;
+  const command = (name: string) => `${env.paths.sbin}/${name}`;
   // The first boot's settings; every later program reads the bundle's settings file instead.
   const settings = {
     AWS_DEFAULT_REGION: boot.region,
-    MAILSTACK_BUNDLE_POINTER: `${boot.ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`,
-    MAILSTACK_BUNDLES: `${p.state}/${STATE_FILES.bundles}`,
-    MAILSTACK_BUNDLE_STATE: `${p.state}/${STATE_FILES.bundleState}`,
-    MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
-    MAILSTACK_BOOTSTRAP_COMMAND: command(HOST_SCRIPTS.bootstrap),
+    MAILSTACK_BUNDLE_POINTER: bundlePointerName(boot.ssmPath),
+    ...bundleStatePaths(env),
+    ...handOverCommands(env),
   };
   // cloud-init only enables and starts it, so a missing volume or an unreachable SSM leaves a
   // unit that systemd retries (across reboots too) rather than a failed cloud-init that nothing

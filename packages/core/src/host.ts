@@ -42,6 +42,9 @@ export interface HostFile {
   check?: HostCheck;
 }
 
+/** Where mailstack's units and drop-ins go. */
+export const SYSTEMD = "/etc/systemd/system";
+
 /**
  * Each daemon's own configuration checker, run by mailstack-sync before a new bundle replaces
  * a file it reads, with the new files shadowing the live ones (see docs/architecture.md).
@@ -62,7 +65,7 @@ export const HOST_CHECKS = {
   /** The jails. */
   fail2ban: ["fail2ban-client", "--test"],
   /** mailstack's units and timers. */
-  systemd: ["sh", "-c", "systemd-analyze verify --man=no /etc/systemd/system/mailstack-*.service /etc/systemd/system/mailstack-*.timer"],
+  systemd: ["sh", "-c", `systemd-analyze verify --man=no ${SYSTEMD}/mailstack-*.service ${SYSTEMD}/mailstack-*.timer`],
 } as const satisfies Record<string, readonly string[]>;
 
 /** A key of {@link HOST_CHECKS}. */
@@ -94,12 +97,38 @@ export function readScript(name: string): string {
   return readFileSync(join(__dirname, "..", "scripts", name), "utf8");
 }
 
+/** The SSM parameter that names the bundle to run, below the stack's path. */
+export const bundlePointerName = (ssmPath: string): string => `${ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`;
+
+/**
+ * Where mailstack-sync keeps the bundles it ran and its record of them: the same for the first
+ * boot (its unit's environment) and every later run (the settings file).
+ */
+export function bundleStatePaths(env: HostEnv): {
+  /** The running and previous bundle documents. */
+  MAILSTACK_BUNDLES: string;
+  /** The bundle state file. */
+  MAILSTACK_BUNDLE_STATE: string;
+} {
+  return { MAILSTACK_BUNDLES: `${env.paths.state}/${STATE_FILES.bundles}`, MAILSTACK_BUNDLE_STATE: `${env.paths.state}/${STATE_FILES.bundleState}` };
+}
+
+/** The programs the first boot hands over to, as the settings file names them too. */
+export function handOverCommands(env: HostEnv): {
+  /** mailstack-sync, which installs the first bundle. */
+  MAILSTACK_SYNC_COMMAND: string;
+  /** The bundle's bootstrap. */
+  MAILSTACK_BOOTSTRAP_COMMAND: string;
+} {
+  return { MAILSTACK_SYNC_COMMAND: `${env.paths.sbin}/${HOST_SCRIPTS.sync}`, MAILSTACK_BOOTSTRAP_COMMAND: `${env.paths.sbin}/${HOST_SCRIPTS.bootstrap}` };
+}
+
 function defaults(config: MailConfig, params: HostParams, env: HostEnv): string {
   const values: Record<string, string | number> = {
     MAILSTACK_HOSTNAME: config.hostname,
     MAILSTACK_SSM_PATH: params.ssmPath,
     // Read by the first boot from its unit; here for the operator, who may look for it.
-    MAILSTACK_BUNDLE_POINTER: `${params.ssmPath}/${HOST_BUNDLE_PARAMETERS.pointer}`,
+    MAILSTACK_BUNDLE_POINTER: bundlePointerName(params.ssmPath),
     AWS_DEFAULT_REGION: params.region,
     MAILSTACK_DATA_VOLUME_ID: params.dataVolumeId,
     MAILSTACK_DATA_MOUNT: env.paths.data,
@@ -143,15 +172,13 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_RESOLV_CONF: p.resolvConf,
     MAILSTACK_DATA_XEN_DEVICE: DATA_VOLUME_XEN_DEVICE,
     MAILSTACK_SYNC_STATE: `${p.state}/${STATE_FILES.sync}`,
-    MAILSTACK_BUNDLES: `${p.state}/${STATE_FILES.bundles}`,
-    MAILSTACK_BUNDLE_STATE: `${p.state}/${STATE_FILES.bundleState}`,
+    ...bundleStatePaths(env),
     MAILSTACK_BACKUP_STATUS: `${p.state}/${STATE_FILES.backupStatus}`,
     MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
     MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
     MAILSTACK_BACKUP_KEEP_FILE: `${p.runtime}/${BACKUP_KEEP_FILE}`,
     MAILSTACK_DATA_VOLUME_UNIT: DATA_VOLUME_UNIT,
-    MAILSTACK_SYNC_COMMAND: command(HOST_SCRIPTS.sync),
-    MAILSTACK_BOOTSTRAP_COMMAND: command(HOST_SCRIPTS.bootstrap),
+    ...handOverCommands(env),
     MAILSTACK_CERTIFICATE_COMMAND: command(HOST_SCRIPTS.certificate),
     MAILSTACK_POLICY_RC_D: POLICY_RC_D,
     MAILSTACK_BOOTSTRAP_DONE: bootstrapDone(env),
@@ -206,8 +233,6 @@ export function unit(sections: Record<string, [string, string][]>): string {
   );
 }
 
-/** Where mailstack's units and drop-ins go. */
-export const SYSTEMD = "/etc/systemd/system";
 
 /**
  * Every file the host needs for its life: daemon configuration, mailstack's scripts and

@@ -132,7 +132,7 @@ export class MailParameters extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const parameter = (key: string, suffix: string, value: pulumi.Input<string>, dependsOn: pulumi.Resource[] = []) =>
+    const parameter = (key: string, suffix: string, value: pulumi.Input<string>, description: string, dependsOn: pulumi.Resource[] = []) =>
       new ssm.Parameter(
         `${name}-${key}`,
         {
@@ -141,7 +141,7 @@ export class MailParameters extends pulumi.ComponentResource {
           // Standard (free, 4 KB) unless a value needs the advanced tier's 8 KB.
           tier: "Intelligent-Tiering",
           value,
-          description: suffix === "manifest" ? `mailstack runtime files of ${config.hostname}: their hashes and where they are` : `mailstack runtime file for ${config.hostname}`,
+          description,
           tags: args.tags,
         },
         { parent: this, dependsOn },
@@ -154,10 +154,12 @@ export class MailParameters extends pulumi.ComponentResource {
         if (!found) throw new Error(`parameter ${suffix} missing from the rendered values`);
         return found.value;
       });
-      this.parameters.push(parameter(file.replace(/[^a-z0-9-]/gi, "-"), suffix, value));
+      this.parameters.push(parameter(file.replace(/[^a-z0-9-]/gi, "-"), suffix, value, `mailstack runtime file for ${config.hostname}`));
     }
     // Written after every key and the object, so a host that sees the new manifest finds what it names.
-    this.parameters.push(parameter("manifest", "manifest", secret.manifest, [...this.parameters, this.object]));
+    this.parameters.push(
+      parameter("manifest", "manifest", secret.manifest, `mailstack runtime files of ${config.hostname}: their hashes and where they are`, [...this.parameters, this.object]),
+    );
     this.registerOutputs({ path: this.path });
   }
 }
