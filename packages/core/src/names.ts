@@ -25,6 +25,19 @@ const SERVICE_LABEL = /^_[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$/;
  * are only looked up, never hosted, e.g. the SPF include `_spf.google.com`.
  */
 export function checkDomain(raw: string, options: { serviceLabels?: boolean } = {}): Checked {
+  const key = `${options.serviceLabels ? "_" : ""}${raw}`;
+  let checked = checkedDomains.get(key);
+  if (checked === undefined) {
+    // A thousand mailboxes share a few domains; IDNA conversion is the costly part of each check.
+    if (checkedDomains.size >= 1024) checkedDomains.clear();
+    checked = Object.freeze(checkDomainOnce(raw, options));
+    checkedDomains.set(key, checked);
+  }
+  return checked;
+}
+const checkedDomains = new Map<string, Checked>();
+
+function checkDomainOnce(raw: string, options: { serviceLabels?: boolean }): Checked {
   const trimmed = raw.trim().replace(/\.$/, "");
   if (trimmed === "") return { ok: false, error: "is empty; give a domain such as example.com" };
   if (/[\s@/:%]/.test(trimmed)) {

@@ -75,9 +75,11 @@ export class MailParameters extends pulumi.ComponentResource {
     super("mailstack:aws:MailParameters", name, {}, opts);
     const { config } = args;
     this.path = args.path;
-    const credentials = config.mailboxes.map((m) => {
+    // Inputs as given: wrapping each in an Output first would cost two more per mailbox, a
+    // tenth of a thousand-mailbox plan.
+    const credentials: pulumi.Input<string | undefined>[] = config.mailboxes.map((m) => {
       const given = args.credentials[m.index];
-      return pulumi.output(m.credential === "password" ? given.password : given.passwordHash);
+      return m.credential === "password" ? given.password : given.passwordHash;
     });
     // Secret values are checked once they resolve (a preview resolves them too), before any is hashed.
     const checked = pulumi.all([pulumi.all(credentials), args.resticPassword]).apply(([secrets, resticPassword]) => {

@@ -309,19 +309,45 @@ export const SCHEMA = v.object(schemas(FIELDS));
  * Every key that is not a field, at every level, each at its own path. A strict schema would
  * stop at the first.
  */
-export function unknownFields(value: unknown, table: Table = FIELDS, at: PropertyKey[] = []): ConfigIssue[] {
-  if (!isRecord(value)) return [];
-  const known = Object.keys(table);
-  const issues = Object.keys(value)
-    .filter((key) => !known.includes(key))
-    .map((key) => unknownField(formatPath([...at, key]), key, known));
-  for (const [key, field] of Object.entries(table)) {
-    const nested = value[key];
-    if (field.fields) issues.push(...unknownFields(nested, field.fields, [...at, key]));
-    const items = field.items;
-    if (items && Array.isArray(nested)) nested.forEach((item, i) => issues.push(...unknownFields(item, items, [...at, key, i])));
-  }
+export function unknownFields(value: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  collectUnknown(value, FIELDS, [], issues);
   return issues;
+}
+
+// One path and one list for the whole walk: a thousand mailboxes would otherwise allocate both per item.
+function collectUnknown(value: unknown, table: Table, at: PropertyKey[], issues: ConfigIssue[]): void {
+  if (!isRecord(value)) return;
+  const { names, entries } = shapeOf(table);
+  for (const key of Object.keys(value)) {
+    if (!names.has(key)) issues.push(unknownField(formatPath([...at, key]), key, [...names]));
+  }
+  for (const [key, field] of entries) {
+    const nested = value[key];
+    if (!field.fields && !(field.items && Array.isArray(nested))) continue;
+    at.push(key);
+    if (field.fields) collectUnknown(nested, field.fields, at, issues);
+    const items = field.items;
+    if (items && Array.isArray(nested)) {
+      nested.forEach((item, i) => {
+        at.push(i);
+        collectUnknown(item, items, at, issues);
+        at.pop();
+      });
+    }
+    at.pop();
+  }
+}
+
+// A table's names and entries, listed once: a thousand mailboxes would list theirs a thousand times.
+const shapes = new WeakMap<Table, { names: ReadonlySet<string>; entries: readonly [string, Field][] }>();
+function shapeOf(table: Table): { names: ReadonlySet<string>; entries: readonly [string, Field][] } {
+  let shape = shapes.get(table);
+  if (shape === undefined) {
+    shape = { names: new Set(Object.keys(table)), entries: Object.entries(table) };
+    shapes.set(table, shape);
+  }
+  return shape;
 }
 
 /** The input as the rules see it: every field that has a default is set. */
@@ -339,10 +365,11 @@ export function withDefaults(input: MailConfigInput): SettledInput {
 
 function settle(value: Record<string, unknown> | object, table: Table): Record<string, unknown> {
   const out: Record<string, unknown> = { ...value };
-  for (const [key, field] of Object.entries(table)) {
+  for (const [key, field] of shapeOf(table).entries) {
     const given = out[key];
     if (given === undefined) {
-      if (field.default !== undefined) out[key] = structuredClone(field.default);
+      const fallback = field.default;
+      if (fallback !== undefined) out[key] = typeof fallback === "object" && fallback !== null ? structuredClone(fallback) : fallback;
     } else if (field.fields && isRecord(given)) {
       out[key] = settle(given, field.fields);
     } else if (field.items && Array.isArray(given)) {

@@ -1,4 +1,3 @@
-import { checkAddress } from "../../names";
 import { checkPassword, checkPasswordHash } from "../password-policy";
 import type { ConfigContext } from "./context";
 
@@ -7,6 +6,7 @@ import type { ConfigContext } from "./context";
  * the password policy. Secret values are checked by the component once they resolve.
  */
 export function mailboxCredentials(ctx: ConfigContext): void {
+  const addresses = new Map(ctx.mailboxes.map((m) => [m.index, m.address]));
   ctx.input.mailboxes.forEach((m, i) => {
     const path = `mailboxes[${i}]`;
     const hasPassword = m.password !== undefined && m.password !== null;
@@ -15,9 +15,9 @@ export function mailboxCredentials(ctx: ConfigContext): void {
     if (!hasPassword && !hasHash) {
       ctx.fail(`${path}.password`, "is required (or passwordHash); set it with `pulumi config set --secret --path 'mailboxes[" + i + "].password'`");
     }
-    const address = checkAddress(m.address);
-    if (address.ok && typeof m.password === "string") {
-      const problem = checkPassword(m.password, address.value);
+    const address = addresses.get(i);
+    if (address !== undefined && typeof m.password === "string") {
+      const problem = checkPassword(m.password, address);
       if (problem) ctx.fail(`${path}.password`, problem);
     }
     if (typeof m.passwordHash === "string") {
