@@ -43,6 +43,8 @@ const cases: Case[] = [
   ["domain with a space", set({ domain: "exa mple.com" }), "domain", "is not a domain name"],
   ["domain with an underscore", set({ domain: "ex_ample.com" }), "domain", 'invalid label "ex_ample"'],
   ["domain with an @", set({ domain: "alice@example.com" }), "domain", "is not a domain name"],
+  ["domain with a # (where a URL's host ends)", set({ domain: "example.com#x" }), "domain", 'may hold only letters, digits, "-" and "."'],
+  ["secondary MX host with a \\ inside", set({ secondaryMx: [{ host: "mx2.exa\\mple.net" }] }), "secondaryMx[0].host", "is not a domain name"],
   ["domain with a URL scheme", set({ domain: "https://example.com" }), "domain", "is not a domain name"],
   ["single-label domain", set({ domain: "localhost" }), "domain", "single label"],
   ["label longer than 63", set({ domain: `${"a".repeat(64)}.com` }), "domain", "label longer than 63 characters"],
@@ -75,6 +77,11 @@ const cases: Case[] = [
   ["+ in the local part", withMailboxes({ address: "bob+news@example.com", password: PASSWORD }), "mailboxes[1].address", "sub-address delimiter"],
   ["double dot in the local part", withMailboxes({ address: "bob..smith@example.com", password: PASSWORD }), "mailboxes[1].address", "no leading, trailing or double dots"],
   ["leading dot in the local part", withMailboxes({ address: ".bob@example.com", password: PASSWORD }), "mailboxes[1].address", "no leading, trailing or double dots"],
+  ["| in the local part (a command in an alias map)", withMailboxes({ address: "|/usr/bin/id&#@example.com", password: PASSWORD }), "mailboxes[1].address", 'must be letters, digits and . _ -'],
+  ["# in the local part (a comment in a map)", withMailboxes({ address: "#x@example.com", password: PASSWORD }), "mailboxes[1].address", 'must be letters, digits and . _ -'],
+  ["/ in the local part (a directory in the home)", withMailboxes({ address: "a/x@example.com", password: PASSWORD }), "mailboxes[1].address", 'must be letters, digits and . _ -'],
+  ["apostrophe in the local part", withMailboxes({ address: "o'brien@example.com", password: PASSWORD }), "mailboxes[1].address", 'must be letters, digits and . _ -'],
+  ["leading hyphen in the local part", withMailboxes({ address: "-bob@example.com", password: PASSWORD }), "mailboxes[1].address", 'starts with "-", which Postfix refuses'],
   ["local part longer than 64", withMailboxes({ address: `${"b".repeat(65)}@example.com`, password: PASSWORD }), "mailboxes[1].address", "the part before \"@\""],
 
   // --- credentials ---
@@ -97,6 +104,7 @@ const cases: Case[] = [
   ["quota that is not a size", mailbox({ password: PASSWORD, quota: "5 gallons" }), "mailboxes[0].quota", "is not a size; write e.g. 500M, 5G, 1T or unlimited"],
   ["zero quota", mailbox({ password: PASSWORD, quota: "0M" }), "mailboxes[0].quota", "is not a size"],
   ["quota rounding to zero MiB", mailbox({ password: PASSWORD, quota: "0.0001G" }), "mailboxes[0].quota", "is not a size"],
+  ["quota over 1024T", mailbox({ password: PASSWORD, quota: `${"9".repeat(30)}G` }), "mailboxes[0].quota", "is larger than the largest quota, 1024T"],
   ["quota in kilobytes", mailbox({ password: PASSWORD, quota: "500K" }), "mailboxes[0].quota", "is not a size"],
   ["mailbox alias outside hosted domains", mailbox({ password: PASSWORD, aliases: ["alice@example.net"] }), "mailboxes[0].aliases[0]", "is not in a hosted domain"],
   ["mailbox alias equal to its own mailbox", mailbox({ password: PASSWORD, aliases: ["ALICE@example.com"] }), "mailboxes[0].aliases[0]", "already used by mailboxes[0].address"],

@@ -89,7 +89,11 @@ describe("names are normalised", () => {
     expect(checkDomain("_spf.google.com").ok).toBe(false);
     expect(checkDomain("_spf.google.com", { serviceLabels: true })).toEqual({ ok: true, value: "_spf.google.com" });
     expect(checkDomain("spf.google._com", { serviceLabels: true }).ok).toBe(false);
-    expect(checkAddress("O'Brien.Team-1_x@Example.com")).toEqual({ ok: true, value: "o'brien.team-1_x@example.com" });
+    expect(checkAddress("OBrien.Team-1_x@Example.com")).toEqual({ ok: true, value: "obrien.team-1_x@example.com" });
+    expect(checkAddress("1-_x.y-@example.com")).toEqual({ ok: true, value: "1-_x.y-@example.com" });
+    // Every other dot-atom character means something in a map, the users file, a path or a shell.
+    for (const c of "!#$%&'*/=?^`{|}~") expect(checkAddress(`a${c}b@example.com`).ok).toBe(false);
+    expect(checkAddress("-bob@example.com").ok).toBe(false);
     expect(checkAddress(`${"a".repeat(64)}@example.com`).ok).toBe(true);
     expect(checkAddress(`${"a".repeat(65)}@example.com`).ok).toBe(false);
     expect(checkAddress("a@b@example.com").ok).toBe(false);

@@ -40,8 +40,11 @@ const checkedDomains = new Map<string, Checked>();
 function checkDomainOnce(raw: string, options: { serviceLabels?: boolean }): Checked {
   const trimmed = raw.trim().replace(/\.$/, "");
   if (trimmed === "") return { ok: false, error: "is empty; give a domain such as example.com" };
-  if (/[\s@/:%]/.test(trimmed)) {
-    return { ok: false, error: `"${raw}" is not a domain name (no spaces, "@", "/", ":" or "%"); give a name such as example.com` };
+  // Every ASCII character but letters, digits, "-", "." and "_" (refused per label below), before
+  // domainToASCII sees it: that reads its input as a URL's host, which ends at "#", "?" or "\",
+  // so "example.com#x" would pass as example.com and "exa#mple.com" as exa.
+  if (/[^A-Za-z0-9._\-\u0080-\uffff]/.test(trimmed)) {
+    return { ok: false, error: `"${raw}" is not a domain name: it may hold only letters, digits, "-" and "."; give a name such as example.com` };
   }
   const ascii = domainToASCII(trimmed);
   if (ascii === "") {
@@ -72,13 +75,19 @@ function checkDomainOnce(raw: string, options: { serviceLabels?: boolean }): Che
   return { ok: true, value: ascii };
 }
 
-// RFC 5322 dot-atom characters; quoted local parts are refused because Postfix maps,
-// Dovecot user names and SASL login names all mishandle them.
-const ATOM = /^[a-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*/=?^_`{|}~-]+)*$/;
+// Local parts are letters, digits, "." "_" and "-": every other dot-atom character means
+// something in a file the address reaches. In a Postfix map "#" starts a comment, whitespace
+// ends the key and "," separates targets; an alias target starting with "|" runs a command
+// and one with "/" names a file to write; in the Dovecot passwd-file ":" separates fields;
+// "/" adds a directory to the mailbox's home (<vmail>/<domain>/<local part>); "%" and "!"
+// route mail (percent hack, bang paths); "$", "`", "'", "&" and ";" are shell syntax.
+// Quoted local parts are refused for the same reason.
+const LOCAL_PART = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 
 /**
- * Normalises an e-mail address to lower case with an ASCII domain. Local parts must be
- * ASCII dot-atoms without "+", which Postfix treats as the sub-address delimiter.
+ * Normalises an e-mail address to lower case with an ASCII domain. Local parts are at most 64
+ * lower-case letters, digits, ".", "_" and "-", with no leading, trailing or double dot, no
+ * leading "-", and no "+", which Postfix treats as the sub-address delimiter.
  */
 export function checkAddress(raw: string): Checked {
   const value = raw.trim();
@@ -102,11 +111,15 @@ export function checkAddress(raw: string): Checked {
       error: `"${raw}" contains "+", the sub-address delimiter (alice+tag@ already reaches alice@); remove it`,
     };
   }
-  if (local.length > 64 || !ATOM.test(local)) {
+  if (local.length > 64 || !LOCAL_PART.test(local)) {
     return {
       ok: false,
       error: `"${raw}" is not an e-mail address: the part before "@" must be letters, digits and . _ - (no leading, trailing or double dots)`,
     };
+  }
+  if (local.startsWith("-")) {
+    // Postfix refuses such addresses (allow_min_user), and a program handed one reads an option.
+    return { ok: false, error: `"${raw}" starts with "-", which Postfix refuses in an address; start it with a letter or digit` };
   }
   const domain = checkDomain(value.slice(at + 1));
   if (!domain.ok) return { ok: false, error: `"${raw}" has a bad domain: ${domain.error}` };

@@ -273,7 +273,7 @@ export interface MailConfigInput {
  * `passwordHash`, not both.
  */
 export interface MailboxInput {
-  /** Its e-mail address in a hosted domain, also the IMAP/SMTP login name; no `+` in the local part. */
+  /** Its e-mail address in a hosted domain, also the IMAP/SMTP login name; the local part is letters, digits, `.`, `_` and `-`. */
   address: string;
   /** Plain password (a secret); hashed with bcrypt by the stack. */
   password?: unknown;
