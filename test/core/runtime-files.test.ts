@@ -70,7 +70,6 @@ describe("runtimeFiles", () => {
       ["dkim-selectors", "0644", "root", "root", "rspamd.service", false],
       ["dkim/mail.key", "0640", "root", "_rspamd", "rspamd.service", true],
       ["domains", "0644", "root", "root", "postfix.service", false],
-      ["local-aliases", "0644", "root", "root", "postfix.service", false],
       ["mailboxes", "0644", "root", "root", "postfix.service", false],
       ["nftables-admin.nft", "0644", "root", "root", "nftables.service", false],
       ["sender-logins", "0644", "root", "root", "postfix.service", false],
@@ -159,10 +158,16 @@ describe("runtimeFiles", () => {
     expect(() => runtimeFiles(config, { passwordHashes: new Map([["alice@example.com", bcryptLike(1)]]), dkimPrivateKeyPem: "K", tlsPrivateKeyPem: "T", resticPassword: RESTIC_PASSWORD })).toThrow("no password hash for bob@example.com");
   });
 
+  test.each(["{BLF-CRYPT}x:y", "{BLF-CRYPT}x\nroot:{PLAIN}x", "{BLF-CRYPT}x y", ""])("a password hash that would add a field or a line (%j) is an error", (bad) => {
+    const passwordHashes = new Map([...hashes, ["bob@example.com", bad]]);
+    expect(() => runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: "K", tlsPrivateKeyPem: "T", resticPassword: RESTIC_PASSWORD })).toThrow('the password hash for bob@example.com is not one word of printable characters without ":"');
+  });
+
   test("Postfix maps", () => {
     expect(file(files, "domains").content).toBe("example.com OK\nexample.org OK\n");
     expect(file(files, "mailboxes").content).toBe("alice@example.com OK\nbob@example.com OK\n");
-    expect(lines(file(files, "aliases").content)).toEqual([
+    // The host name's own role addresses follow (tested below).
+    expect(lines(file(files, "aliases").content).slice(0, 7)).toEqual([
       "abuse@example.com alice@example.com",
       "abuse@example.org alice@example.com",
       "alice@example.org alice@example.com",
@@ -184,17 +189,21 @@ describe("runtimeFiles", () => {
     expect(file(s2files, "dkim-selectors").content).toBe("example.com s2\nexample.org s2\n");
   });
 
-  describe("local-aliases", () => {
-    test("root, postmaster, mailer-daemon and abuse reach the postmaster", () => {
-      expect(file(files, "local-aliases").content).toBe(
-        "root alice@example.com\npostmaster alice@example.com\nmailer-daemon alice@example.com\nabuse alice@example.com\n",
+  describe("the host name's role addresses", () => {
+    const hostLines = (content: string) => lines(content).filter((l) => /@(mail\.example\.com|localhost) /.test(l));
+
+    test("root, postmaster and mailer-daemon of the host name and localhost reach the postmaster, abuse the abuse address; nothing else is there", () => {
+      expect(hostLines(file(files, "aliases").content)).toEqual(
+        ["mail.example.com", "localhost"].flatMap((d) => [`root@${d} alice@example.com`, `postmaster@${d} alice@example.com`, `mailer-daemon@${d} alice@example.com`, `abuse@${d} alice@example.com`]),
       );
     });
 
-    test("an explicit postmaster is followed", () => {
-      const c = parseConfig({ ...fullConfig(), postmaster: "info@example.com" });
-      const local = lines(file(runtimeFiles(c, secretsFor(c, () => bcryptLike(4))), "local-aliases").content);
-      expect(local).toEqual(["root info@example.com", "postmaster info@example.com", "mailer-daemon info@example.com", "abuse info@example.com"]);
+    test("an explicit postmaster and abuse address are followed", () => {
+      const c = parseConfig({ ...fullConfig(), postmaster: "info@example.com", abuse: "bob@example.com" });
+      const host = hostLines(file(runtimeFiles(c, secretsFor(c, () => bcryptLike(4))), "aliases").content);
+      expect(host).toContain("root@mail.example.com info@example.com");
+      expect(host).toContain("abuse@mail.example.com bob@example.com");
+      expect(host).toContain("abuse@localhost bob@example.com");
     });
   });
 

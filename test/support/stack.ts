@@ -28,6 +28,9 @@ import {
 } from "@mailstack/core";
 import { installRuntimeFiles, nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
 
+/** `text` as a regular expression that matches exactly it. */
+export const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
 /** The mail host's public address in the test zone (TEST-NET-1), on the namespace's loopback. */
 export const HOST_IP = "192.0.2.25";
 /** "Internet" clients: any address of TEST-NET-2 can be a source. */
@@ -282,6 +285,19 @@ export class TestStack {
     return (["mail", "dovecot", "rspamd", "unbound", "nginx"] as const)
       .map((n) => `--- ${n} log (tail) ---\n${this.log(n).split("\n").filter((l) => !noise.test(l)).slice(-40).join("\n")}`)
       .join("\n");
+  }
+
+  /**
+   * Makes `client` pass postscreen on port 25: a new client's first session goes through
+   * postscreen's greeting and bare-newline tests and is told 450 4.3.2 at RCPT; once it is
+   * logged as PASS NEW, its next session reaches smtpd. Fails unless both happened.
+   */
+  async passPostscreen(client: string, ehlo: string): Promise<{ first: SmtpSession; second: SmtpSession }> {
+    const first = await this.smtp({ port: 25, source: client, steps: [ehlo, `MAIL FROM:<probe@${OUTSIDE_DOMAIN}>`, `RCPT TO:<${this.config.postmaster}>`, "QUIT"] });
+    await this.until(`postscreen to pass ${client}`, () => new RegExp(`postscreen\\[\\d+\\]: PASS NEW \\[${escapeRegExp(client)}\\]:`).test(this.log("mail")));
+    const second = await this.smtp({ port: 25, source: client, steps: [ehlo, "QUIT"] });
+    await this.until(`smtpd to take ${client}'s second session`, () => new RegExp(`postfix/smtpd\\[\\d+\\]: connect from [^\\s[]+\\[${escapeRegExp(client)}\\]`).test(this.log("mail")));
+    return { first, second };
   }
 
   /** Waits until `check` holds, polling; throws with `what` and the logs after `timeoutMs`. */

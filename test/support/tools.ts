@@ -20,6 +20,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   postfix: { pkg: "postfix" },
   postconf: { pkg: "postfix" },
   postqueue: { pkg: "postfix" },
+  sendmail: { pkg: "postfix" },
   "smtp-source": { pkg: "postfix" },
   dovecot: { pkg: "dovecot-core" },
   "dovecot lmtp": { pkg: "dovecot-lmtpd", command: ["test", "-x", "/usr/lib/dovecot/lmtp"] },

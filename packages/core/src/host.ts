@@ -17,7 +17,7 @@ import {
   STATE_FILES,
   UNITS,
 } from "./layout";
-import { postfixMainCf, postfixMasterCf } from "./postfix";
+import { postfixMainCf, postfixMasterCf, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
 import { rspamdLocalFiles, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
@@ -258,6 +258,7 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     file(DEFAULTS_FILE, defaults(config, params, env)),
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env), postfix),
     file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env), postfix),
+    file(`${p.postfixConfig}/${SUBMISSION_HEADER_CHECKS}`, submissionHeaderChecks(), postfix),
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), { owner: "root:dovecot", reload: [UNITS.dovecot], check: "dovecot" }),
     // mailstack-sync compiles them (sievec) before the reload.
     ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),

@@ -51,7 +51,15 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["myhostname", config.hostname],
       ["mydomain", config.domain],
       ["myorigin", "$myhostname"],
-      ["mydestination", "$myhostname, localhost"],
+      // No local delivery: system accounts (nobody@, www-data@ the host) are no recipients, and
+      // nothing is ever written under /var/mail on the root volume. The host name and localhost
+      // are alias domains whose only addresses are the role accounts (the aliases runtime file).
+      ["mydestination", ""],
+      ["virtual_alias_domains", "$myhostname, localhost"],
+      // The host's own address literal ([10.0.1.5]) stays a local domain whatever mydestination
+      // says: its error transport refuses every recipient there at RCPT, and bounces what is
+      // submitted on the host itself.
+      ["local_transport", "error:5.1.1 this host has no local mailboxes"],
       ["mynetworks", "127.0.0.0/8 [::1]/128"],
       ["inet_interfaces", "all"],
       // The Elastic IP is IPv4; an IPv6 route without a AAAA and PTR only earns rejections.
@@ -64,9 +72,10 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["data_directory", p.postfixData],
       ["recipient_delimiter", "+"],
       ["message_size_limit", config.messageSizeLimitMiB * 1024 * 1024],
+      // Postfix refuses to start with a mailbox limit below the message limit; no local or
+      // virtual(8) mailbox exists here, Dovecot's quota is the limit.
       ["mailbox_size_limit", 0],
-      // System mail (cron, unattended-upgrades) for root goes to the postmaster.
-      ["alias_maps", `texthash:${p.runtime}/local-aliases`],
+      ["alias_maps", ""],
       ["alias_database", ""],
       ["# Hosted domains, mailboxes and aliases (synced from SSM; texthash needs no postmap)", undefined],
       ["virtual_mailbox_domains", `texthash:${p.runtime}/domains`],
@@ -111,6 +120,10 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["# Port 25: only mail for hosted domains, from well-formed senders", undefined],
       ["smtpd_helo_required", "yes"],
       ["disable_vrfy_command", "yes"],
+      // ETRN (flush a site's queue on request) serves backup MXs of dial-up hosts; here it only
+      // tells a stranger that queue exists.
+      ["smtpd_etrn_restrictions", "reject"],
+      ["smtpd_discard_ehlo_keywords", "etrn"],
       ["strict_rfc821_envelopes", "yes"],
       ["smtpd_helo_restrictions", "reject_invalid_helo_hostname"],
       ["smtpd_sender_restrictions", "reject_non_fqdn_sender, reject_unknown_sender_domain"],
@@ -154,6 +167,21 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
   );
 }
 
+/** The cleanup service of authenticated submissions, which rewrites their Received header. */
+const SUBMISSION_CLEANUP = "submission-cleanup";
+/** Its header_checks table, in Postfix's configuration directory. */
+export const SUBMISSION_HEADER_CHECKS = "submission-header-checks";
+
+/**
+ * header_checks of authenticated submissions: the first Received header names the client's
+ * HELO and address (a user's home IP, a laptop's name) to every recipient. It keeps the rest
+ * (TLS, this host, the queue id). Postfix's regexp tables match a folded header as one
+ * string, newlines included, so `(.*)` carries the continuation lines over.
+ */
+export function submissionHeaderChecks(): string {
+  return `${generatedHeader()}/^Received: from [^(]*\\([^)]*\\)(.*)$/ REPLACE Received: from authenticated-client$1\n`;
+}
+
 interface Service {
   name: string;
   type: "inet" | "unix" | "unix-dgram" | "fifo" | "pass";
@@ -192,6 +220,7 @@ export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
     ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
     ["smtpd_recipient_restrictions", "reject_non_fqdn_recipient,permit_sasl_authenticated,reject"],
     ["milter_macro_daemon_name", "ORIGINATING"],
+    ["cleanup_service_name", SUBMISSION_CLEANUP],
   ];
   const services: Service[] = [
     { name: String(env.ports.smtp), type: "inet", private: "n", maxproc: "1", command: "postscreen" },
@@ -208,6 +237,14 @@ export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
     },
     { name: "pickup", type: "unix", private: "n", wakeup: "60", maxproc: "1", command: "pickup" },
     { name: "cleanup", type: "unix", private: "n", maxproc: "0", command: "cleanup" },
+    {
+      name: SUBMISSION_CLEANUP,
+      type: "unix",
+      private: "n",
+      maxproc: "0",
+      command: "cleanup",
+      options: [["header_checks", `regexp:${env.paths.postfixConfig}/${SUBMISSION_HEADER_CHECKS}`]],
+    },
     { name: "qmgr", type: "unix", private: "n", wakeup: "300", maxproc: "1", command: "qmgr" },
     { name: "tlsmgr", type: "unix", wakeup: "1000?", maxproc: "1", command: "tlsmgr" },
     { name: "rewrite", type: "unix", command: "trivial-rewrite" },

@@ -56,6 +56,9 @@ function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): str
     .map((m) => {
       const hash = hashes.get(m.address);
       if (hash === undefined) throw new Error(`no password hash for ${m.address}`);
+      // The components check hashes as secrets resolve; a ":" or a line break here would add a
+      // field or a user to Dovecot's passwd-file, whoever calls this.
+      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(hash)) throw new Error(`the password hash for ${m.address} is not one word of printable characters without ":"`);
       const quota = m.quotaMiB === undefined ? "" : `userdb_quota_rule=*:storage=${mib(m.quotaMiB)}`;
       return `${m.address}:${hash}::::::${quota}\n`;
     })
@@ -117,6 +120,18 @@ export function certificateNames(config: MailConfig): string[] {
   return [config.hostname, ...config.domains.flatMap((d) => [`mta-sts.${d}`, `autoconfig.${d}`, `autodiscover.${d}`])];
 }
 
+/**
+ * The only addresses of the host name and localhost (Postfix's alias domains, see main.cf):
+ * system mail (cron, unattended-upgrades) goes to root@ the host name, and reaches the
+ * postmaster; every other local part there is refused.
+ */
+export function hostRoleAliases(config: MailConfig): { address: string; to: string[] }[] {
+  return [config.hostname, "localhost"].flatMap((domain) => [
+    ...["root", "postmaster", "mailer-daemon"].map((local) => ({ address: `${local}@${domain}`, to: [config.postmaster] })),
+    { address: `abuse@${domain}`, to: [config.abuse] },
+  ]);
+}
+
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
@@ -125,9 +140,7 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     runtimeFile("users", usersFile(config, secrets.passwordHashes), [UNITS.dovecot], { group: "dovecot" }),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), postfix),
     runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), postfix),
-    runtimeFile("aliases", lines(config.aliases.map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
-    // Mail for root and other system accounts (cron, unattended-upgrades) reaches the postmaster.
-    runtimeFile("local-aliases", lines(["root", "postmaster", "mailer-daemon", "abuse"].map((u) => `${u} ${config.postmaster}`)), postfix),
+    runtimeFile("aliases", lines([...config.aliases, ...hostRoleAliases(config)].map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
     runtimeFile("sender-logins", senderLogins(config), postfix),
     runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), [UNITS.rspamd], { group: "_rspamd" }, true),
     // Read by the certificate timer, which installs the key and renews when the names or key change.
@@ -195,7 +208,7 @@ export function keyParameterName(file: string): string {
  * the config alone, so the parameters are declared before any secret resolves.
  */
 export function keyFileNames(config: MailConfig): string[] {
-  const placeholders = { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, ""])), dkimPrivateKeyPem: "", tlsPrivateKeyPem: "", resticPassword: "" };
+  const placeholders = { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, "placeholder"])), dkimPrivateKeyPem: "", tlsPrivateKeyPem: "", resticPassword: "" };
   return runtimeFiles(config, placeholders)
     .filter((f) => f.key)
     .map((f) => f.name);
