@@ -13,10 +13,12 @@ requireRoot("the stack runs in a network namespace of its own");
 
 const INPUT: MailConfigInput = {
   domain: "example.com",
+  extraDomains: ["example.org"],
   mailboxes: [
-    { address: "alice@example.com", password: "first long test passphrase" },
+    { address: "alice@example.com", password: "first long test passphrase", aliases: ["alice@example.org"] },
     { address: "bob@example.com", password: "second long test passphrase" },
   ],
+  aliases: [{ address: "team@example.com", to: ["alice@example.com", "bob@example.com"] }],
   postmaster: "alice@example.com",
   abuse: "bob@example.com",
 };
@@ -96,6 +98,49 @@ describe("mail to the host's system accounts (issue 13.1)", () => {
     expect(literal).toMatch(/this host has no local mailboxes/);
     expect(existsSync(SPOOL) ? readdirSync(SPOOL) : []).toEqual(before);
     expect(stack.log("mail")).not.toMatch(/postfix\/local\[\d+\]: .*status=sent/);
+  });
+});
+
+/** Submits one message as `user` on 587 with the envelope sender `envelope`; returns the reply to DATA. */
+async function submitAs(user: string, envelope: string, data: string, client: string): Promise<string> {
+  const auth = `AUTH PLAIN ${Buffer.from(`\0${user}\0${stack.password(user)}`).toString("base64")}`;
+  const s = await stack.smtp({
+    port: 587,
+    source: client,
+    steps: [EHLO, { starttls: true }, EHLO, auth, `MAIL FROM:<${envelope}>`, "RCPT TO:<bob@example.com>", { data }, "QUIT"],
+  });
+  expect(replyTo(s, auth)).toBe("235 2.7.0 Authentication successful");
+  expect(replyTo(s, "RCPT TO:<bob@example.com>")).toBe("250 2.1.5 Ok");
+  return replyTo(s, "DATA") ?? "";
+}
+
+describe("From: header spoofing (issue 13.4)", () => {
+  const QUEUED = /\n250 2\.0\.0 Ok: queued/;
+
+  test.each([
+    ["another mailbox", "bob@example.com"],
+    ["an unowned address of the other hosted domain", "nobody@example.org"],
+    ["an alias that does not deliver to the sender", "info@example.com"],
+    ["an outside address", `ceo@${OUTSIDE_DOMAIN}`],
+    ["a second address after its own", "alice@example.com, bob@example.com"],
+  ])("alice, with her own envelope sender, may not write %s in From:", async (_, header) => {
+    const subject = `spoofed ${header}`;
+    const reply = await submitAs("alice@example.com", "alice@example.com", message(header, "bob@example.com", subject), source(50));
+    expect(reply).toMatch(/\n5\d\d 5\.7\.1 From: <[^>]+> is not an address alice@example\.com may send as$/);
+    expect(stack.log("rspamd")).toMatch(/MAILSTACK_FROM_NOT_OWNED/);
+    // Nothing was queued for it: the refusal came at DATA, before Postfix accepted the message.
+    expect(stack.queue()).toEqual([]);
+  });
+
+  test.each([
+    ["her own address, with a display name and in capitals", '"Alice" <ALICE@Example.COM>'],
+    ["her mailbox alias in the other domain", "alice@example.org"],
+    ["a group alias that delivers to her", "team@example.com"],
+  ])("alice may write %s in From:, and the message arrives", async (_, header) => {
+    const subject = `own from ${header}`;
+    const reply = await submitAs("alice@example.com", "alice@example.com", message(header, "bob@example.com", subject), source(51));
+    expect(reply).toMatch(QUEUED);
+    expect(await arrives("bob@example.com", `Subject: ${subject}`)).toContain(`From: ${header}`);
   });
 });
 

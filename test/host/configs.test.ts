@@ -406,7 +406,9 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(lookup("virtual_mailbox_maps", `nobody@${config.domain}`)).toBeUndefined();
       expect(lookup("virtual_alias_maps", `postmaster@${config.domain}`)).toBe(config.postmaster);
       expect(lookup("smtpd_sender_login_maps", first)).toBe(first);
-      expect(lookup("alias_maps", "root")).toBe(config.postmaster);
+      expect(lookup("virtual_alias_maps", `root@${config.hostname}`)).toBe(config.postmaster);
+      expect(lookup("virtual_alias_maps", `nobody@${config.hostname}`)).toBeUndefined();
+      expect(param("alias_maps")).toBe("");
     });
   });
 

@@ -18,8 +18,8 @@ import {
   UNITS,
 } from "./layout";
 import { postfixMainCf, postfixMasterCf, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
-import { rspamdLocalFiles, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, TLS_KEY_FILE } from "./runtime-files";
+import { rspamdLocalFiles, rspamdLocalLua, unboundConf } from "./rspamd";
 import { nginxSite } from "./web";
 
 /** A file of the host bundle. */
@@ -264,6 +264,7 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),
     ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
     ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
+    file(p.rspamdLocalLua, rspamdLocalLua(env), { reload: [UNITS.rspamd], check: "rspamd" }),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env), { reload: [UNITS.unbound], check: "unbound" }),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`, { reload: [UNITS.resolved] }),
     // mailstack-sync copies it to /etc/resolv.conf, as the bootstrap does.

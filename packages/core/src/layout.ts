@@ -49,6 +49,8 @@ export interface HostEnv {
     dovecotBase: string;
     /** rspamd's local.d overrides. */
     rspamdLocal: string;
+    /** Lua rules of the site, which rspamd runs after its own. */
+    rspamdLocalLua: string;
     /** The milter socket Postfix reaches rspamd on. */
     rspamdMilterSocket: string;
     /** Redis's data (rspamd's Bayes database), on the data volume. */
@@ -91,6 +93,7 @@ export const PRODUCTION_ENV: HostEnv = {
     sievePipe: "/etc/dovecot/sieve-pipe",
     dovecotBase: "/run/dovecot",
     rspamdLocal: "/etc/rspamd/local.d",
+    rspamdLocalLua: "/etc/rspamd/rspamd.local.lua",
     rspamdMilterSocket: "/run/rspamd/milter.sock",
     redis: "/var/lib/redis",
     letsencrypt: "/etc/letsencrypt",

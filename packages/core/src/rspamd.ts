@@ -57,6 +57,49 @@ greylist = 4;
   };
 }
 
+/**
+ * rspamd.local.lua: a mailbox writes in From: only what Postfix lets it use as the envelope
+ * sender (its own address and the aliases that deliver to it, the sender-logins map), so
+ * a message the host signs never speaks for another mailbox or hosted domain. Postfix checks
+ * only the envelope; the header is what recipients see and DMARC aligns on.
+ */
+export function rspamdLocalLua(env: HostEnv = PRODUCTION_ENV): string {
+  return `${generatedHeader("--")}local logins = rspamd_config:add_map({
+  type = "hash",
+  url = "${env.paths.runtime}/sender-logins",
+  description = "mailstack: the logins that may send as each address",
+})
+
+rspamd_config:register_symbol({
+  name = "${FROM_NOT_OWNED}",
+  type = "prefilter",
+  score = 0.0,
+  description = "An authenticated user wrote a From: address it may not send as",
+  callback = function(task)
+    local user = task:get_user()
+    if not user then return end
+    user = user:lower()
+    for _, from in ipairs(task:get_from("mime") or {}) do
+      local address = (from.addr or ""):lower()
+      local owners = logins:get_key(address) or ""
+      local owned = false
+      for login in owners:gmatch("[^,%s]+") do
+        if login == user then owned = true end
+      end
+      if not owned then
+        task:insert_result("${FROM_NOT_OWNED}", 1.0, address)
+        task:set_pre_result("reject", string.format("From: <%s> is not an address %s may send as", address, user), "mailstack")
+        return
+      end
+    end
+  end,
+})
+`;
+}
+
+/** rspamd's symbol, and log word, for a From: header the sender does not own. */
+export const FROM_NOT_OWNED = "MAILSTACK_FROM_NOT_OWNED";
+
 /** Unbound as a local DNSSEC-validating recursive resolver for Postfix (DANE) and rspamd (RBLs). */
 export function unboundConf(env: HostEnv = PRODUCTION_ENV): string {
   return `${generatedHeader()}server:
