@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CONFIG_FIELDS, DEFAULTS, FIELD_KINDS, parseConfig } from "@mailstack/core";
 import { load } from "js-yaml";
+import { FIELDS } from "../../packages/core/src/config/fields";
 
 // Pulumi.yaml's typed config is what `pulumi config set` checks and documents; it must match
 // the core's model, or users get defaults the library does not have.
@@ -9,10 +10,14 @@ const project = load(readFileSync(join(__dirname, "..", "..", "Pulumi.yaml"), "u
   config: Record<string, { type: string; default?: unknown; description?: string; items?: { type: string } }>;
 };
 // Pulumi.yaml cannot declare object-typed values; these are documented in its comment instead.
-const STRUCTURED = ["mailboxes", "aliases", "secondaryMx", "verificationRecords", "cloudflareZoneIds", "route53ZoneIds", "backupObjectLock", "backupKeep"];
+const STRUCTURED: string[] = CONFIG_FIELDS.filter((f) => FIELDS[f].kind === "structured");
 
 test("declares every scalar and list field of the config model, and nothing else", () => {
   expect(Object.keys(project.config).sort()).toEqual(CONFIG_FIELDS.filter((f) => !STRUCTURED.includes(f)).sort());
+});
+
+test.each(STRUCTURED)("its comment names the structured field %s", (field) => {
+  expect(readFileSync(join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")).toMatch(new RegExp(`^#.*\`${field}\``, "m"));
 });
 
 test.each(Object.entries(project.config))("%s has a description and a type matching the model", (key, decl) => {

@@ -151,6 +151,7 @@ describe("defaults", () => {
       snapshotRetentionDays: 7,
       backupSchedule: "*-*-* 02:00:00",
       backupKeep: { daily: 7, weekly: 4, monthly: 12 },
+      sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300, recipientsPerMessage: 100 },
       alertEmail: undefined,
       availabilityZone: undefined,
     });
@@ -231,6 +232,10 @@ describe("defaults", () => {
     expect(config.dmarc).toEqual({ policy: "reject", reports: "alice@example.com", strictAlignment: true });
     expect(config.tls).toEqual({ inbound: "required", outbound: "opportunistic", inboundMinVersion: "TLSv1.3" });
     expect(config).toMatchObject(kept);
+  });
+
+  test("sendingLimits fills the limits it does not name", () => {
+    expect(parse({ sendingLimits: { messagesPerHour: 20 } }).sendingLimits).toEqual({ messagesPerHour: 20, recipientsPerHour: 300, recipientsPerMessage: 100 });
   });
 
   test("backupKeep fills the periods it does not name, and 0 turns one off", () => {

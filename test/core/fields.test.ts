@@ -44,6 +44,7 @@ test("every default is what parseConfig applies", () => {
     rootVolumeGiB: DEFAULTS.rootVolumeGiB,
     backupSchedule: DEFAULTS.backupSchedule,
     backupKeep: DEFAULTS.backupKeep,
+    sendingLimits: DEFAULTS.sendingLimits,
     caaIssuers: DEFAULTS.caaIssuers,
     dmarc: { policy: DEFAULTS.dmarcPolicy, strictAlignment: DEFAULTS.dmarcStrictAlignment },
     tls: { inbound: DEFAULTS.inboundTls, outbound: DEFAULTS.outboundTls, inboundMinVersion: DEFAULTS.inboundTlsMinVersion },

@@ -17,7 +17,13 @@ const INPUT: MailConfigInput = {
   mailboxes: [
     { address: "alice@example.com", password: "first long test passphrase", aliases: ["alice@example.org"] },
     { address: "bob@example.com", password: "second long test passphrase" },
+    // The sending-limit tests' own logins and their recipients' mailbox.
+    { address: "carol@example.com", password: "third long test passphrase" },
+    { address: "dave@example.com", password: "fourth long test passphrase" },
+    { address: "sink@example.com", password: "fifth long test passphrase" },
   ],
+  // Small enough to reach in a test; the recipients' bucket leaks one every 10 s.
+  sendingLimits: { messagesPerHour: 5, recipientsPerHour: 360, recipientsPerMessage: 100 },
   aliases: [{ address: "team@example.com", to: ["alice@example.com", "bob@example.com"] }],
   postmaster: "alice@example.com",
   abuse: "bob@example.com",
@@ -142,6 +148,50 @@ describe("From: header spoofing (issue 13.4)", () => {
     expect(reply).toMatch(QUEUED);
     expect(await arrives("bob@example.com", `Subject: ${subject}`)).toContain(`From: ${header}`);
   });
+});
+
+describe("sending limits per login (issue 13.2)", () => {
+  const rateLimited = (limit: string) => new RegExp(`\\n451 4\\.7\\.1 This mailbox has reached its limit of ${limit} an hour; try again later$`);
+
+  /** One session of `user` on 587 sending one message to each of `to`; every reply. */
+  async function send(user: string, to: string[], subject: string, client: string): Promise<SmtpSession> {
+    const auth = `AUTH PLAIN ${Buffer.from(`\0${user}\0${stack.password(user)}`).toString("base64")}`;
+    return stack.smtp({
+      port: 587,
+      source: client,
+      steps: [EHLO, { starttls: true }, EHLO, auth, `MAIL FROM:<${user}>`, ...to.map((t) => `RCPT TO:<${t}>`), { data: message(user, to[0], subject) }, "QUIT"],
+      timeoutMs: 60000,
+    });
+  }
+  const sinks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `sink+${from + i}@example.com`);
+  const queuedFrom = (user: string) => stack.queue().filter((q) => q.recipients.length > 0 && stack.log("mail").includes(`${q.queue_id}: from=<${user}>`));
+
+  test("messages per hour: the message past the limit gets 451 4.7.1 and is not queued; another login still sends", async () => {
+    for (let i = 1; i <= 5; i++) expect(replyTo(await send("carol@example.com", ["sink@example.com"], `carol ${i}`, source(60)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+    const refused = await send("carol@example.com", ["sink@example.com"], "carol 6", source(60));
+    expect(replyTo(refused, "DATA")).toMatch(rateLimited("5 messages"));
+    expect(queuedFrom("carol@example.com")).toEqual([]);
+    // The refusal is logged with the rate's name and the login, for monitoring to count.
+    expect(stack.log("rspamd")).toMatch(/ratelimit "mailstack_messages_per_hour\(messages:carol@example\.com\)" exceeded/);
+    expect(replyTo(await send("bob@example.com", ["sink@example.com"], "bob while carol is limited", source(61)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+  });
+
+  test("recipients per message and per hour: the 101st recipient gets 452 4.5.3; past 360 an hour a message is refused, and the bucket leaks one recipient every 10 s", async () => {
+    const first = await send("dave@example.com", sinks(101), "dave 1", source(62));
+    expect(first.replies.filter((r) => r.sent.startsWith("RCPT TO:") && r.reply === "250 2.1.5 Ok")).toHaveLength(100);
+    expect(first.replies.find((r) => r.sent === "RCPT TO:<sink+100@example.com>")?.reply).toBe("452 4.5.3 Error: too many recipients");
+    expect(replyTo(first, "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+    for (const [i, n] of [[2, 100], [3, 100], [4, 60]]) {
+      expect(replyTo(await send("dave@example.com", sinks(n, 1000 * i), `dave ${i}`, source(62)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+    }
+    // 360 recipients within the hour: 20 more would need 200 s of leaking.
+    const refused = await send("dave@example.com", sinks(20, 5000), "dave 5", source(62));
+    expect(replyTo(refused, "DATA")).toMatch(rateLimited("360 recipients"));
+    expect(stack.log("rspamd")).toMatch(/ratelimit "mailstack_recipients_per_hour\(recipients:dave@example\.com\)" exceeded/);
+    // Fifteen seconds later the bucket has room for one recipient again.
+    await new Promise((resolve) => setTimeout(resolve, 15000));
+    expect(replyTo(await send("dave@example.com", ["sink@example.com"], "dave 6", source(62)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+  }, 120000);
 });
 
 describe("small leaks (issue 13.7)", () => {

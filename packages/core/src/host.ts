@@ -257,13 +257,13 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   const files: HostFile[] = [
     file(DEFAULTS_FILE, defaults(config, params, env)),
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env), postfix),
-    file(`${p.postfixConfig}/master.cf`, postfixMasterCf(env), postfix),
+    file(`${p.postfixConfig}/master.cf`, postfixMasterCf(config, env), postfix),
     file(`${p.postfixConfig}/${SUBMISSION_HEADER_CHECKS}`, submissionHeaderChecks(), postfix),
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), { owner: "root:dovecot", reload: [UNITS.dovecot], check: "dovecot" }),
     // mailstack-sync compiles them (sievec) before the reload.
     ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),
     ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
-    ...Object.entries(rspamdLocalFiles(env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
+    ...Object.entries(rspamdLocalFiles(config, env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
     file(p.rspamdLocalLua, rspamdLocalLua(env), { reload: [UNITS.rspamd], check: "rspamd" }),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env), { reload: [UNITS.unbound], check: "unbound" }),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`, { reload: [UNITS.resolved] }),

@@ -206,7 +206,7 @@ function service(s: Service): string {
  * resolve the same way in every process, and the jail adds little next to systemd's own
  * sandboxing on Ubuntu.
  */
-export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
+export function postfixMasterCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
   const submission: [string, string][] = [
     ["syslog_name", "postfix/submission"],
     ["smtpd_tls_security_level", "encrypt"],
@@ -221,6 +221,8 @@ export function postfixMasterCf(env: HostEnv = PRODUCTION_ENV): string {
     ["smtpd_recipient_restrictions", "reject_non_fqdn_recipient,permit_sasl_authenticated,reject"],
     ["milter_macro_daemon_name", "ORIGINATING"],
     ["cleanup_service_name", SUBMISSION_CLEANUP],
+    // Recipients past it get 452 4.5.3; rspamd's ratelimit counts the rest per hour.
+    ["smtpd_recipient_limit", String(config.sendingLimits.recipientsPerMessage)],
   ];
   const services: Service[] = [
     { name: String(env.ports.smtp), type: "inet", private: "n", maxproc: "1", command: "postscreen" },

@@ -1,10 +1,11 @@
+import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 
 /**
  * rspamd's local.d overrides, by file name. rspamd runs as one milter proxy that scans in
  * process (self_scan), which saves the memory of separate normal workers on a 2 GiB host.
  */
-export function rspamdLocalFiles(env: HostEnv = PRODUCTION_ENV): Record<string, string> {
+export function rspamdLocalFiles(config: MailConfig, env: HostEnv = PRODUCTION_ENV): Record<string, string> {
   const h = generatedHeader();
   const p = env.paths;
   return {
@@ -50,11 +51,41 @@ authenticated_headers = ["authentication-results"];
   reject = "reject";
 }
 `,
+    // Per login, so a stolen password cannot burn the host's address. A bucket leaks one
+    // message (recipient) every hour/limit; fixed factors, where rspamd's defaults would let a
+    // sender of ham earn ten times its limit over time. A message past it gets 451 4.7.1 and
+    // is not queued; rspamd logs 'ratelimit "<name>(...)" exceeded', which monitoring counts.
+    "ratelimit.conf": `${h}ham_factor_rate = 1.0;
+ham_factor_burst = 1.0;
+spam_factor_rate = 1.0;
+spam_factor_burst = 1.0;
+rates {
+${rate("messages", config.sendingLimits.messagesPerHour)}
+${rate("recipients", config.sendingLimits.recipientsPerHour)}
+}
+`,
     "actions.conf": `${h}reject = 15;
 add_header = 6;
 greylist = 4;
 `,
   };
+}
+
+/** rspamd's names of the per-login rates, as its log writes them: `ratelimit "<name>(<what>:<login>)" exceeded`. */
+export const RATE_LIMITS = { messages: "mailstack_messages_per_hour", recipients: "mailstack_recipients_per_hour" } as const;
+
+// Each rate's key starts with what it counts: rspamd keys buckets by the selector's value
+// alone, so two rates on the bare login would share one bucket.
+function rate(what: keyof typeof RATE_LIMITS, perHour: number): string {
+  return `  ${RATE_LIMITS[what]} {
+    selector = "id('${what}');user.lower";
+    bucket {
+      burst = ${perHour};
+      rate = "${perHour} / 1h";
+      skip_recipients = ${what === "messages"};
+      message = "This mailbox has reached its limit of ${perHour} ${what} an hour; try again later";
+    }
+  }`;
 }
 
 /**

@@ -113,6 +113,11 @@ const OBJECT_LOCK = {
   days: { schema: v.pipe(v.number(), v.integer(), v.minValue(OBJECT_LOCK_DAYS.min), v.maxValue(OBJECT_LOCK_DAYS.max)) },
 } as const satisfies Table;
 const BACKUP_KEEP = { daily: integer(0, 1000, 7), weekly: integer(0, 1000, 4), monthly: integer(0, 1000, 12) } as const satisfies Table;
+const SENDING_LIMITS = {
+  messagesPerHour: integer(1, 100000, 100),
+  recipientsPerHour: integer(1, 100000, 300),
+  recipientsPerMessage: integer(1, 1000, 100),
+} as const satisfies Table;
 
 export const FIELDS = {
   domain: { schema: v.string(), kind: "string", summary: "Primary mail domain, e.g. example.com (IDNs are accepted)." },
@@ -187,6 +192,7 @@ export const FIELDS = {
   },
   // A period left out keeps its own default.
   backupKeep: { ...object(BACKUP_KEEP), default: defaultsOf(BACKUP_KEEP), kind: "structured" },
+  sendingLimits: { ...object(SENDING_LIMITS), default: defaultsOf(SENDING_LIMITS), kind: "structured" },
   alertEmail: { schema: v.optional(v.string()), kind: "string", summary: "Address (preferably at another provider) that gets the host's status-check alarms; empty means no alarms." },
   vpcId: { schema: v.optional(deferrable(mismatch(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0"))), kind: "string", summary: "Existing VPC (requires subnetId); empty means the default VPC." },
   subnetId: {
@@ -276,6 +282,15 @@ export interface Defaults {
     /** {@link BackupKeep.monthly}, in months. */
     monthly: 12;
   };
+  /** {@link MailConfigInput.sendingLimits}; a limit left out takes its own default. */
+  sendingLimits: {
+    /** {@link SendingLimits.messagesPerHour}. */
+    messagesPerHour: 100;
+    /** {@link SendingLimits.recipientsPerHour}. */
+    recipientsPerHour: 300;
+    /** {@link SendingLimits.recipientsPerMessage}. */
+    recipientsPerMessage: 100;
+  };
   /** {@link MailboxInput.quota} of every mailbox, binary units: 5 GiB. */
   quota: "5G";
 }
@@ -356,6 +371,7 @@ export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailbo
 } & {
   mailboxes: (MailConfigInput["mailboxes"][number] & { quota: string; aliases: string[] })[];
   backupKeep: Required<NonNullable<MailConfigInput["backupKeep"]>>;
+  sendingLimits: Required<NonNullable<MailConfigInput["sendingLimits"]>>;
 };
 
 /** Fills in every default, in nested objects and list items too, without touching the input. */

@@ -241,6 +241,14 @@ export interface MailConfigInput {
    */
   backupKeep?: BackupKeep;
   /**
+   * What one mailbox may send, so that a stolen password cannot burn the reputation of the
+   * host's address: messages and recipients per hour (rspamd's ratelimit, per login; past
+   * them a message gets a 4xx and is not queued) and recipients per message (Postfix, on the
+   * submission ports). A limit left out keeps its default.
+   * @default 100 messages and 300 recipients an hour, 100 recipients a message.
+   */
+  sendingLimits?: SendingLimits;
+  /**
    * Address (preferably at another provider) that receives alarms when the host fails its
    * EC2 status checks (which also trigger automatic recovery or reboot).
    * @default No alarms.
@@ -319,6 +327,16 @@ export interface BackupKeep {
   weekly?: number;
   /** How many months keep their last snapshot (restic `--keep-monthly`). */
   monthly?: number;
+}
+
+/** What one mailbox may send; see {@link MailConfigInput.sendingLimits}. */
+export interface SendingLimits {
+  /** Messages a login may submit in an hour (a leaky bucket: one more every hour/limit). */
+  messagesPerHour?: number;
+  /** Recipients, summed over its messages, a login may address in an hour. */
+  recipientsPerHour?: number;
+  /** Recipients of one message; the ones past it are refused with 452 4.5.3. */
+  recipientsPerMessage?: number;
 }
 
 /** An alias as written in {@link MailConfigInput.aliases}. */

@@ -1,5 +1,5 @@
 import type { Architecture } from "../instance-types";
-import type { BackupKeep } from "./input";
+import type { BackupKeep, SendingLimits } from "./input";
 
 /**
  * A validated, normalised configuration: every default applied, every name in ASCII. Domains
@@ -106,6 +106,8 @@ export interface MailConfig {
   backupSchedule: string;
   /** How many daily, weekly and monthly restic snapshots are kept. */
   backupKeep: Required<BackupKeep>;
+  /** What one mailbox may send (see the input's sendingLimits). */
+  sendingLimits: Required<SendingLimits>;
   /** Address that gets the host's status-check alarms; undefined means no alarms. */
   alertEmail?: string;
   /** Availability zone of the host, e.g. `eu-west-1a`; undefined means the subnet's zone, or the region's first. */

@@ -62,6 +62,7 @@ function model(ctx: ConfigContext): MailConfig {
     snapshotRetentionDays: input.snapshotRetentionDays,
     backupSchedule: input.backupSchedule,
     backupKeep: input.backupKeep,
+    sendingLimits: input.sendingLimits,
     alertEmail: ctx.alertEmail,
     availabilityZone: input.availabilityZone,
   };
