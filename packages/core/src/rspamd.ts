@@ -16,7 +16,9 @@ export function rspamdLocalFiles(config: MailConfig, env: HostEnv = PRODUCTION_E
   retransmits = 2;
 }
 `,
-    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0666 owner=_rspamd";
+    // Postfix's smtpd and cleanup alone may hand rspamd mail: any other local process (nginx's
+    // www-data, Dovecot's vmail) could otherwise have mail of its choosing signed and passed.
+    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0660 owner=_rspamd group=postfix";
 milter = yes;
 timeout = 120s;
 count = 1;
@@ -72,7 +74,12 @@ greylist = 4;
 }
 
 /** rspamd's names of the per-login rates, as its log writes them: `ratelimit "<name>(<what>:<login>)" exceeded`. */
-export const RATE_LIMITS = { messages: "mailstack_messages_per_hour", recipients: "mailstack_recipients_per_hour" } as const;
+export const RATE_LIMITS = {
+  /** Messages a login submitted in the last hour (sendingLimits.messagesPerHour). */
+  messages: "mailstack_messages_per_hour",
+  /** Recipients of those messages (sendingLimits.recipientsPerHour). */
+  recipients: "mailstack_recipients_per_hour",
+} as const;
 
 // Each rate's key starts with what it counts: rspamd keys buckets by the selector's value
 // alone, so two rates on the bare login would share one bucket.
