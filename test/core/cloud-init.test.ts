@@ -106,6 +106,35 @@ describe("cloud-init hands the setup to a unit that systemd retries", () => {
     // A hung step (a network call) ends in a retry, not a unit that waits forever.
     expect(unit.Service.TimeoutStartSec).toEqual(["30min"]);
     expect(unit.Service.ExecStart).toEqual([`${PRODUCTION_ENV.paths.sbin}/${HOST_SCRIPTS.firstBoot}`]);
+    // Every exit but 0 is a failure to retry, 75 (SSM or S3 not reachable yet) too.
+    expect(unit.Service.SuccessExitStatus).toBeUndefined();
+    expect(unit.Service.RestartPreventExitStatus).toBeUndefined();
+    expect(firstBootScript).toMatch(/except Exception as problem:\n.*will retry.*\n\s+return EX_TEMPFAIL\n/);
+  });
+
+  test("an SSM out of reach for long: the waits between tries grow to a few minutes, then the tries go on at that pace", () => {
+    const seconds = (value: string) => {
+      const m = /^(\d+)(s|min)$/.exec(value)!;
+      return Number(m[1]) * (m[2] === "min" ? 60 : 1);
+    };
+    const first = seconds(unit.Service.RestartSec[0]);
+    const last = seconds(unit.Service.RestartMaxDelaySec[0]);
+    const steps = Number(unit.Service.RestartSteps[0]);
+    expect(last).toBeGreaterThan(first);
+    expect(last).toBeLessThanOrEqual(600);
+    expect(steps).toBeGreaterThanOrEqual(1);
+    // systemd 254+: the n-th wait is RestartSec * (RestartMaxDelaySec / RestartSec)^(n / RestartSteps), n capped at RestartSteps.
+    const wait = (n: number) => first * (last / first) ** (Math.min(n, steps) / steps);
+    const waits = Array.from({ length: 30 }, (_, n) => wait(n));
+    expect(waits.every((w, n) => n === 0 || w >= waits[n - 1])).toBe(true);
+    // Ten minutes without SSM cost a few tries, and once it answers the next try is at most RestartMaxDelaySec away;
+    // there is no last try: StartLimitIntervalSec=0 (above) lifts systemd's start limit.
+    let elapsed = 0;
+    let tries = 0;
+    while (elapsed < 600) elapsed += waits[tries++];
+    expect(tries).toBeGreaterThanOrEqual(4);
+    expect(tries).toBeLessThanOrEqual(10);
+    expect(waits[29]).toBe(last);
   });
 
   test("the first-boot program gets from its unit every setting it reads, and the same ones the bundle's settings file gives later", () => {

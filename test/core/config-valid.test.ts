@@ -214,7 +214,7 @@ describe("defaults", () => {
       messageSizeLimitMiB: 1024,
       dkimSelector: "s2024",
       backupRetentionDays: 30,
-      backupObjectLock: { mode: "COMPLIANCE", days: 30 },
+      backupObjectLock: { mode: "COMPLIANCE" as const, days: 30 },
       backupReplicaRegion: "us-gov-west-1",
       snapshotRetentionDays: 365,
       backupSchedule: "Mon..Fri *-*-* 01,13:30",

@@ -127,7 +127,7 @@ function stringPlaces(schema: Schema, at: Step[]): Step[][] {
     case "object":
       return Object.entries(s.entries!).flatMap(([key, value]) => stringPlaces(value, [...at, key]));
     case "record":
-      return [...(unwrap(s.key!).type === "string" ? [[...at, KEY]] : []), ...stringPlaces(s.value!, [...at, VALUE])];
+      return [...(unwrap(s.key!).type === "string" ? [[...at, KEY] as Step[]] : []), ...stringPlaces(s.value!, [...at, VALUE])];
     default:
       return [];
   }

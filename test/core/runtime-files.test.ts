@@ -1,5 +1,6 @@
 import { createHash, generateKeyPairSync } from "node:crypto";
 import {
+  hostFiles,
   keyFileNames,
   keyParameterName,
   type MailConfig,
@@ -8,8 +9,12 @@ import {
   MAX_RESTIC_PASSWORD_LENGTH,
   PARAMETER_LIMIT,
   parseConfig,
+  PRODUCTION_ENV,
   type RuntimeFile,
   runtimeDelivery,
+  RUNTIME_FILE_RULES,
+  runtimeFileRule,
+  runtimeFileTable,
   runtimeFiles,
   type RuntimeObjectLocation,
   type RuntimeSecrets,
@@ -356,6 +361,54 @@ function reassemble(delivered: ReturnType<typeof deliver>): Map<string, string> 
   }
   return out;
 }
+
+describe("the table of runtime files the host takes", () => {
+  const configs = {
+    minimal: parseConfig(minimalConfig()),
+    full: parseConfig({ ...fullConfig(), adminCidrs: ["203.0.113.0/24", "2001:db8::/48"], dkimSelector: "s2026-a" }),
+  };
+
+  test.each(Object.keys(configs) as (keyof typeof configs)[])("every runtime file of the %s config takes its mode, owner, units and key from its one rule", (name) => {
+    const config = configs[name];
+    for (const f of runtimeFiles(config, secretsFor(config, () => bcryptLike(1)))) {
+      const matching = RUNTIME_FILE_RULES.filter((r) => (r.pattern === undefined ? r.name === f.name : new RegExp(`^(?:${r.pattern})$`).test(f.name)));
+      expect({ name: f.name, rules: matching.map((r) => [r.mode, r.owner, r.group, r.reload, r.key]) }).toEqual({ name: f.name, rules: [[f.mode, f.owner, f.group, f.reload, f.key]] });
+      expect(runtimeFileRule(f.name)).toBe(matching[0]);
+    }
+  });
+
+  test("the rules are sorted by name, each name once, each with a grammar; only the DKIM keys are a family", () => {
+    const names = RUNTIME_FILE_RULES.map((r) => r.name);
+    expect(names).toEqual([...names].sort());
+    expect(new Set(names).size).toBe(names.length);
+    expect(RUNTIME_FILE_RULES.filter((r) => r.pattern !== undefined).map((r) => r.name)).toEqual(["dkim/<selector>.key"]);
+    expect(RUNTIME_FILE_RULES.filter((r) => r.key).map((r) => [r.name, r.grammar])).toEqual([
+      ["backup/restic-password", "password"],
+      ["dkim/<selector>.key", "pem"],
+      ["tls/key.pem", "pem"],
+    ]);
+    // No setuid, setgid or sticky bit, nothing writable but by root, no owner but root.
+    for (const r of RUNTIME_FILE_RULES) expect({ name: r.name, mode: r.mode, owner: r.owner }).toEqual({ name: r.name, mode: expect.stringMatching(/^0[0-7][0-5][0-5]$/), owner: "root" });
+  });
+
+  test("the DKIM keys' pattern takes every selector the config takes, and nothing else", () => {
+    for (const selector of ["mail", "s2026-a", "a", "0", "x".repeat(63)]) {
+      expect(runtimeFileRule(`dkim/${selector}.key`)?.name).toBe("dkim/<selector>.key");
+      expect(() => parseConfig({ ...minimalConfig(), dkimSelector: selector })).not.toThrow();
+    }
+    for (const name of ["dkim/../users.key", "dkim/Mail.key", "dkim/-mail.key", "dkim/mail-.key", `dkim/${"x".repeat(64)}.key`, "dkim/mail.key.pem", "dkim/a/b.key", "dkim/.key", "xdkim/mail.key"]) {
+      expect({ name, rule: runtimeFileRule(name) }).toEqual({ name, rule: undefined });
+    }
+  });
+
+  test("the host bundle carries the table, as JSON the sync reads, and the settings name it", () => {
+    const files = hostFiles(configs.full, { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:https://s3.eu-west-1.amazonaws.com/b/restic" });
+    const carried = files.find((f) => f.path === PRODUCTION_ENV.paths.runtimeTable);
+    expect(carried).toEqual({ path: PRODUCTION_ENV.paths.runtimeTable, content: runtimeFileTable(), mode: "0644", owner: "root:root", reload: [] });
+    expect(JSON.parse(runtimeFileTable())).toEqual({ version: 1, files: RUNTIME_FILE_RULES });
+    expect(files.find((f) => f.path === "/etc/default/mailstack")!.content).toContain(`MAILSTACK_RUNTIME_TABLE="${PRODUCTION_ENV.paths.runtimeTable}"`);
+  });
+});
 
 describe("runtimeDelivery", () => {
   const config = parseConfig(fullConfig());

@@ -29,7 +29,7 @@ const scripts = readdirSync(SCRIPTS_DIR)
   .sort()
   .map((name) => ({ name, text: readFileSync(join(SCRIPTS_DIR, name), "utf8") }));
 
-const PARAMS = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupBucket: "mail-backups" };
+const PARAMS = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:s3.eu-west-1.amazonaws.com/mail-backups/restic" };
 const files = hostFiles(parseConfig(fullConfig()), PARAMS);
 
 /** Every fact of the layout a script could state, with where the core states it. */
@@ -72,8 +72,8 @@ function hardCoded(texts: { name: string; text: string }[]): { script: string; f
   return texts.flatMap(({ name, text }) => layoutFacts().flatMap(({ fact, value, as }) => statements(text, value, as).map((line) => ({ script: name, fact, line: line.trim() }))));
 }
 
-test("the scripts are the six the core installs", () => {
-  expect(scripts.map((s) => s.name)).toEqual(["mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-first-boot.py", "mailstack-sync.py"]);
+test("the scripts are the seven the core installs", () => {
+  expect(scripts.map((s) => s.name)).toEqual(["mailstack-alert.sh", "mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-first-boot.py", "mailstack-sync.py"]);
 });
 
 test("no script states a path, file, unit or script name that the core's layout states", () => {

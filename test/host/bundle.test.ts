@@ -75,6 +75,7 @@ function newHost(ssm: FakeSsm, s3: FakeS3): Host {
   const failReload = join(tools, "fail-reload");
   const failActive = join(tools, "fail-active");
   const systemctl = join(tools, "systemctl");
+  const table = join(tools, "runtime-files.json");
   // A real host always has them: the checks mount an overlay on each top-level directory.
   for (const dir of [tools, join(root, "etc"), join(root, "usr")]) mkdirSync(dir, { recursive: true });
   writeFileSync(
@@ -90,6 +91,8 @@ exit 0
 `,
     { mode: 0o755 },
   );
+  // The one runtime file these tests publish, with nothing to reload.
+  writeFileSync(table, JSON.stringify({ version: 1, files: [{ name: "users", mode: "0640", owner: "root", group: "root", reload: [], key: false, grammar: "passwd-file" }] }));
   const app = join(root, "etc", "demo", "app.conf");
   const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
   return {
@@ -109,6 +112,7 @@ exit 0
           "--state", join(root, "var", "lib", "mailstack", "sync-state.json"),
           "--bundles", bundles,
           "--bundle-state", bundleState,
+          "--runtime-table", table,
           "--root", root,
           "--s3-endpoint-url", s3.endpoint,
           "--systemctl", systemctl,
@@ -302,7 +306,7 @@ describe("mailstack-sync.py installing the host bundle", () => {
     const h = host();
     const one = await running(h);
     // A runtime file too: its step runs whatever the bundle's outcome.
-    const users = "alice:{BLF-CRYPT}x\n";
+    const users = "alice@example.com:{BLF-CRYPT}x::::::\n";
     ssm.parameters.set(`${PREFIX}/manifest`, JSON.stringify({ version: 2, object: RUNTIME_OBJECT, files: [{ name: "users", source: "object", sha256: sha256(users), mode: "0640", owner: "root", group: "root", reload: [] }] }));
     s3.objects.set(`/${BUCKET}/${RUNTIME_OBJECT.key}`, Buffer.from(JSON.stringify({ files: { users } })));
     const before = snapshot(h);

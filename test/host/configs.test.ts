@@ -718,12 +718,33 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const unitDir = host.path("/etc/systemd/system");
       const r = run(
         "systemd-analyze",
-        ["verify", "mailstack-bootstrap.service", "mailstack-data-volume.service", "mailstack-sync.service", "mailstack-sync.timer", "mailstack-certificate.service", "mailstack-certificate.timer", "mailstack-backup.service", "mailstack-backup.timer", "postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service"],
+        [
+          "verify",
+          "mailstack-bootstrap.service",
+          "mailstack-data-volume.service",
+          "mailstack-sync.service",
+          "mailstack-sync.timer",
+          "mailstack-certificate.service",
+          "mailstack-certificate.timer",
+          "mailstack-backup.service",
+          "mailstack-backup.timer",
+          // The template, and the instance the backup's OnFailure= starts.
+          "mailstack-alert@.service",
+          "mailstack-alert@mailstack-backup.service.service",
+          "postfix@-.service",
+          "dovecot.service",
+          "rspamd.service",
+          "redis-server.service",
+        ],
         // A trailing colon keeps the system's unit directories after ours, for the packages' units.
         { env: { ...process.env, SYSTEMD_UNIT_PATH: `${unitDir}:`, SYSTEMD_LOG_LEVEL: "info" } },
       );
       expect(r.status).toBe(0);
-      expect(lines(r.stderr).filter((l) => l.includes(host.root))).toEqual([]);
+      // The first boot's backoff settings came with systemd 254; Ubuntu 24.04 has 255, an older
+      // systemd running this test only ignores them (what they do, test/core/cloud-init.test.ts checks).
+      const systemd = Number(/^systemd (\d+)/.exec(run("systemd-analyze", ["--version"]).stdout)?.[1]);
+      const newer = (l: string) => systemd < 254 && /mailstack-bootstrap\.service:\d+: Unknown key '(RestartSteps|RestartMaxDelaySec)' in section \[Service\], ignoring\.$/.test(l);
+      expect(lines(r.stderr).filter((l) => l.includes(host.root) && !newer(l))).toEqual([]);
     });
 
     test("enabled, the bootstrap unit starts with multi-user.target, which does not wait for it (it may retry for long), and no ordering cycle", () => {
@@ -819,7 +840,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const defaults = host.path("/etc/default/mailstack");
       expect(runOk("bash", ["-n", defaults]).status).toBe(0);
       const sbin = host.env.paths.sbin;
-      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup"].map((s) => readFileSync(join(sbin, s), "utf8"));
+      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup", "mailstack-alert"].map((s) => readFileSync(join(sbin, s), "utf8"));
       // Test-only overrides are not part of the defaults.
       const optional = new Set(["MAILSTACK_DATA_DEVICE"]);
       const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
@@ -844,7 +865,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
 
     test("bash -n and shellcheck accept every shell script", () => {
       const scripts = shellScripts();
-      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-backup", "mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "mailstack-restore", "mailstack-rollback", "rspamd-learn-ham", "rspamd-learn-spam"]);
+      expect(scripts.map((s) => s.split("/").pop()).sort()).toEqual(["mailstack-alert", "mailstack-backup", "mailstack-bootstrap", "mailstack-certificate", "mailstack-data-volume", "mailstack-restore", "mailstack-rollback", "rspamd-learn-ham", "rspamd-learn-spam"]);
       for (const s of scripts) {
         const r = run("bash", ["-n", s]);
         expect({ s, status: r.status, stderr: r.stderr }).toEqual({ s, status: 0, stderr: "" });

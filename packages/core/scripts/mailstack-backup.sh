@@ -23,20 +23,36 @@ failed() {
   mv "$status.new" "$status"
 }
 
+# restic forget's keep options from the keep file, each rebuilt from a line that is exactly
+# one of them: any other option there (--option=rclone.program=...) would run what it names.
+keep_options() {
+  local line n=0
+  keep=()
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    if [[ ! "$line" =~ ^--keep-(last|hourly|daily|weekly|monthly|yearly)=([0-9]{1,9})$ ]]; then
+      log "backup: $MAILSTACK_BACKUP_KEEP_FILE line $n is not --keep-(last|hourly|daily|weekly|monthly|yearly)=N"
+      exit 1
+    fi
+    keep+=("--keep-${BASH_REMATCH[1]}=${BASH_REMATCH[2]}")
+  done <"$MAILSTACK_BACKUP_KEEP_FILE"
+}
+
 backup() {
   local out rc=0 keep
   now="$(date -u +%FT%TZ)"
   mkdir -p "$MAILSTACK_STATE"
   trap failed EXIT
+  # Before the repository is touched: a run backs up and forgets, or does neither.
+  keep_options
   # init refuses a repository that exists, so a failed read never replaces one.
   restic cat config >/dev/null 2>&1 || restic init
-  out="$(restic backup --json --quiet "${saved[@]}")" || rc=$?
+  out="$(restic backup --json --quiet -- "${saved[@]}")" || rc=$?
   # 3: files vanished meanwhile (mail leaving the queue); the rest is saved.
   [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || exit "$rc"
   out="$(grep '"message_type":"summary"' <<<"$out")"
   echo "$out"
-  mapfile -t keep <"$MAILSTACK_BACKUP_KEEP_FILE"
-  restic forget --prune --quiet "${keep[@]}"
+  restic forget --prune --quiet "${keep[@]}" --
   echo "{\"ok\":true,\"last_attempt\":\"$now\",\"last_success\":{\"time\":\"$now\",${out#\{}}" >"$status.new"
   mv "$status.new" "$status"
 }

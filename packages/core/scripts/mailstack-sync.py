@@ -12,15 +12,20 @@ the same bytes would fail the same way. The outcome goes to the `status/host-bun
 The runtime files (users, maps, keys) come with a manifest of each file's SHA-256: the keys
 each in a SecureString parameter, the others in one object in S3 that the manifest names. Every
 file is checked against the manifest before any is written, so a sync that races a `pulumi up`
-installs nothing and retries later. Changed files are replaced atomically, and only the units
-that read them are reloaded.
+installs nothing and retries later. What a runtime file may be comes from the host bundle's
+table, not from the manifest: its name, mode, owner, the units it reloads and the grammar its
+content must parse by. A manifest that names another file or states another mode, owner or
+unit, or a file that does not parse, is refused with the whole update. Changed files are
+replaced atomically, and only the units that read them are reloaded. The IMAP and POP3
+sessions of users whom a new users file drops or gives another password are then ended
+(`doveadm kick`), so that a session does not outlive its password.
 
 --install-bundle installs, unchecked, the bundle that the first boot fetched; --rollback (by
 hand) returns to the bundle that ran before the current one.
 
 Exit status: 0; 75 when SSM or S3 could not be read or the bundle is not there yet (retried);
-1 when a bundle was refused or rolled back on this run, this host cannot run the checks, or AWS
-refused a request.
+1 when a bundle or the runtime files were refused on this run, a bundle rolled back, this host
+cannot run the checks, or AWS refused a request.
 
 Settings come from the environment, as /etc/default/mailstack sets it: the unit's
 EnvironmentFile, or the bootstrap, which exports it. Arguments override them (tests).
@@ -32,6 +37,7 @@ import datetime
 import fcntl
 import grp
 import hashlib
+import ipaddress
 import json
 import os
 import pwd
@@ -73,6 +79,188 @@ class CannotCheck(Exception):
     """This host cannot run the checks; the bundle may be fine."""
 
 
+class Unacceptable(Exception):
+    """Runtime files this host does not take: the manifest names a file, mode, owner or unit
+    other than its table's, or a file does not parse by its grammar. The reason, one line."""
+
+
+# --- what a runtime file may be ----------------------------------------------------------------
+
+TABLE_VERSION = 1
+# Names of the same shapes as the core's checks give them: lower-case ASCII, punycode for IDNs.
+LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(r"(?:%s\.)+%s" % (LABEL, LABEL))
+# The host's own names (localhost) in the alias maps: one label or more.
+HOST = r"%s(?:\.%s)*" % (LABEL, LABEL)
+LOCAL_PART = r"[a-z0-9_][a-z0-9_-]*(?:\.[a-z0-9_-]+)*"
+ADDRESS = re.compile(r"(%s)@(%s)" % (LOCAL_PART, DOMAIN.pattern))
+MAP_ADDRESS = r"%s@%s" % (LOCAL_PART, HOST)
+MAP_LINE = re.compile(r"(?:%s|%s) (?:OK|%s(?:,%s)*)" % (MAP_ADDRESS, HOST, MAP_ADDRESS, MAP_ADDRESS))
+# The password hash: {SCHEME} and printable characters but ":" (the field separator).
+PASSWD_LINE = re.compile(r"([^:]+):(\{[A-Z0-9.-]+\}[\x21-\x39\x3b-\x7e]+)::::::(?:userdb_quota_rule=\*:storage=[0-9]{1,12}M)?")
+KEEP_LINE = re.compile(r"--keep-(?:last|hourly|daily|weekly|monthly|yearly)=[0-9]{1,9}")
+NFT_ELEMENT = re.compile(r"add element inet mailstack admin_(v4|v6) \{ ([0-9a-f.:/, ]+) \}")
+COMMENT = re.compile(r"#[\x20-\x7e]*")
+PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,64})-----")
+BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]{1,80}")
+PRINTABLE_LINE = re.compile(r"[\x20-\x7e]{1,1024}")
+
+
+def domain(text):
+    return len(text) <= 253 and DOMAIN.fullmatch(text) is not None and not text.rsplit(".", 1)[1].isdigit()
+
+
+def address(text):
+    match = ADDRESS.fullmatch(text)
+    return match is not None and len(match.group(1)) <= 64 and domain(match.group(2))
+
+
+def networks(version, text):
+    """Whether a list of networks of one IP version, separated by commas, reads as the core writes it."""
+    for item in text.split(", "):
+        try:
+            network = ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            return False
+        # Never the whole internet, as the core's check refuses.
+        if "v%d" % network.version != version or network.prefixlen == 0 or "/" not in item:
+            return False
+    return True
+
+
+def passwd_entry(line):
+    match = PASSWD_LINE.fullmatch(line)
+    return match is not None and address(match.group(1))
+
+
+def dkim_selector(line):
+    name, _, selector = line.partition(" ")
+    return domain(name) and re.fullmatch(LABEL, selector) is not None
+
+
+def nft_admin(line):
+    if COMMENT.fullmatch(line):
+        return True
+    match = NFT_ELEMENT.fullmatch(line)
+    return match is not None and networks(*match.groups())
+
+
+# Each line-based grammar: what a line must be, as the error names it, and its check.
+LINE_GRAMMARS = {
+    "passwd-file": ("address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]", passwd_entry),
+    "postfix-map": ("an address or domain, a space, then OK or addresses separated by commas", MAP_LINE.fullmatch),
+    "dkim-selectors": ("a domain, a space, a selector", dkim_selector),
+    "restic-keep": ("--keep-(last|hourly|daily|weekly|monthly|yearly)=N", KEEP_LINE.fullmatch),
+    "nft-admin": ("a comment or add element inet mailstack admin_v4|admin_v6 { networks }", nft_admin),
+    "domain-names": ("a domain name", domain),
+}
+
+
+def text_lines(content):
+    """The lines of a text file of printable ASCII, each ending in a newline; (line, reason) for the first that is not."""
+    try:
+        text = content.decode("ascii")
+    except UnicodeDecodeError as problem:
+        return None, (content.count(b"\n", 0, problem.start) + 1, "is not ASCII")
+    lines = text.split("\n")
+    if lines.pop() != "":
+        return None, (len(lines) + 1, "does not end in a newline")
+    return lines, None
+
+
+def pem_problem(lines):
+    """The first line of a key file that is not part of a PEM block, and why."""
+    label = None
+    for number, line in enumerate(lines, 1):
+        if label is None:
+            begin = PEM_BEGIN.fullmatch(line)
+            if begin is None:
+                return number, "is not the -----BEGIN of a PEM block"
+            label, body = begin.group(1), 0
+        elif line == "-----END %s-----" % label:
+            if body == 0:
+                return number, "ends a PEM block with nothing in it"
+            label = None
+        elif BASE64_LINE.fullmatch(line):
+            body += 1
+        else:
+            return number, "is not base64 inside a PEM block"
+    if label is not None or not lines:
+        return len(lines) + 1, "is missing: no complete PEM block"
+    return None
+
+
+def content_problem(grammar, content):
+    """Why a runtime file's content does not parse by its grammar, as (line number, reason); None if it does."""
+    if grammar == "static":
+        return None
+    lines, problem = text_lines(content)
+    if problem:
+        return problem
+    if grammar == "pem":
+        return pem_problem(lines)
+    if grammar == "password":
+        if len(lines) != 1:
+            return min(len(lines), 2) or 1, "must be the one line of the password"
+        return None if PRINTABLE_LINE.fullmatch(lines[0]) else (1, "is not a line of printable ASCII")
+    shape, check = LINE_GRAMMARS[grammar]
+    for number, line in enumerate(lines, 1):
+        if not check(line):
+            return number, "is not %s" % shape
+    return None
+
+
+GRAMMARS = set(LINE_GRAMMARS) | {"static", "pem", "password"}
+
+
+def load_table(path):
+    """The table of runtime files from the host bundle: every rule, checked for its fields."""
+    with open(path, encoding="utf-8") as handle:
+        table = json.load(handle)
+    if not isinstance(table, dict) or table.get("version") != TABLE_VERSION or not isinstance(table.get("files"), list):
+        raise ValueError("not a version %d table of runtime files" % TABLE_VERSION)
+    rules = []
+    for rule in table["files"]:
+        fields = {"name": str, "mode": str, "owner": str, "group": str, "reload": list, "key": bool, "grammar": str}
+        if not isinstance(rule, dict) or not all(isinstance(rule.get(field), kind) for field, kind in fields.items()):
+            raise ValueError("a rule without %s" % ", ".join(fields))
+        if rule["grammar"] not in GRAMMARS or not MODE.fullmatch(rule["mode"]) or not all(isinstance(unit, str) for unit in rule["reload"]):
+            raise ValueError("%s: grammar %r, mode %r or units this script does not know" % (rule["name"], rule["grammar"], rule["mode"]))
+        pattern = rule.get("pattern")
+        try:
+            rules.append(dict(rule, pattern=None if pattern is None else re.compile(pattern)))
+        except (re.error, TypeError) as problem:
+            raise ValueError("%s: pattern %r: %s" % (rule["name"], pattern, problem))
+    return rules
+
+
+def rule_of(rules, name):
+    """The rule of a file's name: its own, or its family's (a pattern, as for the DKIM keys)."""
+    for rule in rules:
+        if rule["pattern"] is None and name == rule["name"]:
+            return rule
+        if rule["pattern"] is not None and rule["pattern"].fullmatch(name):
+            return rule
+    return None
+
+
+def check_entry(rules, entry):
+    """The table's rule of a manifest entry, which must state exactly what the rule does."""
+    name = entry["name"]
+    if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+        raise Unacceptable("refusing unsafe file name %r" % (name,))
+    rule = rule_of(rules, name)
+    if rule is None:
+        raise Unacceptable("%r is not a runtime file this host installs" % name)
+    for field in ("mode", "owner", "group", "reload"):
+        if entry[field] != rule[field]:
+            raise Unacceptable("%s: %s %r, where this host's table says %r" % (name, field, entry[field], rule[field]))
+    source = "parameter" if rule["key"] else "object"
+    if entry["source"] != source:
+        raise Unacceptable("%s: from the %s, where this host's table says its %s" % (name, entry["source"], source))
+    return rule
+
+
 def ssm_client(region, endpoint):
     import boto3
     from botocore.config import Config
@@ -90,20 +278,26 @@ def fetch(client, prefix):
     return values
 
 
-def assemble(values, get_object, installed):
-    """Every runtime file, checked against the manifest; get_object fetches the runtime object,
-    which is fetched only if a file in it is not installed as the manifest says (installed)."""
+def assemble(values, get_object, installed, rules):
+    """Every runtime file with its rule from the table, checked against the manifest and its
+    grammar; get_object fetches the runtime object, which is fetched only if a file in it is not
+    installed as the manifest says (installed)."""
     if "manifest" not in values:
         raise Stale("no manifest parameter yet")
     manifest = json.loads(values["manifest"])
     if manifest.get("version") != 2:
         raise Stale("manifest version %r is not the one this script reads (2)" % manifest.get("version"))
+    # Every entry before any download: a manifest this host does not take fetches nothing.
+    entries = []
+    for entry in manifest["files"]:
+        rule = check_entry(rules, entry)
+        if any(entry["name"] == other["name"] for other, _ in entries):
+            raise Unacceptable("%s is listed twice" % entry["name"])
+        entries.append((entry, rule))
     in_object = None
     files = {}
-    for entry in manifest["files"]:
+    for entry, rule in entries:
         name = entry["name"]
-        if name.startswith("/") or ".." in name.split("/"):
-            raise ValueError("refusing unsafe file name %r" % name)
         if entry["source"] == "parameter":
             if "files/%s" % name not in values:
                 raise Stale("%s: its parameter is missing" % name)
@@ -118,7 +312,13 @@ def assemble(values, get_object, installed):
                 content = in_object[name].encode("utf-8")
         if hashlib.sha256(content).hexdigest() != entry["sha256"]:
             raise Stale("%s does not match the manifest" % name)
-        files[name] = (entry, content)
+        files[name] = (rule, content)
+    # Only what the stack published as a whole is parsed: a file of a sync that races a
+    # `pulumi up` is stale, not refused.
+    for name, (rule, content) in sorted(files.items()):
+        problem = content_problem(rule["grammar"], content)
+        if problem:
+            raise Unacceptable("%s line %d %s" % (name, problem[0], problem[1]))
     return files
 
 
@@ -179,11 +379,22 @@ def tail(result):
 def sync_runtime(args, values):
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if not args.runtime_table:
+        say("not installing the runtime files: no table of runtime files (--runtime-table or MAILSTACK_RUNTIME_TABLE)", problem=True)
+        return 1
     try:
-        files = assemble(values, lambda location: download(args, location), lambda name: current(os.path.join(args.dest, name)))
+        rules = load_table(args.runtime_table)
+    except (OSError, ValueError) as problem:
+        say("not installing the runtime files: cannot read the table of runtime files %s: %s" % (args.runtime_table, problem), problem=True)
+        return 1
+    try:
+        files = assemble(values, lambda location: download(args, location), lambda name: current(os.path.join(args.dest, name)), rules)
     except Stale as problem:
         say("not installing: %s; will retry" % problem, problem=True)
         return EX_TEMPFAIL
+    except Unacceptable as problem:
+        say("not installing the runtime files: %s" % problem, problem=True)
+        return 1
     except BotoCoreError as problem:
         say("cannot download the runtime files: %s; will retry" % problem, problem=True)
         return EX_TEMPFAIL
@@ -193,21 +404,25 @@ def sync_runtime(args, values):
             return EX_TEMPFAIL
         say("S3 refused the runtime files: %s" % problem, problem=True)
         return 1
-    # A manifest or object this script cannot read, or a file name outside the directory.
+    # A manifest or object this script cannot read.
     except (ValueError, KeyError, TypeError) as problem:
         say("not installing the runtime files: the manifest or the object is malformed: %r" % problem, problem=True)
         return 1
 
     reload = set()
     changed = []
-    for name, (entry, content) in sorted(files.items()):
+    # Users removed or given another password hash: their open sessions outlive the change.
+    outdated = set()
+    for name, (rule, content) in sorted(files.items()):
         path = os.path.join(args.dest, name)
-        owner = (entry["owner"], entry["group"])
-        if up_to_date(path, content, entry["mode"], owner, not args.no_chown):
+        owner = (rule["owner"], rule["group"])
+        if up_to_date(path, content, rule["mode"], owner, not args.no_chown):
             continue
-        install(path, content, entry["mode"], owner, not args.no_chown)
+        if rule["grammar"] == "passwd-file":
+            outdated |= outdated_users(current(path), content)
+        install(path, content, rule["mode"], owner, not args.no_chown)
         changed.append(name)
-        reload.update(entry["reload"])
+        reload.update(rule["reload"])
 
     # The state maps each installed file to the units that read it, so that a file the
     # stack no longer has is removed and its readers reloaded.
@@ -220,7 +435,7 @@ def sync_runtime(args, values):
             pass
         changed.append("-" + name)
         reload.update(previous[name])
-    installed = {name: entry["reload"] for name, (entry, _) in files.items()}
+    installed = {name: rule["reload"] for name, (rule, _) in files.items()}
     if installed != previous:
         os.makedirs(os.path.dirname(args.state), mode=0o755, exist_ok=True)
         with open(args.state + ".new", "w", encoding="utf-8") as handle:
@@ -233,7 +448,46 @@ def sync_runtime(args, values):
         for unit in sorted(reload):
             say("reloading %s" % unit)
             subprocess.run(args.reload_command.split() + [unit], check=False)
+    # After Dovecot's reload, which empties its authentication cache. At boot (--no-reload)
+    # Dovecot is not running yet: there is no session to end.
+    if outdated and not args.no_reload:
+        end_sessions(args, sorted(outdated))
     return 0
+
+
+def passwd_hashes(content):
+    """Each user of a passwd-file with its password hash (the first line of a user counts, as
+    for Dovecot). Read leniently: the installed file may have been edited by hand."""
+    users = {}
+    for line in (content or b"").decode("utf-8", "replace").split("\n"):
+        fields = line.split(":")
+        if len(fields) > 1:
+            users.setdefault(fields[0], fields[1])
+    return users
+
+
+def outdated_users(old, new):
+    """The users of the old passwd-file that the new one drops or gives another hash; only names
+    that are addresses, so that none reads as doveadm's option or user mask (`-a`, `*`)."""
+    before, after = passwd_hashes(old), passwd_hashes(new)
+    return {user for user, hashed in before.items() if after.get(user) != hashed and address(user)}
+
+
+def end_sessions(args, users):
+    """Disconnects the IMAP and POP3 sessions of users removed or given another password: logged
+    in before the change, they would otherwise go on reading and sending as if nothing changed.
+    A failure is told, not fatal: the files are installed, and a stopped Dovecot has no session."""
+    say("ending the sessions of %s" % ", ".join(users))
+    for user in users:
+        try:
+            result = run(args.kick_command.split() + [user])
+        except OSError as problem:
+            say("cannot end the sessions of %s: %s" % (user, problem), problem=True)
+            return
+        # 68 (EX_NOHOST): doveadm found no session of the user.
+        if result.returncode not in (0, 68):
+            say("cannot end the sessions of %s: %s; Dovecot may be stopped, not trying the others" % (user, tail(result)), problem=True)
+            return
 
 
 # --- the host bundle -------------------------------------------------------------------------
@@ -625,12 +879,14 @@ def main():
     parser.add_argument("--endpoint-url", default=None, help="SSM endpoint (tests)")
     parser.add_argument("--dest", default=os.environ.get("MAILSTACK_RUNTIME"), help="runtime directory (MAILSTACK_RUNTIME)")
     parser.add_argument("--state", default=os.environ.get("MAILSTACK_SYNC_STATE"), help="state file (MAILSTACK_SYNC_STATE)")
+    parser.add_argument("--runtime-table", default=os.environ.get("MAILSTACK_RUNTIME_TABLE"), help="the host bundle's table of runtime files (MAILSTACK_RUNTIME_TABLE)")
     parser.add_argument("--bundles", default=os.environ.get("MAILSTACK_BUNDLES"), help="directory of the running and previous bundle documents (MAILSTACK_BUNDLES)")
     parser.add_argument("--bundle-state", default=os.environ.get("MAILSTACK_BUNDLE_STATE"), help="host bundle state file (MAILSTACK_BUNDLE_STATE)")
     parser.add_argument("--root", default="/", help="directory the bundle's paths are below (tests)")
     parser.add_argument("--s3-endpoint-url", default=None, help="S3 endpoint, path-style, instead of the pointer's (tests)")
     parser.add_argument("--no-chown", action="store_true", help="leave ownership alone (tests without the daemons' users)")
     parser.add_argument("--reload-command", default="systemctl reload-or-restart", help="run with each unit to reload")
+    parser.add_argument("--kick-command", default="doveadm kick", help="run with each user whose sessions to end (removed, or another password)")
     parser.add_argument("--systemctl", default="systemctl", help="systemctl command for the host bundle's units (tests)")
     parser.add_argument("--settle-seconds", type=float, default=10, help="how long the reloaded units have to be active")
     parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")

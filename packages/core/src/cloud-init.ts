@@ -62,6 +62,10 @@ export function cloudInit(config: MailConfig, boot: BootParams, env: HostEnv = P
       ["ExecStart", command(HOST_SCRIPTS.firstBoot)],
       ["Restart", "on-failure"],
       ["RestartSec", "20s"],
+      // Backoff (systemd 254 and later; Ubuntu 24.04 has 255): each wait longer than the one
+      // before, up to RestartMaxDelaySec after RestartSteps restarts, then that wait forever.
+      ["RestartSteps", "5"],
+      ["RestartMaxDelaySec", "5min"],
       ["TimeoutStartSec", "30min"],
     ],
     Install: [["WantedBy", "multi-user.target"]],

@@ -8,18 +8,20 @@ import {
   DATA_VOLUME_LABEL,
   DATA_VOLUME_XEN_DEVICE,
   DEFAULTS_FILE,
+  FAILURE_TAG,
   generatedHeader,
   HOST_BUNDLE_PARAMETERS,
   HOST_SCRIPTS,
   type HostEnv,
   POLICY_RC_D,
   PRODUCTION_ENV,
+  SENDMAIL,
   STATE_FILES,
   UNITS,
 } from "./layout";
 import { postfixMainCf, postfixMasterCf, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
-import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, TLS_KEY_FILE } from "./runtime-files";
 import { rspamdLocalFiles, rspamdLocalLua, unboundConf } from "./rspamd";
+import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
 
 /** A file of the host bundle. */
@@ -148,6 +150,7 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_BACKUP_REPOSITORY: params.backupRepository,
     MAILSTACK_BACKUP_PATHS: backupPaths(env).join(" "),
     MAILSTACK_RUNTIME: env.paths.runtime,
+    MAILSTACK_RUNTIME_TABLE: env.paths.runtimeTable,
     ...scriptSettings(env),
   };
   return (
@@ -194,6 +197,8 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_RESOLVCONF_UNIT: UNITS.unboundResolvconf,
     MAILSTACK_RESOLVED_UNIT: UNITS.resolved,
     MAILSTACK_FIREWALL_UNIT: UNITS.nftables,
+    MAILSTACK_FAILURE_TAG: FAILURE_TAG,
+    MAILSTACK_SENDMAIL: SENDMAIL,
   };
 }
 
@@ -254,6 +259,7 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   // Read at each (re)start only: takes effect when the unit next starts, after daemon-reload.
   const dropIn = (unitName: string, content: string) => file(`${SYSTEMD}/${unitName}.d/mailstack.conf`, content);
   const postfix = { reload: [UNITS.postfixInstance], check: "postfix" as const };
+  const alertUnit = `${HOST_SCRIPTS.alert}@%n.service`;
   const files: HostFile[] = [
     file(DEFAULTS_FILE, defaults(config, params, env)),
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env), postfix),
@@ -296,10 +302,13 @@ Unattended-Upgrade::MailReport "only-on-error";
     script(HOST_SCRIPTS.dataVolume, readScript("mailstack-data-volume.sh")),
     script(HOST_SCRIPTS.certificate, readScript("mailstack-certificate.sh")),
     script(HOST_SCRIPTS.backup, readScript("mailstack-backup.sh")),
+    script(HOST_SCRIPTS.alert, readScript("mailstack-alert.sh")),
     script(HOST_SCRIPTS.restore, `#!/bin/sh\nexec ${p.sbin}/${HOST_SCRIPTS.backup} restore "$@"\n`),
     // By hand, with the settings the timer's runs get from the unit.
     script(HOST_SCRIPTS.rollback, `#!/bin/sh\nset -a\n. ${DEFAULTS_FILE}\nset +a\nexec ${p.sbin}/${HOST_SCRIPTS.sync} --rollback "$@"\n`),
     script(HOST_SCRIPTS.sync, readScript("mailstack-sync.py")),
+    // What the sync takes of the runtime files whatever their manifest says; read at each run.
+    file(p.runtimeTable, runtimeFileTable()),
     // The data volume, mounted at every boot by the script that set it up, not by fstab: in a
     // container systemd ignores fstab's device lines (and there is no udev), and on EC2 a volume
     // attached late would meet fstab's 90 s device timeout and nofail instead of the script's
@@ -359,8 +368,18 @@ Unattended-Upgrade::MailReport "only-on-error";
           ["Wants", "network-online.target"],
           // Never back up (and then prune by) an empty maildir on the root volume.
           ...onDataVolume("network-online.target"),
+          // Besides the status file: the postmaster is mailed, and the journal counts it.
+          ["OnFailure", alertUnit],
         ],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.backup}`], ["IOSchedulingClass", "idle"]],
+      }),
+    ),
+    // The unit a failing unit starts with its own name (%n, the instance %i here).
+    systemUnit(
+      `${HOST_SCRIPTS.alert}@.service`,
+      unit({
+        Unit: [["Description", "Tell the postmaster that %i failed"]],
+        Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.alert} %i`]],
       }),
     ),
     systemUnit(

@@ -20,6 +20,11 @@ export interface HostEnv {
   paths: {
     /** Files synced from SSM Parameter Store (users, maps, DKIM keys). */
     runtime: string;
+    /**
+     * The table of the runtime files the sync may install, with each one's mode, owner, units
+     * and grammar: part of the host bundle, so no manifest can name another file or widen one.
+     */
+    runtimeTable: string;
     /** TLS certificate chain used by Postfix, Dovecot and nginx. */
     tlsCert: string;
     /** The private key of that certificate. */
@@ -80,6 +85,7 @@ export const PRODUCTION_ENV: HostEnv = {
   ports: { smtp: 25, submission: 587, submissions: 465, imaps: 993, pop3s: 995 },
   paths: {
     runtime: "/etc/mailstack",
+    runtimeTable: "/usr/local/share/mailstack/runtime-files.json",
     tlsCert: "/etc/mailstack/tls/fullchain.pem",
     tlsKey: "/etc/mailstack/tls/privkey.pem",
     certificates: "/etc/letsencrypt/mailstack",
@@ -170,7 +176,23 @@ export const HOST_SCRIPTS = {
   rollback: "mailstack-rollback",
   /** Applies a new host bundle and installs the runtime files from SSM (timer). */
   sync: "mailstack-sync",
+  /**
+   * Tells the postmaster that a unit failed, with its last journal lines, and logs a line
+   * tagged {@link FAILURE_TAG}; run by the template unit `<name>@.service`, which a unit names
+   * in its `OnFailure=`.
+   */
+  alert: "mailstack-alert",
 } as const;
+
+/**
+ * The journal's tag (SYSLOG_IDENTIFIER) of the one line logged for each failure of a unit that
+ * has {@link HOST_SCRIPTS}.alert tell the postmaster: monitoring counts them with
+ * `journalctl -t mailstack-failure`.
+ */
+export const FAILURE_TAG = "mailstack-failure";
+
+/** The program system mail goes through: Postfix's sendmail, which delivers mail for root to the postmaster. */
+export const SENDMAIL = "/usr/sbin/sendmail";
 
 /** Files mailstack's scripts keep in `paths.state`. */
 export const STATE_FILES = {

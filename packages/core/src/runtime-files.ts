@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { MailConfig } from "./config";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { UNITS } from "./layout";
-import { webFiles } from "./web";
+import { WEB_FILES, webFiles } from "./web";
 
 /**
  * A file that changes day to day (users, aliases, keys). It reaches the host through SSM
@@ -104,16 +104,108 @@ function senderLogins(config: MailConfig): string {
  */
 type Readers = "everyone" | { group: string } | "nobody";
 
-function runtimeFile(name: string, content: string, reload: string[], readers: Readers = "everyone", key = false): RuntimeFile {
+/**
+ * The grammar mailstack-sync parses a runtime file against before it installs it (each one in
+ * the script, by this name); a file that does not parse is refused with the whole update.
+ * - `passwd-file`: Dovecot passwd-file lines `address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]`;
+ * - `postfix-map`: texthash lines `key value`, an address or domain, then `OK` or addresses separated by commas;
+ * - `dkim-selectors`: `domain selector`;
+ * - `restic-keep`: `--keep-(last|hourly|daily|weekly|monthly|yearly)=N`;
+ * - `nft-admin`: comments, and `add element inet mailstack admin_v4|admin_v6 { networks }` ({@link nftablesAdmin});
+ * - `domain-names`: one domain name a line;
+ * - `static`: anything (nginx serves it as a static file);
+ * - `pem`: PEM blocks;
+ * - `password`: one line of printable ASCII.
+ */
+export type RuntimeGrammar = "passwd-file" | "postfix-map" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password";
+
+/**
+ * What the host takes of a runtime file, whatever a manifest says: its name, mode, owner and
+ * the units it reloads, and how its content must read. The host holds these in its bundle
+ * ({@link runtimeFileTable}) and refuses a manifest that names another file or another mode,
+ * owner or unit; {@link runtimeFiles} takes every file's from here.
+ */
+export interface RuntimeFileRule {
+  /** Path relative to the runtime directory; for a family of files, how their names read, e.g. `dkim/<selector>.key`. */
+  name: string;
+  /**
+   * For a family of files (the DKIM keys, one per selector): a regular expression, written
+   * alike for JavaScript and Python, that the whole name of each matches.
+   */
+  pattern?: string;
+  /** Octal permissions. */
+  mode: string;
+  /** The owning user. */
+  owner: string;
+  /** The owning group. */
+  group: string;
+  /** systemd units reloaded when the file changes. */
+  reload: string[];
+  /** A private key or password, delivered in a parameter of its own. */
+  key: boolean;
+  /** How its content must read. */
+  grammar: RuntimeGrammar;
+}
+
+function rule(name: string, grammar: RuntimeGrammar, reload: string[], readers: Readers = "everyone", key = false): RuntimeFileRule {
   const access =
     readers === "everyone" ? { mode: "0644", group: "root" } : readers === "nobody" ? { mode: "0600", group: "root" } : { mode: "0640", group: readers.group };
-  return { name, content, owner: "root", ...access, reload, key };
+  return { name, mode: access.mode, owner: "root", group: access.group, reload, key, grammar };
+}
+
+/** A runtime file with its rule's mode, owner, units and kind: none is stated twice. */
+function runtimeFile(name: string, content: string): RuntimeFile {
+  const found = runtimeFileRule(name);
+  if (found === undefined) throw new Error(`runtime file ${name} has no rule in RUNTIME_FILE_RULES`);
+  return { name, content, mode: found.mode, owner: found.owner, group: found.group, reload: [...found.reload], key: found.key };
 }
 
 /** Runtime files the certificate timer reads: the key Pulumi keeps, and the names to cover. */
 export const TLS_KEY_FILE = "tls/key.pem";
 /** The names the certificate must cover, one per line, relative to the runtime directory. */
 export const CERTIFICATE_NAMES_FILE = "certificate-names";
+
+/** A DKIM key's name: one DNS label, as the config's selectors are. */
+const DKIM_KEY_PATTERN = "dkim/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.key";
+
+/** The runtime directory's file of the DKIM key that signs with `selector`. */
+export const dkimKeyFile = (selector: string): string => `dkim/${selector}.key`;
+
+/** Every runtime file a stack may deliver, sorted by name: the one table of their names, modes, owners, units and grammars. */
+export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
+  rule("aliases", "postfix-map", [UNITS.postfix]),
+  // Read by the backup job at each run: nothing to reload.
+  rule(BACKUP_KEEP_FILE, "restic-keep", []),
+  rule(RESTIC_PASSWORD_FILE, "password", [], "nobody", true),
+  // Read by the certificate timer, which installs the key and renews when the names or key change.
+  rule(CERTIFICATE_NAMES_FILE, "domain-names", []),
+  rule("dkim-selectors", "dkim-selectors", [UNITS.rspamd]),
+  { ...rule(dkimKeyFile("<selector>"), "pem", [UNITS.rspamd], { group: "_rspamd" }, true), pattern: DKIM_KEY_PATTERN },
+  rule("domains", "postfix-map", [UNITS.postfix]),
+  rule("mailboxes", "postfix-map", [UNITS.postfix]),
+  rule(NFT_ADMIN_FILE, "nft-admin", [UNITS.nftables]),
+  rule("sender-logins", "postfix-map", [UNITS.postfix]),
+  rule(TLS_KEY_FILE, "pem", [], "nobody", true),
+  rule("users", "passwd-file", [UNITS.dovecot], { group: "dovecot" }),
+  // nginx reads these on every request; nothing needs a reload.
+  ...[...WEB_FILES].sort().map((name) => rule(`www/${name}`, "static", [])),
+];
+
+/** The rule of a runtime file's name: its own, or its family's. */
+export function runtimeFileRule(name: string): RuntimeFileRule | undefined {
+  return RUNTIME_FILE_RULES.find((r) => (r.pattern === undefined ? r.name === name : new RegExp(`^(?:${r.pattern})$`).test(name)));
+}
+
+/** The format of {@link runtimeFileTable}; mailstack-sync refuses any other. */
+export const RUNTIME_FILE_TABLE_VERSION = 1;
+
+/**
+ * {@link RUNTIME_FILE_RULES} as the host bundle carries it (`HostEnv.paths.runtimeTable`), for
+ * mailstack-sync: JSON `{"version": 1, "files": [rule, ...]}`.
+ */
+export function runtimeFileTable(): string {
+  return `${JSON.stringify({ version: RUNTIME_FILE_TABLE_VERSION, files: RUNTIME_FILE_RULES }, null, 1)}\n`;
+}
 
 /** Names the host's certificate covers: the host, and each mail domain's web names (CNAMEs to it). */
 export function certificateNames(config: MailConfig): string[] {
@@ -125,7 +217,12 @@ export function certificateNames(config: MailConfig): string[] {
  * system mail (cron, unattended-upgrades) goes to root@ the host name, and reaches the
  * postmaster; every other local part there is refused.
  */
-export function hostRoleAliases(config: MailConfig): { address: string; to: string[] }[] {
+export function hostRoleAliases(config: MailConfig): {
+  /** The role address, e.g. root@ the host name. */
+  address: string;
+  /** Where its mail goes: the postmaster, or the abuse address. */
+  to: string[];
+}[] {
   return [config.hostname, "localhost"].flatMap((domain) => [
     ...["root", "postmaster", "mailer-daemon"].map((local) => ({ address: `${local}@${domain}`, to: [config.postmaster] })),
     { address: `abuse@${domain}`, to: [config.abuse] },
@@ -135,24 +232,20 @@ export function hostRoleAliases(config: MailConfig): { address: string; to: stri
 /** Every runtime file for a config and its secrets, sorted by name. */
 export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
-  const postfix = [UNITS.postfix];
   const files = [
-    runtimeFile("users", usersFile(config, secrets.passwordHashes), [UNITS.dovecot], { group: "dovecot" }),
-    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`)), postfix),
-    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`)), postfix),
-    runtimeFile("aliases", lines([...config.aliases, ...hostRoleAliases(config)].map((a) => `${a.address} ${a.to.join(",")}`)), postfix),
-    runtimeFile("sender-logins", senderLogins(config), postfix),
-    runtimeFile(`dkim/${config.dkimSelector}.key`, pem(secrets.dkimPrivateKeyPem), [UNITS.rspamd], { group: "_rspamd" }, true),
-    // Read by the certificate timer, which installs the key and renews when the names or key change.
-    runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem), [], "nobody", true),
-    runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config)), []),
-    // nginx reads these on every request; nothing needs a reload.
-    ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content, [])),
-    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`)), [UNITS.rspamd]),
-    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config), [UNITS.nftables]),
-    // The backup job reads both at each run, so a change needs no reload.
-    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`, [], "nobody", true),
-    runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`)), []),
+    runtimeFile("users", usersFile(config, secrets.passwordHashes)),
+    runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`))),
+    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`))),
+    runtimeFile("aliases", lines([...config.aliases, ...hostRoleAliases(config)].map((a) => `${a.address} ${a.to.join(",")}`))),
+    runtimeFile("sender-logins", senderLogins(config)),
+    runtimeFile(dkimKeyFile(config.dkimSelector), pem(secrets.dkimPrivateKeyPem)),
+    runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem)),
+    runtimeFile(CERTIFICATE_NAMES_FILE, lines(certificateNames(config))),
+    ...Object.entries(webFiles(config)).map(([name, content]) => runtimeFile(`www/${name}`, content)),
+    runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`))),
+    runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config)),
+    runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`),
+    runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`))),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

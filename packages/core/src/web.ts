@@ -3,12 +3,15 @@ import { mtaStsPolicy } from "./dns";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 import { INTERMEDIATE_CIPHERS } from "./postfix";
 
+/** The files below the web root, the same for every config ({@link webFiles}). */
+export const WEB_FILES = [".well-known/mta-sts.txt", "mail/config-v1.1.xml", "autodiscover/autodiscover.xml"] as const;
+
 /**
  * What the host serves over HTTPS (port 443), by path below the web root: the MTA-STS policy
  * and the client-configuration documents. Each is the same for every mail domain, and all of
  * them change with the configuration, so they travel as runtime files (SSM), not user data.
  */
-export function webFiles(config: MailConfig, env: HostEnv = PRODUCTION_ENV): Record<string, string> {
+export function webFiles(config: MailConfig, env: HostEnv = PRODUCTION_ENV): Record<(typeof WEB_FILES)[number], string> {
   return {
     ".well-known/mta-sts.txt": mtaStsPolicy(config),
     "mail/config-v1.1.xml": thunderbirdConfig(config, env),
