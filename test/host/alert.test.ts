@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FAILURE_TAG, HOST_SCRIPTS, parseConfig, SENDMAIL } from "@mailstack/core";
 import { minimalConfig } from "../support/fixtures";
-import { type RenderedHost, renderHost, requireTools, runAsync, type RunResult, TOOL_PATH } from "../support/tools";
+import { hostSettings, type RenderedHost, renderHost, requireTools, runAsync, type RunResult, TOOL_PATH } from "../support/tools";
 
 requireTools("bash");
 
@@ -22,12 +22,7 @@ describe("a failed unit is told to the postmaster and counted in the journal", (
 
   beforeAll(() => {
     host = renderHost(parseConfig(minimalConfig()), { tls: false });
-    settings = Object.fromEntries(
-      readFileSync(host.path("/etc/default/mailstack"), "utf8")
-        .split("\n")
-        .filter((l) => /^[A-Z_0-9]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 2, -1)]),
-    );
+    settings = hostSettings(host);
     const unit = readFileSync(host.path(`/etc/systemd/system/${HOST_SCRIPTS.alert}@.service`), "utf8");
     execStart = unit.match(/^ExecStart=(.*)$/m)![1];
     mkdirSync(tools());

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "@mailstack/core";
 import { minimalConfig } from "../support/fixtures";
-import { type RenderedHost, renderHost, requireTools, runAsync, type RunResult, TOOL_PATH } from "../support/tools";
+import { hostSettings, type RenderedHost, renderHost, requireTools, runAsync, type RunResult, TOOL_PATH } from "../support/tools";
 
 requireTools("bash");
 
@@ -19,12 +19,7 @@ describe("mailstack-backup passes restic only the keep options it can parse", ()
 
   beforeAll(() => {
     host = renderHost(parseConfig(minimalConfig()), { tls: false });
-    settings = Object.fromEntries(
-      readFileSync(host.path("/etc/default/mailstack"), "utf8")
-        .split("\n")
-        .filter((l) => /^[A-Z_0-9]+=/.test(l))
-        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 2, -1)]),
-    );
+    settings = hostSettings(host);
     mkdirSync(bin());
     // Each call on a line, its arguments separated by "|"; a backup answers with a summary.
     writeFileSync(

@@ -178,6 +178,16 @@ export interface RenderedHost {
   cleanup(): void;
 }
 
+/** The settings file (/etc/default/mailstack) of a rendered host, as the units' environment. */
+export function hostSettings(host: RenderedHost): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(host.path("/etc/default/mailstack"), "utf8")
+      .split("\n")
+      .filter((l) => /^[A-Z_0-9]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 2, -1)]),
+  );
+}
+
 /**
  * Renders the host files of a config into a fresh temp root, each at <root><production path>
  * with its mode, with the HostEnv pointing there (so Postfix's and Dovecot's paths, and the
