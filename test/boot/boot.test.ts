@@ -15,9 +15,10 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
-import { type DnsRecord, hashPassword, txtValue, zoneFile } from "@mailstack/core";
+import { type DnsRecord, hashPassword, PRODUCTION_ENV, txtValue, zoneFile } from "@mailstack/core";
 import { findProject, readStackFile } from "../../packages/cli/src/project";
 import { runProgram } from "../support/harness";
+import { probeArgs } from "../support/socket-probe";
 import { sleep } from "../support/stack";
 import { requireRoot, requireTools, run, runOk } from "../support/tools";
 import { Internet, Machine, Network, STAND_INS, until } from "./machine";
@@ -339,6 +340,20 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     };
     const verdict = await dkimVerify(Buffer.from(message.replace(/\r?\n/g, "\r\n")), { resolver });
     expect(verdict.results.map((r: any) => ({ domain: r.signingDomain, result: r.status.result }))).toContainEqual({ domain: "example.com", result: "pass" });
+  });
+
+  test("under systemd, rspamd's and Redis's sockets open only for their clients, and neither has a TCP port", () => {
+    const paths = PRODUCTION_ENV.paths;
+    const probe = (user: string, kind: "unix" | "tcp", target: string) => inside("setpriv", ...probeArgs(user, user === "nobody" ? "nogroup" : user, kind, target)).stdout.trim();
+    for (const user of ["nobody", "www-data", "vmail"]) {
+      expect([user, ...[paths.rspamdMilterSocket, paths.rspamdControllerSocket, paths.redisSocket].map((s) => probe(user, "unix", s))]).toEqual([user, "EACCES", "EACCES", "EACCES"]);
+      expect([user, ...[11334, 11332, 6379].map((port) => probe(user, "tcp", `127.0.0.1:${port}`))]).toEqual([user, "ECONNREFUSED", "ECONNREFUSED", "ECONNREFUSED"]);
+    }
+    // The socket directories the drop-ins make, and the clients they let in.
+    expect(probe("postfix", "unix", paths.rspamdMilterSocket)).toBe("connected");
+    expect(probe("_rspamd", "unix", paths.rspamdControllerSocket)).toBe("connected");
+    expect(probe("_rspamd", "unix", paths.redisSocket)).toBe("connected");
+    expect(inside("redis-cli", "-s", paths.redisSocket, "ping").stdout.trim()).toBe("PONG");
   });
 
   test("993 serves the ACME server's certificate for the host name", async () => {

@@ -6,9 +6,10 @@
 import { existsSync, readdirSync } from "node:fs";
 import type { MailConfigInput } from "@mailstack/core";
 import { HOST_IP, message, OUTSIDE_DOMAIN, OUTSIDE_IP, type SmtpSession, source, TestStack } from "../support/stack";
+import { probeArgs } from "../support/socket-probe";
 import { requireRoot, requireTools } from "../support/tools";
 
-requireTools("postconf", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "sendmail");
+requireTools("postconf", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "sendmail", "ss", "setpriv", "python3");
 requireRoot("the stack runs in a network namespace of its own");
 
 const INPUT: MailConfigInput = {
@@ -223,5 +224,47 @@ describe("small leaks (issue 13.7)", () => {
     expect(head).not.toContain("alices-laptop");
     // The rest of the header stays: this host, the protocol and the TLS in use.
     expect(head).toMatch(/^Received: from authenticated-client\n\s+\(using TLSv1\.[23] [^\n]*\n(?:\s[^\n]*\n)*?\s+by mail\.example\.com \(Postfix\) with ESMTPSA id \w+/m);
+  });
+});
+
+describe("rspamd and Redis reach only their own clients (issue 13.3)", () => {
+  const probe = (user: string, group: string, kind: "unix" | "tcp", target: string): string => {
+    const r = stack.exec("setpriv", probeArgs(user, group, kind, target));
+    if (r.status !== 0) throw new Error(`probe as ${user} failed: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const learnSocket = (what: string) => `${stack.paths.dovecotBase}/rspamd-learn-${what}`;
+  // Nothing but the daemon's own client may open these; rspamd's workers are the ones it needs.
+  const OTHERS: [string, string][] = [
+    ["nobody", "nogroup"],
+    ["www-data", "www-data"],
+    ["vmail", "vmail"],
+  ];
+
+  test.each(OTHERS)("as %s: the milter socket, rspamd's controller and Redis refuse, and no TCP port of theirs is open", (user, group) => {
+    expect(probe(user, group, "unix", stack.paths.rspamdMilterSocket)).toBe("EACCES");
+    expect(probe(user, group, "unix", stack.paths.rspamdControllerSocket)).toBe("EACCES");
+    expect(probe(user, group, "unix", stack.paths.redisSocket)).toBe("EACCES");
+    // Debian's defaults: the controller (trusting loopback, stock password "q1"), the proxy, the normal worker, Redis.
+    for (const port of [11334, 11332, 11333, 6379]) expect(probe(user, group, "tcp", `127.0.0.1:${port}`)).toBe("ECONNREFUSED");
+  });
+
+  test("each socket opens for its own client: Postfix the milter, _rspamd the controller and Redis, vmail the learning services", () => {
+    expect(probe("postfix", "postfix", "unix", stack.paths.rspamdMilterSocket)).toBe("connected");
+    expect(probe("_rspamd", "_rspamd", "unix", stack.paths.rspamdControllerSocket)).toBe("connected");
+    expect(probe("_rspamd", "_rspamd", "unix", stack.paths.redisSocket)).toBe("connected");
+    for (const what of ["spam", "ham"]) {
+      expect(probe("vmail", "vmail", "unix", learnSocket(what))).toBe("connected");
+      for (const [user, group] of OTHERS.filter(([u]) => u !== "vmail")) expect(probe(user, group, "unix", learnSocket(what))).toBe("EACCES");
+    }
+    // rspamd really uses this Redis, through the socket.
+    expect(stack.log("rspamd")).toContain(`uploaded redis script to unix:${stack.paths.redisSocket}`);
+    expect(stack.log("rspamd")).not.toMatch(/cannot connect to redis|redis.*(refused|denied)/i);
+  });
+
+  test("no rspamd or Redis process listens on a TCP port", () => {
+    const listening = stack.exec("ss", ["-H", "-l", "-t", "-n", "-p"]);
+    expect(listening.status).toBe(0);
+    expect(listening.stdout).not.toMatch(/"(rspamd|redis-server)"/);
   });
 });

@@ -275,6 +275,18 @@ describe("mailstack-sync.py installing the host bundle", () => {
     expect([downloads(), ssm.puts().length]).toEqual([gets, puts]);
   });
 
+  test("a changed drop-in restarts its unit after daemon-reload: systemd takes a unit's settings only when it starts it", async () => {
+    const h = host();
+    const one = await running(h);
+    const marker = h.calls().length;
+    const dropIn = { path: "/etc/systemd/system/demo.service.d/mailstack.conf", content: "[Service]\nExecStartPre=+/bin/true\n", reload: ["demo.service"] };
+    const two = h.bundle([...one.files, dropIn]);
+    publish(two);
+    const r = await h.sync();
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(h.calls().slice(marker)).toEqual(["daemon-reload", "restart demo.service"]);
+  });
+
   test("a changed file is switched in and reloads only its units; a dropped file is deleted and its units reloaded", async () => {
     const h = host();
     const one = await running(h);

@@ -25,8 +25,10 @@ import {
   type MailConfig,
   type MailConfigInput,
   parseConfig,
+  redisListenArgs,
 } from "@mailstack/core";
 import { installRuntimeFiles, nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
+import { unitSections } from "./unit-file";
 
 /** `text` as a regular expression that matches exactly it. */
 export const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -125,7 +127,7 @@ export interface ImapMessage {
 /** Every program a stack runs; a missing one fails the suite (tools.ts), never skips it. */
 const STACK_TOOLS = [
   "ip", "openssl", "getent", "postfix", "postconf", "postqueue", "dovecot", "dovecot lmtp", "dovecot imap", "dovecot pop3",
-  "doveadm", "doveconf", "sievec", "rspamd", "rspamc", "rspamadm", "redis-server", "redis-cli", "unbound", "nginx",
+  "doveadm", "doveconf", "sievec", "rspamd", "rspamc", "rspamadm", "redis-server", "redis-cli", "unbound", "nginx", "setpriv",
 ];
 
 export class TestStack {
@@ -271,7 +273,7 @@ export class TestStack {
   }
 
   log(name: "mail" | "dovecot" | "rspamd" | "unbound" | "redis" | "nginx"): string {
-    const file = { mail: "mail.log", dovecot: "dovecot.log", rspamd: "rspamd/rspamd.log", unbound: "unbound.log", redis: "redis.log", nginx: "nginx/error.log" }[name];
+    const file = { mail: "mail.log", dovecot: "dovecot.log", rspamd: "rspamd/rspamd.log", unbound: "unbound.log", redis: "redis/redis.log", nginx: "nginx/error.log" }[name];
     try {
       return readFileSync(join(this.root, "var/log", file), "utf8");
     } catch {
@@ -329,6 +331,11 @@ export class TestStack {
       dkimPrivateKeyPem: this.dkimPrivateKey,
       tlsPrivateKeyPem: readFileSync(this.host.env.paths.tlsKey, "utf8"),
     });
+    // The bootstrap's vmail user: Dovecot names it as the owner of the learning sockets.
+    if (run("getent", ["passwd", "vmail"]).status !== 0) {
+      if (run("getent", ["group", "vmail"]).status !== 0) runOk("groupadd", ["--system", "--gid", String(env.vmail.gid), "vmail"]);
+      runOk("useradd", ["--system", "--uid", String(env.vmail.uid), "--gid", "vmail", "--no-create-home", "--shell", "/usr/sbin/nologin", "vmail"]);
+    }
     mkdirSync(p.vmail, { recursive: true });
     chownSync(p.vmail, env.vmail.uid, env.vmail.gid);
     chmodSync(p.vmail, 0o750);
@@ -396,34 +403,57 @@ export class TestStack {
     await this.until("unbound to answer", () => this.exec("getent", ["hosts", this.config.hostname]).stdout.includes(HOST_IP));
   }
 
+  /**
+   * What systemd does for a unit before its daemon starts: its RuntimeDirectory (as Debian's
+   * unit sets it), then the rendered drop-in's ExecStartPre commands, which make the socket
+   * directories. The daemon then runs as the unit's user, with no other group.
+   */
+  private startUnit(unit: string, runtimeDirectory: { path: string; owner: string; mode: number }): void {
+    mkdirSync(runtimeDirectory.path, { recursive: true });
+    runOk("chown", [runtimeDirectory.owner, runtimeDirectory.path]);
+    chmodSync(runtimeDirectory.path, runtimeDirectory.mode);
+    const dropIn = unitSections(readFileSync(this.host.path(`/etc/systemd/system/${unit}.d/mailstack.conf`), "utf8"));
+    for (const command of dropIn.Service?.ExecStartPre ?? []) {
+      const [program, ...args] = command.replace(/^\+/, "").split(" ");
+      runOk(program, args);
+    }
+  }
+
   private async startRedis(): Promise<void> {
     const dir = join(this.root, "var/lib/redis");
-    mkdirSync(dir, { recursive: true });
-    const pid = join(this.root, "run/redis.pid");
-    runOk(
-      "ip",
-      ["netns", "exec", this.ns, "redis-server", "--bind", "127.0.0.1", "--port", "6379", "--daemonize", "yes", "--dir", dir, "--pidfile", pid, "--logfile", join(this.root, "var/log/redis.log"), "--save", ""],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
+    const logDir = join(this.root, "var/log/redis");
+    for (const d of [dir, logDir]) {
+      mkdirSync(d, { recursive: true });
+      runOk("chown", ["redis:redis", d]);
+    }
+    const runDir = join(this.root, "run/redis");
+    this.startUnit("redis-server.service", { path: runDir, owner: "redis:redis", mode: 0o2755 });
+    const pid = join(runDir, "redis.pid");
+    const daemon = ["--daemonize", "yes", "--dir", dir, "--pidfile", pid, "--logfile", join(logDir, "redis.log"), "--save", ""];
+    runOk("ip", ["netns", "exec", this.ns, "setpriv", "--reuid=redis", "--regid=redis", "--init-groups", "redis-server", ...redisListenArgs(this.host.env), ...daemon], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     this.daemons.push({ name: "redis", stop: () => this.killPidFile(pid) });
-    await this.until("redis to answer", () => this.exec("redis-cli", ["ping"]).stdout.includes("PONG"));
+    await this.until("redis to answer", () => this.exec("redis-cli", ["-s", this.paths.redisSocket, "ping"]).stdout.includes("PONG"));
   }
 
   /** rspamd with Debian's stock configuration plus the rendered local.d, as on the host. */
   private async startRspamd(): Promise<void> {
     const vars = rspamdVars(this.root, this.host.path("/etc/rspamd"));
-    for (const dir of [vars.DBDIR, vars.RUNDIR, vars.LOGDIR]) {
+    for (const dir of [vars.DBDIR, vars.LOGDIR]) {
       mkdirSync(dir, { recursive: true });
       run("chown", ["_rspamd:_rspamd", dir]);
     }
+    this.startUnit("rspamd.service", { path: vars.RUNDIR, owner: "_rspamd:_rspamd", mode: 0o755 });
     mkdirSync(join(vars.LOCAL_CONFDIR, "override.d"), { recursive: true });
     writeFileSync(join(vars.LOCAL_CONFDIR, "override.d/options.inc"), "enable_test_patterns = true;\n");
-    const args = ["-c", "/etc/rspamd/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd", ...Object.entries(vars).map(([k, v]) => `--var=${k}=${v}`)];
-    runOk("ip", ["netns", "exec", this.ns, "rspamd", ...args], { stdio: ["ignore", "ignore", "ignore"] });
+    const args = ["-c", "/etc/rspamd/rspamd.conf", ...Object.entries(vars).map(([k, v]) => `--var=${k}=${v}`)];
+    // As Debian's unit runs it: User=_rspamd from the start, never root.
+    runOk("ip", ["netns", "exec", this.ns, "setpriv", "--reuid=_rspamd", "--regid=_rspamd", "--init-groups", "rspamd", ...args], { stdio: ["ignore", "ignore", "ignore"] });
     this.daemons.push({ name: "rspamd", stop: () => this.killPidFile(join(vars.RUNDIR, "rspamd.pid")) });
     // A cold start compiles the regular expressions before the milter socket appears.
     await this.until("rspamd's milter socket", () => existsSync(this.paths.rspamdMilterSocket), 90000);
-    await this.until("rspamd's controller", () => this.exec("rspamc", ["-h", "127.0.0.1:11334", "stat"]).status === 0, 30000);
+    await this.until("rspamd's controller", () => this.exec("rspamc", ["-h", this.paths.rspamdControllerSocket, "stat"]).status === 0, 30000);
   }
 
   private preparePostfix(options: StackOptions): void {

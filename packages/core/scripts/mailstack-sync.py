@@ -714,9 +714,11 @@ def activate(args, changed, removed):
         # None after a rollback to a host that did not have it yet.
         if content is not None:
             write_atomically(on_disk(args, "/etc/resolv.conf"), content, 0o644, None)
+    # systemd takes a unit's own settings (a drop-in's) only when it starts the unit.
+    restart = {unit for entry in touched if entry["path"].startswith("/etc/systemd/") for unit in entry["reload"]}
     waiting = []
     for unit in sorted({unit for entry in touched for unit in entry["reload"]}):
-        verb = "restart" if unit.endswith(".timer") else "reload-or-restart"
+        verb = "restart" if unit.endswith(".timer") or unit in restart else "reload-or-restart"
         say("%s %s" % (verb, unit))
         if succeeds(systemctl + [verb, unit], "%s %s" % (unit, verb)):
             waiting.append(unit)

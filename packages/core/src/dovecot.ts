@@ -138,7 +138,7 @@ plugin {
   # Bayes learning: moving a message into Junk teaches rspamd spam, moving it out teaches ham.
   sieve_plugins = sieve_imapsieve sieve_extprograms
   sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment
-  sieve_pipe_bin_dir = ${p.sievePipe}
+  sieve_pipe_socket_dir = ${LEARN_SOCKETS}
   imapsieve_mailbox1_name = Junk
   imapsieve_mailbox1_causes = COPY APPEND
   imapsieve_mailbox1_before = file:${p.sieve}/learn-spam.sieve
@@ -147,7 +147,34 @@ plugin {
   imapsieve_mailbox2_causes = COPY
   imapsieve_mailbox2_before = file:${p.sieve}/learn-ham.sieve
 }
-`;
+${learnServices(env)}`;
+}
+
+/**
+ * Where the learning services' sockets are, relative to base_dir: base_dir itself, as Dovecot
+ * makes no subdirectory for a listener.
+ */
+const LEARN_SOCKETS = ".";
+
+/**
+ * The learning services the learn scripts pipe a message to. Each runs its program as _rspamd,
+ * the one user that may open rspamd's controller, so a mail process (vmail) can hand rspamd a
+ * message to learn and do nothing else there: not change its actions, not read its history.
+ */
+function learnServices(env: HostEnv): string {
+  return (["spam", "ham"] as const)
+    .map(
+      (what) => `service rspamd-learn-${what} {
+  executable = script ${env.paths.sievePipe}/rspamd-learn-${what}
+  user = _rspamd
+  unix_listener rspamd-learn-${what} {
+    user = vmail
+    mode = 0600
+  }
+}
+`,
+    )
+    .join("");
 }
 
 /**
@@ -175,10 +202,10 @@ ${skip}pipe :copy "rspamd-learn-${what}";
   };
 }
 
-/** Programs the learn scripts may pipe to (sieve_pipe_bin_dir): rspamd's controller on loopback. */
-export function sievePipePrograms(): Record<string, string> {
+/** The programs of the learning services in dovecot.conf: the message, to rspamd's controller. */
+export function sievePipePrograms(env: HostEnv = PRODUCTION_ENV): Record<string, string> {
   const program = (what: string) => `#!/bin/sh
-${generatedHeader()}exec /usr/bin/rspamc --connect 127.0.0.1:11334 learn_${what}
+${generatedHeader()}exec /usr/bin/rspamc --connect ${env.paths.rspamdControllerSocket} learn_${what}
 `;
   return { "rspamd-learn-spam": program("spam"), "rspamd-learn-ham": program("ham") };
 }

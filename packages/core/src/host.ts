@@ -20,7 +20,7 @@ import {
   UNITS,
 } from "./layout";
 import { postfixMainCf, postfixMasterCf, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
-import { rspamdLocalFiles, rspamdLocalLua, unboundConf } from "./rspamd";
+import { redisListenArgs, rspamdLocalFiles, rspamdLocalLua, socketDirCommand, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
 
@@ -256,8 +256,8 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   });
   const script = (name: string, content: string) => file(`${p.sbin}/${name}`, content, { mode: "0755" });
   const systemUnit = (name: string, content: string) => file(`${SYSTEMD}/${name}`, content, { check: "systemd", reload: name.endsWith(".timer") ? [name] : [] });
-  // Read at each (re)start only: takes effect when the unit next starts, after daemon-reload.
-  const dropIn = (unitName: string, content: string) => file(`${SYSTEMD}/${unitName}.d/mailstack.conf`, content);
+  // systemd reads a unit's settings only when it starts: a changed drop-in restarts `restart`.
+  const dropIn = (unitName: string, content: string, restart = unitName) => file(`${SYSTEMD}/${unitName}.d/mailstack.conf`, content, { reload: [restart] });
   const postfix = { reload: [UNITS.postfixInstance], check: "postfix" as const };
   const alertUnit = `${HOST_SCRIPTS.alert}@%n.service`;
   const files: HostFile[] = [
@@ -268,7 +268,7 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), { owner: "root:dovecot", reload: [UNITS.dovecot], check: "dovecot" }),
     // mailstack-sync compiles them (sievec) before the reload.
     ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),
-    ...Object.entries(sievePipePrograms()).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
+    ...Object.entries(sievePipePrograms(env)).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
     ...Object.entries(rspamdLocalFiles(config, env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
     file(p.rspamdLocalLua, rspamdLocalLua(env), { reload: [UNITS.rspamd], check: "rspamd" }),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env), { reload: [UNITS.unbound], check: "unbound" }),
@@ -332,7 +332,7 @@ Unattended-Upgrade::MailReport "only-on-error";
     systemUnit(
       `${HOST_SCRIPTS.sync}.service`,
       unit({
-        Unit: [["Description", "Apply a new host bundle; install users, aliases and keys"], ["After", "network-online.target"], ["Wants", "network-online.target"]],
+        Unit: [["Description", "Apply a new host bundle; install users, aliases and keys"], ["After", "network-online.target"], ["Wants", "network-online.target"], ["OnFailure", alertUnit]],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.sync}`], ["SuccessExitStatus", "75"]],
       }),
     ),
@@ -348,7 +348,7 @@ Unattended-Upgrade::MailReport "only-on-error";
       `${HOST_SCRIPTS.certificate}.service`,
       unit({
         // certbot's /etc/letsencrypt is on the data volume.
-        Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["Wants", "network-online.target"], ...onDataVolume("network-online.target")],
+        Unit: [["Description", "Obtain or renew the host's Let's Encrypt certificate"], ["Wants", "network-online.target"], ...onDataVolume("network-online.target"), ["OnFailure", alertUnit]],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.certificate}`]],
       }),
     ),
@@ -392,10 +392,27 @@ Unattended-Upgrade::MailReport "only-on-error";
     ),
     // The template: Ubuntu's postfix.service starts the instance postfix@-.service.
     // Postfix: the queue and maildirs; Dovecot: the maildirs and its sockets in the queue; Redis: its data.
-    dropIn("postfix@.service", unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] })),
+    dropIn("postfix@.service", unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] }), UNITS.postfixInstance),
     dropIn(UNITS.dovecot, unit({ Unit: onDataVolume() })),
-    dropIn(UNITS.redis, unit({ Unit: onDataVolume() })),
-    dropIn(UNITS.rspamd, unit({ Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]] })),
+    dropIn(
+      UNITS.redis,
+      unit({
+        Unit: onDataVolume(),
+        Service: [
+          ["ExecStartPre", socketDirCommand(p.redisSocket, "redis", "_rspamd")],
+          // Debian's command line, and the listener after the config file, which it overrides.
+          ["ExecStart", ""],
+          ["ExecStart", `/usr/bin/redis-server /etc/redis/redis.conf --supervised systemd --daemonize no ${redisListenArgs(env).join(" ")}`],
+        ],
+      }),
+    ),
+    dropIn(
+      UNITS.rspamd,
+      unit({
+        Unit: [["Wants", `${UNITS.redis} ${UNITS.unbound}`], ["After", `${UNITS.redis} ${UNITS.unbound}`]],
+        Service: [["ExecStartPre", socketDirCommand(p.rspamdMilterSocket, "_rspamd", "postfix")]],
+      }),
+    ),
   ];
   return files;
 }

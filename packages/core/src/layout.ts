@@ -56,8 +56,15 @@ export interface HostEnv {
     rspamdLocal: string;
     /** Lua rules of the site, which rspamd runs after its own. */
     rspamdLocalLua: string;
-    /** The milter socket Postfix reaches rspamd on. */
+    /**
+     * The milter socket Postfix reaches rspamd on, alone in a directory only rspamd and
+     * Postfix's group may enter: rspamd runs as _rspamd and cannot give a socket another group.
+     */
     rspamdMilterSocket: string;
+    /** rspamd's controller (learning, statistics): a socket only _rspamd and root may open. */
+    rspamdControllerSocket: string;
+    /** Redis's socket, alone in a directory only Redis and _rspamd may enter; Redis has no TCP port. */
+    redisSocket: string;
     /** Redis's data (rspamd's Bayes database), on the data volume. */
     redis: string;
     /** certbot's directory: the ACME account and `certificates` below it, on the data volume. */
@@ -100,7 +107,9 @@ export const PRODUCTION_ENV: HostEnv = {
     dovecotBase: "/run/dovecot",
     rspamdLocal: "/etc/rspamd/local.d",
     rspamdLocalLua: "/etc/rspamd/rspamd.local.lua",
-    rspamdMilterSocket: "/run/rspamd/milter.sock",
+    rspamdMilterSocket: "/run/rspamd/milter/milter.sock",
+    rspamdControllerSocket: "/run/rspamd/controller.sock",
+    redisSocket: "/run/redis/rspamd/redis.sock",
     redis: "/var/lib/redis",
     letsencrypt: "/etc/letsencrypt",
     resolvConf: "/etc/mailstack-resolv.conf",

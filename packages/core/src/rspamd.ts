@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
 
@@ -16,7 +17,8 @@ export function rspamdLocalFiles(config: MailConfig, env: HostEnv = PRODUCTION_E
   retransmits = 2;
 }
 `,
-    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0666 owner=_rspamd";
+    // Its directory (2750 _rspamd:postfix, made by the unit's drop-in) gives the socket Postfix's group.
+    "worker-proxy.inc": `${h}bind_socket = "${p.rspamdMilterSocket} mode=0660";
 milter = yes;
 timeout = 120s;
 count = 1;
@@ -28,7 +30,12 @@ upstream "local" {
     "worker-normal.inc": `${h}# The proxy scans in process; separate scanner processes would only cost memory.
 enabled = false;
 `,
-    "redis.conf": `${h}servers = "127.0.0.1:6379";
+    // A unix socket is trusted without a password, and no TCP port stays open: only _rspamd
+    // (and root) may open it, the learning service included. Debian's controller would
+    // otherwise trust all of loopback and take the stock password "q1".
+    "worker-controller.inc": `${h}bind_socket = "${p.rspamdControllerSocket} mode=0600";
+`,
+    "redis.conf": `${h}servers = "${p.redisSocket}";
 `,
     "classifier-bayes.conf": `${h}backend = "redis";
 autolearn = true;
@@ -135,6 +142,22 @@ rspamd_config:register_symbol({
 
 /** rspamd's symbol, and log word, for a From: header the sender does not own. */
 export const FROM_NOT_OWNED = "MAILSTACK_FROM_NOT_OWNED";
+
+/**
+ * The command, run by root (`+`) before the daemon starts, that makes the directory of its
+ * socket: the directory, not the socket, says who may connect. Neither daemon can give its
+ * socket another group itself (each runs as its own user), and none gains a group for it.
+ * The directory is below the unit's RuntimeDirectory, so it is made anew at every start.
+ */
+export function socketDirCommand(socket: string, owner: string, group: string): string {
+  // setgid: the socket inside gets the directory's group, the one client's.
+  return `+/usr/bin/install -d -o ${owner} -g ${group} -m 2750 ${posix.dirname(socket)}`;
+}
+
+/** redis-server's listener after its config file: no TCP port, the socket only rspamd reaches. */
+export function redisListenArgs(env: HostEnv = PRODUCTION_ENV): string[] {
+  return ["--port", "0", "--unixsocket", env.paths.redisSocket, "--unixsocketperm", "660"];
+}
 
 /** Unbound as a local DNSSEC-validating recursive resolver for Postfix (DANE) and rspamd (RBLs). */
 export function unboundConf(env: HostEnv = PRODUCTION_ENV): string {
