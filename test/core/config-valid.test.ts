@@ -116,7 +116,7 @@ describe("defaults", () => {
       domain: "example.com",
       domains: ["example.com"],
       hostname: "mail.example.com",
-      mailboxes: [{ address: "alice@example.com", credential: "password", quotaMiB: 5 * 1024, index: 0 }],
+      mailboxes: [{ address: "alice@example.com", credential: "password", quotaMiB: 5 * 1024, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 }],
       aliases: [
         { address: "abuse@example.com", to: ["alice@example.com"], origin: "generated" },
         { address: "postmaster@example.com", to: ["alice@example.com"], origin: "generated" },
@@ -236,6 +236,26 @@ describe("defaults", () => {
 
   test("sendingLimits fills the limits it does not name", () => {
     expect(parse({ sendingLimits: { messagesPerHour: 20 } }).sendingLimits).toEqual({ messagesPerHour: 20, recipientsPerHour: 300, recipientsPerMessage: 100 });
+  });
+
+  test("a mailbox's own sendingLimits replace the stack's hourly limits for it alone; what it leaves out is the stack's", () => {
+    const config = parse({
+      sendingLimits: { messagesPerHour: 20, recipientsPerHour: 60 },
+      mailboxes: [
+        { address: "alice@example.com", password: "correct horse battery staple" },
+        { address: "news@example.com", password: "correct horse battery staple", sendingLimits: { messagesPerHour: 1000, recipientsPerHour: 100000 } },
+        { address: "kiosk@example.com", password: "correct horse battery staple", sendingLimits: { messagesPerHour: 1 } },
+        { address: "shared@example.com", password: "correct horse battery staple", sendingLimits: {} },
+      ],
+    });
+    expect(config.mailboxes.map((m) => [m.address, m.sendingLimits])).toEqual([
+      ["alice@example.com", { messagesPerHour: 20, recipientsPerHour: 60 }],
+      ["news@example.com", { messagesPerHour: 1000, recipientsPerHour: 100000 }],
+      ["kiosk@example.com", { messagesPerHour: 1, recipientsPerHour: 60 }],
+      ["shared@example.com", { messagesPerHour: 20, recipientsPerHour: 60 }],
+    ]);
+    // The stack's limits stay as written, and so does the one per message.
+    expect(config.sendingLimits).toEqual({ messagesPerHour: 20, recipientsPerHour: 60, recipientsPerMessage: 100 });
   });
 
   test("backupKeep fills the periods it does not name, and 0 turns one off", () => {
@@ -422,8 +442,8 @@ describe("mailboxes and aliases", () => {
   test("credential kind and index come from the input", () => {
     const config = parseConfig(fullConfig());
     expect(config.mailboxes).toEqual([
-      { address: "alice@example.com", credential: "password", quotaMiB: 10240, index: 0 },
-      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, index: 1 },
+      { address: "alice@example.com", credential: "password", quotaMiB: 10240, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 },
+      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 1 },
     ]);
   });
 

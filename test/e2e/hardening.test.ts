@@ -22,6 +22,10 @@ const INPUT: MailConfigInput = {
     { address: "carol@example.com", password: "third long test passphrase" },
     { address: "dave@example.com", password: "fourth long test passphrase" },
     { address: "sink@example.com", password: "fifth long test passphrase" },
+    // Limits of their own, above and below the stack's, and a login of the same test at the stack's.
+    { address: "erin@example.com", password: "sixth long test passphrase", sendingLimits: { messagesPerHour: 8 } },
+    { address: "frank@example.com", password: "seventh long test passphrase", sendingLimits: { messagesPerHour: 2 } },
+    { address: "grace@example.com", password: "eighth long test passphrase" },
   ],
   // Small enough to reach in a test; the recipients' bucket leaks one every 10 s.
   sendingLimits: { messagesPerHour: 5, recipientsPerHour: 360, recipientsPerMessage: 100 },
@@ -166,6 +170,15 @@ describe("sending limits per login (issue 13.2)", () => {
   }
   const sinks = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `sink+${from + i}@example.com`);
   const queuedFrom = (user: string) => stack.queue().filter((q) => q.recipients.length > 0 && stack.log("mail").includes(`${q.queue_id}: from=<${user}>`));
+  const QUEUED = /\n250 2\.0\.0 Ok: queued/;
+
+  /** `user` sends `limit` messages, each queued, then one more, refused at `limit` an hour and not queued. */
+  async function reachLimit(user: string, limit: number, client: string): Promise<void> {
+    for (let i = 1; i <= limit; i++) expect([i, replyTo(await send(user, ["sink@example.com"], `${user} ${i}`, client), "DATA")]).toEqual([i, expect.stringMatching(QUEUED)]);
+    const refused = await send(user, ["sink@example.com"], `${user} ${limit + 1}`, client);
+    expect(replyTo(refused, "DATA")).toMatch(rateLimited(`${limit} messages`));
+    expect(queuedFrom(user)).toEqual([]);
+  }
 
   test("messages per hour: the message past the limit gets 451 4.7.1 and is not queued; another login still sends", async () => {
     for (let i = 1; i <= 5; i++) expect(replyTo(await send("carol@example.com", ["sink@example.com"], `carol ${i}`, source(60)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
@@ -192,6 +205,19 @@ describe("sending limits per login (issue 13.2)", () => {
     // Fifteen seconds later the bucket has room for one recipient again.
     await new Promise((resolve) => setTimeout(resolve, 15000));
     expect(replyTo(await send("dave@example.com", ["sink@example.com"], "dave 6", source(62)), "DATA")).toMatch(/\n250 2\.0\.0 Ok: queued/);
+  }, 120000);
+
+  test("a mailbox's own limit: erin (8 an hour) sends past the stack's 5, grace at the stack's is refused at her 6th, frank (2 an hour) at his 3rd", async () => {
+    const exceeded = (user: string) => [...stack.log("rspamd").matchAll(/ratelimit "(\w+)\(messages:([^)]+)\)" exceeded/g)].filter((m) => m[2] === user).map((m) => m[1]);
+    await reachLimit("erin@example.com", 8, source(63));
+    // Her rate is named after her limit; monitoring counts it by the stack's rate's name.
+    expect(exceeded("erin@example.com")).toEqual(["mailstack_messages_per_hour_8"]);
+    await reachLimit("grace@example.com", 5, source(64));
+    expect(exceeded("grace@example.com")).toEqual(["mailstack_messages_per_hour"]);
+    await reachLimit("frank@example.com", 2, source(65));
+    expect(exceeded("frank@example.com")).toEqual(["mailstack_messages_per_hour_2"]);
+    // Three logins refused, and bob, who sent one message before, still sends.
+    expect(replyTo(await send("bob@example.com", ["sink@example.com"], "bob while three are limited", source(61)), "DATA")).toMatch(QUEUED);
   }, 120000);
 });
 

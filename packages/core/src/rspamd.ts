@@ -67,8 +67,8 @@ ham_factor_burst = 1.0;
 spam_factor_rate = 1.0;
 spam_factor_burst = 1.0;
 rates {
-${rate("messages", config.sendingLimits.messagesPerHour)}
-${rate("recipients", config.sendingLimits.recipientsPerHour)}
+${rates(config, "messages")}
+${rates(config, "recipients")}
 }
 `,
     "actions.conf": `${h}reject = 15;
@@ -78,7 +78,12 @@ greylist = 4;
   };
 }
 
-/** rspamd's names of the per-login rates, as its log writes them: `ratelimit "<name>(<what>:<login>)" exceeded`. */
+/**
+ * rspamd's names of the per-login rates, as its log writes them: `ratelimit "<name>(<what>:<login>)" exceeded`.
+ * A login with a limit of its own (a mailbox's sendingLimits) is held by the rate
+ * `<name>_<limit>`, e.g. `mailstack_messages_per_hour_500`: a count of the names that start
+ * with `<name>` counts every login.
+ */
 export const RATE_LIMITS = {
   /** Messages a login submitted in the last hour (sendingLimits.messagesPerHour). */
   messages: "mailstack_messages_per_hour",
@@ -86,11 +91,31 @@ export const RATE_LIMITS = {
   recipients: "mailstack_recipients_per_hour",
 } as const;
 
+const PER_HOUR = { messages: "messagesPerHour", recipients: "recipientsPerHour" } as const;
+
+// One rate at the stack's limit for every login but those with a limit of their own, and one
+// rate for each such limit with its logins: each login falls under exactly one (not_in / in its
+// list). Its bucket's key is the same under each, so a changed limit keeps what it has sent.
+function rates(config: MailConfig, what: keyof typeof RATE_LIMITS): string {
+  const stack = config.sendingLimits[PER_HOUR[what]];
+  const own = new Map<number, string[]>();
+  for (const m of config.mailboxes) {
+    const limit = m.sendingLimits[PER_HOUR[what]];
+    if (limit !== stack) own.set(limit, [...(own.get(limit) ?? []), m.address]);
+  }
+  const limits = [...own.keys()].sort((a, b) => a - b);
+  const excepted = config.mailboxes.filter((m) => m.sendingLimits[PER_HOUR[what]] !== stack).map((m) => m.address);
+  return [
+    rate(what, RATE_LIMITS[what], stack, excepted.length > 0 ? `.not_in(${logins(excepted)})` : ""),
+    ...limits.map((limit) => rate(what, `${RATE_LIMITS[what]}_${limit}`, limit, `.in(${logins(own.get(limit) ?? [])})`)),
+  ].join("\n");
+}
+
 // Each rate's key starts with what it counts: rspamd keys buckets by the selector's value
 // alone, so two rates on the bare login would share one bucket.
-function rate(what: keyof typeof RATE_LIMITS, perHour: number): string {
-  return `  ${RATE_LIMITS[what]} {
-    selector = "id('${what}');user.lower";
+function rate(what: keyof typeof RATE_LIMITS, name: string, perHour: number, filter: string): string {
+  return `  ${name} {
+    selector = "id('${what}');user.lower${filter}";
     bucket {
       burst = ${perHour};
       rate = "${perHour} / 1h";
@@ -98,6 +123,16 @@ function rate(what: keyof typeof RATE_LIMITS, perHour: number): string {
       message = "This mailbox has reached its limit of ${perHour} ${what} an hour; try again later";
     }
   }`;
+}
+
+// The arguments of a selector's in()/not_in(), inside a UCL string. rspamd's selector grammar
+// has no escapes (a backslash stays in the value) and UCL expands $ in strings, so an address
+// is written only when none of its characters needs one; parseConfig allows no others.
+function logins(addresses: readonly string[]): string {
+  for (const address of addresses) {
+    if (!/^[a-z0-9._-]+@[a-z0-9.-]+$/.test(address)) throw new Error(`cannot write the login ${JSON.stringify(address)} in rspamd's ratelimit selector`);
+  }
+  return addresses.map((address) => `'${address}'`).join(",");
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError, type ConfigIssue, type DnsRecord, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { ConfigError, type ConfigIssue, type DnsRecord, type MailboxSendingLimits, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
@@ -21,6 +21,8 @@ export interface MailboxArgs extends MailboxCredential {
   readonly quota?: string;
   /** Further addresses delivered to this mailbox, which it may also send as. Default none. */
   readonly aliases?: readonly string[];
+  /** This login's own hourly sending limits. Default: the stack's `sendingLimits`. */
+  readonly sendingLimits?: Readonly<MailboxSendingLimits>;
 }
 
 /**

@@ -92,12 +92,29 @@ const list = <const T extends Table>(items: T, required = false) => {
 const strings = { schema: v.optional(v.array(v.string())), default: [], kind: "list" } as const;
 const selector = matching(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "must be one DNS label: lower-case letters, digits, inner hyphens");
 
+const SENDING_LIMITS = {
+  messagesPerHour: integer(1, 100000, 100),
+  recipientsPerHour: integer(1, 100000, 300),
+  recipientsPerMessage: integer(1, 1000, 100),
+} as const satisfies Table;
+/**
+ * A mailbox's own hourly limits: the stack's bounds, no default (the stack's applies). Its
+ * recipientsPerMessage is a known field only so that the rule mailboxSendingLimits can say
+ * why every value is refused.
+ */
+const MAILBOX_SENDING_LIMITS = {
+  messagesPerHour: integer(SENDING_LIMITS.messagesPerHour.min, SENDING_LIMITS.messagesPerHour.max, undefined),
+  recipientsPerHour: integer(SENDING_LIMITS.recipientsPerHour.min, SENDING_LIMITS.recipientsPerHour.max, undefined),
+  recipientsPerMessage: { schema: v.optional(v.number()) },
+} as const satisfies Table;
+
 const MAILBOX = {
   address: { schema: v.string() },
   password: { schema: v.optional(secretValue()) },
   passwordHash: { schema: v.optional(secretValue()) },
   quota: { schema: v.optional(v.string()), default: "5G" },
   aliases: { schema: v.optional(v.array(v.string())), default: [] },
+  sendingLimits: object(MAILBOX_SENDING_LIMITS),
 } as const satisfies Table;
 const ALIAS = { address: { schema: v.string() }, to: { schema: v.array(v.string()) } } as const satisfies Table;
 const SECONDARY_MX = { host: { schema: v.string() }, priority: integer(0, 65535, undefined) } as const satisfies Table;
@@ -113,11 +130,6 @@ const OBJECT_LOCK = {
   days: { schema: v.pipe(v.number(), v.integer(), v.minValue(OBJECT_LOCK_DAYS.min), v.maxValue(OBJECT_LOCK_DAYS.max)) },
 } as const satisfies Table;
 const BACKUP_KEEP = { daily: integer(0, 1000, 7), weekly: integer(0, 1000, 4), monthly: integer(0, 1000, 12) } as const satisfies Table;
-const SENDING_LIMITS = {
-  messagesPerHour: integer(1, 100000, 100),
-  recipientsPerHour: integer(1, 100000, 300),
-  recipientsPerMessage: integer(1, 1000, 100),
-} as const satisfies Table;
 
 export const FIELDS = {
   domain: { schema: v.string(), kind: "string", summary: "Primary mail domain, e.g. example.com (IDNs are accepted)." },

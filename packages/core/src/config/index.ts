@@ -9,7 +9,7 @@ export {
   type Range,
   SNAPSHOT_RETENTION_DAYS,
 } from "./fields";
-export type { AliasInput, BackupKeep, BackupObjectLockInput, MailboxInput, MailConfigInput, SecondaryMxInput, SendingLimits } from "./input";
+export type { AliasInput, BackupKeep, BackupObjectLockInput, MailboxInput, MailboxSendingLimits, MailConfigInput, SecondaryMxInput, SendingLimits } from "./input";
 export { ConfigError, type ConfigIssue, formatPath, unknownField } from "./issues";
 export { type Alias, type Mailbox, type MailConfig, PRIMARY_MX_PRIORITY } from "./model";
 export { parseConfig } from "./parse";

@@ -244,7 +244,8 @@ export interface MailConfigInput {
    * What one mailbox may send, so that a stolen password cannot burn the reputation of the
    * host's address: messages and recipients per hour (rspamd's ratelimit, per login; past
    * them a message gets a 4xx and is not queued) and recipients per message (Postfix, on the
-   * submission ports). A limit left out keeps its default.
+   * submission ports). A limit left out keeps its default. A mailbox's own
+   * `sendingLimits` (see a mailbox's settings) replaces the hourly ones for its login.
    * @default 100 messages and 300 recipients an hour, 100 recipients a message.
    */
   sendingLimits?: SendingLimits;
@@ -295,6 +296,13 @@ export interface MailboxInput {
   quota?: string;
   /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
   aliases?: string[];
+  /**
+   * This login's own hourly sending limits, in place of the stack's
+   * {@link MailConfigInput.sendingLimits} (higher for a mailbox that sends newsletters, lower
+   * for a shared or exposed one). A limit left out keeps the stack's.
+   * @default The stack's sendingLimits.
+   */
+  sendingLimits?: MailboxSendingLimits;
 }
 
 /** A backup MX host you run elsewhere, as written in {@link MailConfigInput.secondaryMx}. */
@@ -337,6 +345,22 @@ export interface SendingLimits {
   recipientsPerHour?: number;
   /** Recipients of one message; the ones past it are refused with 452 4.5.3. */
   recipientsPerMessage?: number;
+}
+
+/**
+ * What one mailbox may send an hour, where it differs from the stack's; see
+ * {@link MailboxInput.sendingLimits}. Each limit has the bounds of the stack's.
+ */
+export interface MailboxSendingLimits {
+  /** Messages this login may submit in an hour. */
+  messagesPerHour?: number;
+  /** Recipients, summed over its messages, this login may address in an hour. */
+  recipientsPerHour?: number;
+  /**
+   * Not per mailbox: Postfix's smtpd_recipient_limit is one setting for the whole host, so
+   * only the stack's {@link SendingLimits.recipientsPerMessage} sets it; given here, it is refused.
+   */
+  recipientsPerMessage?: never;
 }
 
 /** An alias as written in {@link MailConfigInput.aliases}. */

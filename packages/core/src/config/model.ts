@@ -1,5 +1,5 @@
 import type { Architecture } from "../instance-types";
-import type { BackupKeep, SendingLimits } from "./input";
+import type { BackupKeep, MailboxSendingLimits, SendingLimits } from "./input";
 
 /**
  * A validated, normalised configuration: every default applied, every name in ASCII. Domains
@@ -106,7 +106,7 @@ export interface MailConfig {
   backupSchedule: string;
   /** How many daily, weekly and monthly restic snapshots are kept. */
   backupKeep: Required<BackupKeep>;
-  /** What one mailbox may send (see the input's sendingLimits). */
+  /** What one mailbox may send (see the input's sendingLimits); a mailbox's own hourly limits are in {@link Mailbox.sendingLimits}. */
   sendingLimits: Required<SendingLimits>;
   /** Address that gets the host's status-check alarms; undefined means no alarms. */
   alertEmail?: string;
@@ -122,6 +122,8 @@ export interface Mailbox {
   credential: "password" | "passwordHash";
   /** Quota in MiB; undefined means unlimited. */
   quotaMiB?: number;
+  /** What this login may send an hour: its own sendingLimits, each left out the stack's. */
+  sendingLimits: Required<Omit<MailboxSendingLimits, "recipientsPerMessage">>;
   /** Position in the input's `mailboxes`, for error paths about its secret. */
   index: number;
 }

@@ -18,6 +18,7 @@ import { kmsKeyInStackRegion } from "./kms-key-in-stack-region";
 import { mailboxAddresses } from "./mailbox-addresses";
 import { mailboxCredentials } from "./mailbox-credentials";
 import { mailboxQuotas } from "./mailbox-quotas";
+import { mailboxSendingLimits } from "./mailbox-sending-limits";
 import { noAliasLoops } from "./no-alias-loops";
 import { nonMailDomainsApart } from "./non-mail-domains-apart";
 import { objectLockWithinRetention } from "./object-lock-within-retention";
@@ -43,6 +44,7 @@ export const RULES: readonly Rule[] = [
   mailboxAddresses,
   mailboxCredentials,
   mailboxQuotas,
+  mailboxSendingLimits,
   aliasAddresses,
   aliasTargetsDeliver,
   roleAddressesResolve,

@@ -3,7 +3,8 @@ import type { ConfigContext } from "./context";
 
 /**
  * There is a mailbox; each mailbox address and each of its aliases is an address in a hosted
- * domain that nothing else receives at. Fills `mailboxes` and their aliases in `aliases`.
+ * domain that nothing else receives at. Fills `mailboxes` (with each one's hourly sending
+ * limits: its own, else the stack's) and their aliases in `aliases`.
  */
 export function mailboxAddresses(ctx: ConfigContext): void {
   const { input } = ctx;
@@ -21,7 +22,17 @@ export function mailboxAddresses(ctx: ConfigContext): void {
     if (!ctx.claim(address, `${path}.address`)) return;
     const hasHash = m.passwordHash !== undefined && m.passwordHash !== null;
     const quota = quotaMiB(m.quota);
-    ctx.mailboxes.push({ address, credential: hasHash ? "passwordHash" : "password", quotaMiB: quota === "invalid" ? undefined : quota, index: i });
+    const own = m.sendingLimits ?? {};
+    ctx.mailboxes.push({
+      address,
+      credential: hasHash ? "passwordHash" : "password",
+      quotaMiB: quota === "invalid" ? undefined : quota,
+      sendingLimits: {
+        messagesPerHour: own.messagesPerHour ?? input.sendingLimits.messagesPerHour,
+        recipientsPerHour: own.recipientsPerHour ?? input.sendingLimits.recipientsPerHour,
+      },
+      index: i,
+    });
     m.aliases.forEach((raw, j) => {
       const aliasPath = `${path}.aliases[${j}]`;
       const alias = ctx.addressAt(aliasPath, raw);
