@@ -1,5 +1,6 @@
-// A failed backup does more than rewrite a status file: its unit's OnFailure= starts a unit that
-// mails the postmaster and logs one line under a fixed tag, which monitoring counts.
+// A failed backup, certificate run or sync does more than rewrite a status file: its unit's
+// OnFailure= starts a unit that mails the postmaster and logs one line under a fixed tag, which
+// monitoring counts.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULTS_FILE, FAILURE_TAG, HOST_SCRIPTS, hostFiles, parseConfig, PRODUCTION_ENV, SENDMAIL } from "@mailstack/core";
@@ -13,9 +14,11 @@ const TEMPLATE = `${HOST_SCRIPTS.alert}@.service`;
 const rendered = (path: string) => unitSections(files.find((f) => f.path === path)?.content ?? "");
 const defaults = Object.fromEntries([...files.find((f) => f.path === DEFAULTS_FILE)!.content.matchAll(/^([A-Z_0-9]+)="(.*)"$/gm)].map((m) => [m[1], m[2]]));
 
-test("the backup unit names the alert template, instantiated with its own name", () => {
-  const backup = rendered(`${SYSTEMD}/${HOST_SCRIPTS.backup}.service`);
-  expect(backup.Unit.OnFailure).toEqual([`${HOST_SCRIPTS.alert}@%n.service`]);
+// The certificate: a renewal that keeps failing ends in an expired certificate; the sync: a
+// host that keeps refusing bundles or keys never gets the stack's changes.
+test.each([HOST_SCRIPTS.backup, HOST_SCRIPTS.certificate, HOST_SCRIPTS.sync])("the %s unit names the alert template, instantiated with its own name", (name) => {
+  const unit = rendered(`${SYSTEMD}/${name}.service`);
+  expect(unit.Unit.OnFailure).toEqual([`${HOST_SCRIPTS.alert}@%n.service`]);
   expect(files.map((f) => f.path)).toContain(`${SYSTEMD}/${TEMPLATE}`);
 });
 

@@ -4,7 +4,7 @@
  * variables systemd sets), with stand-ins for journalctl, logger and sendmail that log what
  * they are given: one line under the fixed tag for monitoring, and a mail to root.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FAILURE_TAG, HOST_SCRIPTS, parseConfig, SENDMAIL } from "@mailstack/core";
 import { minimalConfig } from "../support/fixtures";
@@ -33,6 +33,8 @@ describe("a failed unit is told to the postmaster and counted in the journal", (
     writeFileSync(file("sendmail"), `#!/bin/bash\n${logArgs("sendmail")}cat > ${file("mail")}\nexit "$(cat ${file("sendmail-status")} 2>/dev/null || echo 0)"\n`, { mode: 0o755 });
   });
   afterAll(() => host?.cleanup());
+  // Each test's failures are news: no mail of an earlier test holds one back.
+  beforeEach(() => rmSync(join(settings.MAILSTACK_STATE, "alerted"), { recursive: true, force: true }));
 
   /** Runs the unit's ExecStart for a failed unit, as systemd does; what each stand-in was given. */
   const alert = async (failed: string, extra: Record<string, string> = {}): Promise<RunResult & { logger: string[][]; sendmail: string[][]; journalctl: string[][] }> => {
@@ -83,15 +85,30 @@ describe("a failed unit is told to the postmaster and counted in the journal", (
     expect(r.sendmail).toEqual([["-i", "--", "root"]]);
   });
 
-  test("sendmail failing fails the unit (systemctl --failed shows it); the journal line is written first", async () => {
+  test("sendmail failing fails the unit (systemctl --failed shows it); the journal line is written first, and the next failure mails again", async () => {
     writeFileSync(file("sendmail-status"), "75");
     try {
-      const r = await alert("mailstack-backup.service");
+      const r = await alert("mailstack-certificate.service");
       expect(r.status).toBe(75);
       expect(r.logger).toHaveLength(1);
     } finally {
       writeFileSync(file("sendmail-status"), "0");
     }
+    expect((await alert("mailstack-certificate.service")).sendmail).toEqual([["-i", "--", "root"]]);
+  });
+
+  test("a unit failing again within a day is logged each time and mailed once; after a day it is mailed again", async () => {
+    const unit = "mailstack-sync.service";
+    expect((await alert(unit)).sendmail).toHaveLength(1);
+    const again = await alert(unit);
+    expect({ status: again.status, stdout: again.stdout, sendmail: again.sendmail }).toEqual({ status: 0, stdout: `${unit}: the postmaster was told less than a day ago; not mailed again\n`, sendmail: [] });
+    expect(again.logger).toEqual([["-t", "mailstack-failure", "-p", "daemon.err", "--", `${unit} failed on mail.example.com (exit-code, status 1)`]]);
+    // Another unit's failure is its own news.
+    expect((await alert("mailstack-backup-other.service")).sendmail).toHaveLength(1);
+    const stamp = join(settings.MAILSTACK_STATE, "alerted", unit);
+    const dayAndMinuteAgo = new Date(Date.now() - (24 * 60 + 1) * 60000);
+    utimesSync(stamp, dayAndMinuteAgo, dayAndMinuteAgo);
+    expect((await alert(unit)).sendmail).toHaveLength(1);
   });
 
   test.each([
