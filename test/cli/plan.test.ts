@@ -58,7 +58,7 @@ describe("mailstack plan of the default stack", () => {
     expect(rows.filter((r) => /allow in tcp\/22\b/.test(r))).toEqual([]);
     expect(row("aws.iam.Role", "mail-host-role")).toMatch(/assumed by ec2\.amazonaws\.com/);
     expect(row("aws.iam.InstanceProfile", "mail-host-profile")).toBeDefined();
-    expect(row("aws.iam.RolePolicy", "mail-host-parameters")).toMatch(/parameter\/mailstack\/example\/mail/);
+    expect(row("aws.iam.RolePolicy", "mail-host-parameters")).toMatch(/parameter\/mailstack\/mailstack\/example\/mail/);
     expect(row("cloudflare.DnsRecord", "mail-dns-host-a")).toMatch(/A +mail\.example\.com 198\.51\.100\.\d+/);
     expect(row("cloudflare.DnsRecord", "mail-dns-mx-example.com")).toMatch(/MX +example\.com 10 mail\.example\.com/);
     expect(row("cloudflare.DnsRecord", "mail-dns-spf-example.com")).toMatch(/v=spf1 mx -all/);
@@ -76,10 +76,10 @@ describe("mailstack plan of the default stack", () => {
     expect(row("aws.s3.BucketServerSideEncryptionConfiguration", "mail-backup-encryption")).toMatch(/aws:kms/);
     expect(row("aws.s3.BucketPolicy", "mail-backup-tls-only")).toMatch(/^.*deny/);
     expect(row("random.RandomPassword", "mail-backup-restic-password")).toMatch(/48 characters \[protected\]/);
-    expect(row("aws.iam.RolePolicy", "mail-host-backup")).toMatch(/3 actions on s3:mail-backup-bucket-\w+\/restic\/\*; 1 actions on s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/\*; deny 15 actions/);
-    expect(row("aws.s3.BucketObjectv2", "mail-host-bundle")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/bundles\/[0-9a-f]{64}\.json \d+ B aws:kms/);
-    expect(row("aws.s3.BucketObjectv2", "mail-parameters-runtime")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/example\/mail\/runtime\.json \d+ B aws:kms/);
-    expect(row("aws.ssm.Parameter", "mail-host-bundle-pointer")).toMatch(/\/mailstack\/example\/mail\/host-bundle String$/);
+    expect(row("aws.iam.RolePolicy", "mail-host-backup")).toMatch(/3 actions on s3:mail-backup-bucket-\w+\/restic\/\*; 1 actions on s3:mail-backup-bucket-\w+\/host\/mailstack\/mailstack\/example\/mail\/\*; deny 15 actions/);
+    expect(row("aws.s3.BucketObjectv2", "mail-host-bundle")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/mailstack\/example\/mail\/bundles\/[0-9a-f]{64}\.json \d+ B aws:kms/);
+    expect(row("aws.s3.BucketObjectv2", "mail-parameters-runtime")).toMatch(/s3:mail-backup-bucket-\w+\/host\/mailstack\/mailstack\/example\/mail\/runtime\.json \d+ B aws:kms/);
+    expect(row("aws.ssm.Parameter", "mail-host-bundle-pointer")).toMatch(/ \/mailstack\/mailstack\/example\/mail\/host-bundle String$/);
     expect(row("aws.dlm.LifecyclePolicy", "mail-snapshots-policy")).toMatch(/daily at 03:00 UTC, keep 7/);
     expect(row("aws.iam.Role", "mail-snapshots-role")).toMatch(/assumed by dlm\.amazonaws\.com/);
     expect(run.stdout).toContain("https://aws-portal.amazon.com/gp/aws/html-forms-controller/contactus/ec2-email-limit-rdns-request");
@@ -136,6 +136,21 @@ test("a plaintext password in a config file appears nowhere in the plan's output
   for (const text of [run.stdout, run.stderr, ...filesUnder(out).map((f) => readFileSync(f, "utf8"))]) {
     expect(text).not.toContain(password);
   }
+});
+
+test("a stack file's parameterPath pins where the stack's parameters, objects and pointer are (a stack from before the project was in the default)", () => {
+  const out = join(work, "pinned-path");
+  const byDefault = mailstack(["plan", "--config", stackFile("prod", MINIMAL), "--out", join(work, "default-path")]);
+  expect(byDefault.status).toBe(0);
+  expect(byDefault.stdout).toMatch(/ \/mailstack\/mailstack\/prod\/mail\/host-bundle String$/m);
+  const run = mailstack(["plan", "--config", stackFile("prod", { ...MINIMAL, "mailstack:parameterPath": "/mailstack/prod/mail" }), "--out", out]);
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  const parameters = run.stdout.split("\n").filter((r) => r.startsWith("aws.ssm.Parameter "));
+  expect(parameters.length).toBeGreaterThan(1);
+  for (const row of parameters) expect(row).toMatch(/ \/mailstack\/prod\/mail\/[\w./-]+ (String|SecureString)\b/);
+  expect(run.stdout).toMatch(/host\/mailstack\/prod\/mail\/runtime\.json/);
+  expect(readFileSync(join(out, "user-data.yaml"), "utf8")).toContain("MAILSTACK_BUNDLE_POINTER=/mailstack/prod/mail/host-bundle");
 });
 
 test("a Route 53 stack plans one record set per name and type, in the zone looked up by name", () => {

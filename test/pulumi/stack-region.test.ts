@@ -50,7 +50,7 @@ test.each([
   expect(JSON.parse(run.named("mail-host-bundle-pointer").inputs.value)).toEqual({
     bucket: bundle.inputs.bucket,
     key: bundle.inputs.key,
-    sha256: bundle.inputs.key.match(/^host\/mailstack\/test\/mail\/bundles\/([0-9a-f]{64})\.json$/)[1],
+    sha256: bundle.inputs.key.match(/^host\/mailstack\/mailstack\/test\/mail\/bundles\/([0-9a-f]{64})\.json$/)[1],
     endpoint: `https://s3.${region}.${dnsSuffix}`,
   });
   expect(bundle.inputs.bucket).toBe(run.named("mail-backup-bucket").state.bucket);

@@ -179,13 +179,13 @@ describe("structure", () => {
     expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
     const paths = (prefix: string) =>
       two.ofType(T.parameter).filter((p) => p.name.startsWith(`${prefix}-`)).map((p) => p.inputs.name as string);
-    expect(paths("mail").every((n) => n.startsWith("/mailstack/test/mail/"))).toBe(true);
-    expect(paths("relay").every((n) => n.startsWith("/mailstack/test/relay/"))).toBe(true);
+    expect(paths("mail").every((n) => n.startsWith("/mailstack/mailstack/test/mail/"))).toBe(true);
+    expect(paths("relay").every((n) => n.startsWith("/mailstack/mailstack/test/relay/"))).toBe(true);
     expect(paths("relay").length).toBeGreaterThan(0);
     const [relayPolicy] = statements(two.named("relay-host-parameters").inputs.policy);
     expect(relayPolicy.Resource).toEqual([
-      "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/test/relay",
-      "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/test/relay/*",
+      "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/mailstack/test/relay",
+      "arn:aws:ssm:us-east-1:123456789012:parameter/mailstack/mailstack/test/relay/*",
     ]);
     // DLM takes every volume carrying any of a policy's tags: each stack's tag is its own.
     const targets = ["mail", "relay"].map((prefix) => two.named(`${prefix}-snapshots-policy`).inputs.policyDetails.targetTags);

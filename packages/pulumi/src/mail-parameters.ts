@@ -27,11 +27,18 @@ export interface MailboxCredential {
   readonly passwordHash?: pulumi.Input<string>;
 }
 
+/** The manifest's parameter, below the stack's path. */
+export const MANIFEST_PARAMETER = "manifest";
+
 /** Arguments of {@link MailParameters}. */
 export interface MailParametersArgs {
   /** The validated configuration: decides the files, and which keys take a parameter. */
   readonly config: MailConfig;
-  /** SSM path all parameters go under, e.g. /mailstack/prod/mail. One path per stack. */
+  /**
+   * SSM path all parameters go under, e.g. /mailstack/myproject/prod/mail (MailStack's default,
+   * `/mailstack/<project>/<stack>/<name>`). One path per stack: it is also the salt's context
+   * of the password hashes and, below `host/`, where the runtime object is.
+   */
   readonly path: string;
   /**
    * The bucket (MailBackup's) that holds the runtime object, at `host/<path>/runtime.json`,
@@ -160,7 +167,7 @@ export class MailParameters extends pulumi.ComponentResource {
     }
     // Written after every key and the object, so a host that sees the new manifest finds what it names.
     this.parameters.push(
-      parameter("manifest", "manifest", secret.manifest, `mailstack runtime files of ${config.hostname}: their hashes and where they are`, [...this.parameters, this.object]),
+      parameter("manifest", MANIFEST_PARAMETER, secret.manifest, `mailstack runtime files of ${config.hostname}: their hashes and where they are`, [...this.parameters, this.object]),
     );
     this.registerOutputs({ path: this.path });
   }

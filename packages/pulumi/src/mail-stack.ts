@@ -1,4 +1,17 @@
-import { ConfigError, type ConfigIssue, type DnsRecord, type MailboxSendingLimits, type MailConfig, type MailConfigInput, parseConfig } from "@mailstack/core";
+import {
+  ConfigError,
+  type ConfigIssue,
+  type DnsRecord,
+  HOST_BUNDLE_PARAMETERS,
+  HOST_OBJECTS,
+  hostObjectsPrefix,
+  keyFileNames,
+  keyParameterName,
+  type MailConfig,
+  type MailboxSendingLimits,
+  type MailConfigInput,
+  parseConfig,
+} from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
@@ -9,7 +22,7 @@ import { type DsRecord, MailDnsCloudflare } from "./mail-dns-cloudflare";
 import { MailDnsRoute53 } from "./mail-dns-route53";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
-import { type MailboxCredential, MailParameters } from "./mail-parameters";
+import { MANIFEST_PARAMETER, type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailSnapshots } from "./mail-snapshots";
 import { MailStackConfigError } from "./config-error";
 import { TlsKey } from "./tls-key";
@@ -68,8 +81,12 @@ export interface MailStackArgs
    */
   readonly route53ZoneIds?: Readonly<Record<string, pulumi.Input<string>>>;
   /**
-   * SSM path for the runtime files. Default `/mailstack/<stack>/<name>`, unique per stack
-   * and per MailStack, which is also all the host's role may read.
+   * SSM path of the runtime files, and below `host/` of the host's objects in the backup
+   * bucket: all the host's role may read. Default `/mailstack/<project>/<stack>/<name>`,
+   * unique per project, stack and MailStack. Stacks deployed before the project was part of
+   * the default use `/mailstack/<stack>/<name>`: pin that path here (or with the stack config
+   * key `parameterPath`), or the next update moves them, replacing the instance (see
+   * docs/configuration.md, "Upgrading: the parameter path").
    */
   readonly parameterPath?: string;
   /** Pin the host's AMI. Default: the newest Ubuntu 24.04 image, looked up once. */
@@ -286,23 +303,92 @@ function dnssecStep(ds: DsRecord[]): string {
  * and an IAM ARN ("…:parametermailstack/prod") that fail only mid-deployment.
  */
 function validate(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions): { config: MailConfig; parameterPath: string } {
-  const parameterPath = args.parameterPath ?? `/mailstack/${pulumi.getStack()}/${name}`;
+  const parameterPath = args.parameterPath ?? defaultParameterPath(name);
   const issues: ConfigIssue[] = [];
-  if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(parameterPath)) {
-    const fix = args.parameterPath !== undefined ? "write it like /mailstack/prod/mail" : "name the MailStack with letters, digits and _ . - only, or set parameterPath";
-    issues.push({ path: "parameterPath", message: `${JSON.stringify(parameterPath)} is not an SSM parameter path (a leading slash, none at the end, letters, digits and _ . - between); ${fix}` });
+  let config: MailConfig | undefined;
+  try {
+    config = parseConfig(coreInput(args), { region: stackRegion(opts) });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    issues.push(...error.issues);
   }
+  for (const message of parameterPathProblems(parameterPath, name, args.parameterPath !== undefined, config)) issues.push({ path: "parameterPath", message });
   if (typeof args.amiId === "string" && !/^ami-[0-9a-f]{8,17}$/.test(args.amiId)) {
     issues.push({ path: "amiId", message: `${JSON.stringify(args.amiId)} is not an AMI id; write it like ami-0123456789abcdef0` });
   }
-  try {
-    const config = parseConfig(coreInput(args), { region: stackRegion(opts) });
-    if (issues.length === 0) return { config, parameterPath };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    issues.unshift(...error.issues);
-  }
+  if (config !== undefined && issues.length === 0) return { config, parameterPath };
   throw new MailStackConfigError(issues);
+}
+
+/**
+ * The default parameter path: one per project, stack and MailStack, so that two projects with
+ * a stack of the same name in one account and region never share one. (Before the project was
+ * part of it, the default was `/mailstack/<stack>/<name>`; stacks made then pin that path.)
+ */
+function defaultParameterPath(name: string): string {
+  return `/mailstack/${pulumi.getProject()}/${pulumi.getStack()}/${name}`;
+}
+
+/** What SSM allows between the slashes of a parameter name. */
+const SSM_LEVEL = /^[A-Za-z0-9_.-]+$/;
+/** SSM's limit on a parameter name's levels. */
+const SSM_MAX_LEVELS = 15;
+/**
+ * SSM's limit on a parameter name's length, 1011 characters counting its ARN, less the longest
+ * ARN prefix (`arn:aws-us-gov:ssm:<the longest region name>:<account>:parameter`).
+ */
+const SSM_MAX_NAME_LENGTH = 1011 - "arn:aws-us-gov:ssm:ap-southeast-5:123456789012:parameter".length;
+/** S3's limit on an object key, in bytes (a valid path is ASCII: one byte a character). */
+const S3_MAX_KEY_LENGTH = 1024;
+
+/**
+ * What SSM (and S3, for the host's objects below `host/<path>/`) would refuse in a parameter
+ * path, each problem with its fix. The levels and the length count the deepest and longest
+ * names mailstack writes below the path, which depend on the configuration: without a valid
+ * one only the characters are checked.
+ */
+function parameterPathProblems(path: string, name: string, given: boolean, config: MailConfig | undefined): string[] {
+  // A path of a thousand characters is shown by its ends.
+  const shown = JSON.stringify(path.length > 100 ? `${path.slice(0, 60)}…${path.slice(-30)}` : path);
+  if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(path)) {
+    if (given) return [`${shown} is not an SSM parameter path (a leading slash, none at the end, letters, digits and _ . - between); write it like /mailstack/prod/mail`];
+    const ownName = "the MailStack's name";
+    const parts: [string, string][] = [
+      ["the project name (Pulumi.yaml's name:)", pulumi.getProject()],
+      ["the stack name", pulumi.getStack()],
+      [ownName, name],
+    ];
+    const bad = parts.filter(([, value]) => !SSM_LEVEL.test(value));
+    const clean = (value: string) => value.replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "") || "x";
+    const suggestion = `/mailstack/${parts.map(([, value]) => clean(value)).join("/")}`;
+    return [
+      `the default path ${shown} is not an SSM parameter path: ${bad.map(([what, value]) => `${what} ${JSON.stringify(value)}`).join(" and ")} ` +
+        `${bad.length === 1 ? "has" : "have"} characters SSM refuses (it allows letters, digits and _ . - only); set parameterPath, e.g. ${suggestion}` +
+        (bad.some(([what]) => what === ownName) ? ", or name the MailStack with letters, digits and _ . - only" : ""),
+    ];
+  }
+  const problems: string[] = [];
+  const reserved = /^\/(aws|ssm)/i.exec(path);
+  if (reserved) problems.push(`${shown} begins with "${reserved[1]}", which SSM reserves for AWS's own parameters; begin it with another name, e.g. /mailstack${path}`);
+  if (config === undefined) return problems;
+  const what = given ? shown : `the default path ${shown}`;
+  const fix = given ? "" : "; shorten the project, stack or MailStack name, or set parameterPath";
+  const levels = (p: string) => p.split("/").filter(Boolean).length;
+  const below = [MANIFEST_PARAMETER, HOST_BUNDLE_PARAMETERS.pointer, HOST_BUNDLE_PARAMETERS.status, ...keyFileNames(config).map(keyParameterName)];
+  const deepest = below.reduce((a, b) => (levels(b) > levels(a) ? b : a));
+  const maxLevels = SSM_MAX_LEVELS - levels(deepest);
+  if (levels(path) > maxLevels) {
+    problems.push(`${what} has ${levels(path)} levels, and mailstack's parameters go up to ${levels(deepest)} levels below it (${path}/${deepest}); SSM allows ${SSM_MAX_LEVELS} in all, so use at most ${maxLevels}${fix}`);
+  }
+  const longest = below.reduce((a, b) => (b.length > a.length ? b : a));
+  const bundleKey = `${hostObjectsPrefix(path)}/${HOST_OBJECTS.bundles}/${"0".repeat(64)}.json`;
+  const maxLength = Math.min(SSM_MAX_NAME_LENGTH - longest.length - 1, S3_MAX_KEY_LENGTH - (bundleKey.length - path.length));
+  if (path.length > maxLength) {
+    problems.push(
+      `${what} is ${path.length} characters; the parameters below it (${longest} the longest) must fit SSM's limit on a name with its ARN, 1011 characters, and the host's objects (host<path>/${HOST_OBJECTS.bundles}/<sha256>.json) S3's 1024: use at most ${maxLength} characters${fix}`,
+    );
+  }
+  return problems;
 }
 
 /**

@@ -4,22 +4,37 @@ import { MailStackConfigError } from "./config-error";
 import type { MailboxArgs, MailStackArgs } from "./mail-stack";
 
 /**
+ * MailStack args that are not fields of the configuration model but may still be set in stack
+ * config, as strings: `parameterPath`, so that a stack deployed when the default path did not
+ * name the project can pin it (`pulumi config set parameterPath /mailstack/<stack>/mail`).
+ * Pulumi.yaml does not declare them: an empty or absent value means the default. MailStack
+ * checks them.
+ */
+const STACK_ARG_KEYS = ["parameterPath"] as const satisfies readonly (keyof MailStackArgs)[];
+
+/**
  * Reads MailStackArgs from the stack's configuration (the `mailstack:` keys declared in
- * Pulumi.yaml) and validates all of it, secret values included, before any resource exists.
- * Passwords come back as Pulumi secrets whatever way they were set.
+ * Pulumi.yaml, and `parameterPath`) and validates all of it, secret values included, before
+ * any resource exists. Passwords come back as Pulumi secrets whatever way they were set.
  */
 export function readStackConfig(config: pulumi.Config = new pulumi.Config()): MailStackArgs {
   const issues: ConfigIssue[] = [];
   const input: Record<string, unknown> = {};
   const prefix = `${config.name}:`;
-  const known = new Set<string>(CONFIG_FIELDS);
+  const args: Record<string, string> = {};
+  const knownList: readonly string[] = [...CONFIG_FIELDS, ...STACK_ARG_KEYS];
+  const known = new Set<string>(knownList);
   // Read once: the runtime parses the whole configuration (a thousand mailboxes) on every read.
   const all = pulumi.runtime.allConfig();
   for (const [key, raw] of Object.entries(all)) {
     if (!key.startsWith(prefix)) continue;
     const field = key.slice(prefix.length);
     if (!known.has(field)) {
-      issues.push(unknownField(field, field, CONFIG_FIELDS));
+      issues.push(unknownField(field, field, knownList));
+      continue;
+    }
+    if ((STACK_ARG_KEYS as readonly string[]).includes(field)) {
+      if (raw !== "") args[field] = raw;
       continue;
     }
     if (FIELD_KINDS[field as keyof typeof FIELD_KINDS] === "string") {
@@ -45,5 +60,5 @@ export function readStackConfig(config: pulumi.Config = new pulumi.Config()): Ma
     password: m.password === undefined ? undefined : pulumi.secret(m.password),
     passwordHash: m.passwordHash === undefined ? undefined : pulumi.secret(m.passwordHash),
   }));
-  return { ...(input as unknown as MailStackArgs), mailboxes };
+  return { ...(input as unknown as MailStackArgs), ...args, mailboxes };
 }
