@@ -47,6 +47,19 @@ const CONFIGS: [string, MailConfigInput][] = [
     { ...minimalConfig(), pop3: true, adminCidrs: ["198.51.100.0/24", "2001:db8:1::/48", "192.0.2.7/32"] },
   ],
   [
+    // rspamd's ratelimit with in()/not_in() selectors: a malformed list is no parse error to
+    // rspamd, only an empty one, so the dump below checks what it took.
+    "sending limits of their own for two mailboxes",
+    {
+      ...fullConfig(),
+      mailboxes: [
+        { address: "alice@example.com", password: "correct horse battery staple", sendingLimits: { messagesPerHour: 500 } },
+        { address: "bob@example.com", passwordHash: SAMPLE_HASH, sendingLimits: { messagesPerHour: 500, recipientsPerHour: 20 } },
+        { address: "carol@example.com", passwordHash: SAMPLE_HASH },
+      ],
+    },
+  ],
+  [
     "strict TLS, IDN domain, reports in another domain",
     {
       domain: "example.com",
@@ -496,6 +509,16 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(dump.options.dns.nameserver).toEqual([`${host.env.resolver}:53`]);
       expect(dump.classifier.bayes.backend).toBe("redis");
       expect(dump.actions).toMatchObject({ reject: 15, add_header: 6, greylist: 4 });
+      const ratelimit = JSON.stringify(dump.ratelimit.rates);
+      for (const m of config.mailboxes.filter((m) => m.sendingLimits.messagesPerHour !== config.sendingLimits.messagesPerHour)) {
+        expect(ratelimit).toContain(`mailstack_messages_per_hour_${m.sendingLimits.messagesPerHour}`);
+        expect(ratelimit).toContain(`'${m.address}'`);
+      }
+      // Unix sockets only, in place of Debian's localhost ports (issue 13.3): the controller
+      // alone (it trusts a unix socket without a password), Redis through its socket.
+      expect(proxy.bind_socket).toBe(`${host.env.paths.rspamdMilterSocket} mode=0660`);
+      expect(workers.controller.bind_socket).toBe(`${host.env.paths.rspamdControllerSocket} mode=0600`);
+      expect(dump.redis.servers).toBe(host.env.paths.redisSocket);
       // Postfix talks to that socket.
       const milters = runOk("postconf", ["-c", host.env.paths.postfixConfig, "-h", "smtpd_milters"]).stdout.trim();
       expect(milters).toBe(`unix:${host.env.paths.rspamdMilterSocket}`);
