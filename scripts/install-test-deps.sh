@@ -13,7 +13,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 apt-get update -q
 apt-get install -y -q \
   postfix dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve \
-  rspamd redis-server unbound nftables rsyslog \
+  rspamd redis-server unbound nftables rsyslog postsrsd \
   python3 python3-boto3 bind9-utils dnsutils knot knot-dnssecutils iproute2 util-linux mount fdisk e2fsprogs openssl \
   shellcheck systemd nginx libxml2-utils restic
 # No recommends: fail2ban would pull a mail server and python3-systemd, cloud-init a desktop's worth.

@@ -21,6 +21,7 @@ import {
   type MailConfigInput,
   parseConfig,
   POLICY_RC_D,
+  POSTSRSD,
   PRODUCTION_ENV,
   runtimeFiles,
   servicePorts,
@@ -33,7 +34,7 @@ import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
   "nft", "ip", "unbound-checkconf", "fail2ban-client", "shellcheck", "python3", "openssl", "systemd-analyze", "apt-config",
-  "rsyslogd", "logger", "nginx",
+  "rsyslogd", "logger", "nginx", "postsrsd",
 );
 requireRoot("nft -c and network namespaces need CAP_NET_ADMIN");
 
@@ -76,6 +77,15 @@ const CONFIGS: [string, MailConfigInput][] = [
       inboundTlsMinVersion: "TLSv1.3",
       dkimSelector: "s2026",
       messageSizeLimitMiB: 25,
+    },
+  ],
+  [
+    "forwarding to outside addresses (SRS)",
+    {
+      ...minimalConfig(),
+      extraDomains: ["example.org"],
+      allowExternalForwarding: true,
+      aliases: [{ address: "fwd@example.com", to: ["alice@example.com", "friend@elsewhere.example"] }],
     },
   ],
 ];
@@ -423,6 +433,20 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(lookup("virtual_alias_maps", `nobody@${config.hostname}`)).toBeUndefined();
       expect(param("alias_maps")).toBe("");
     });
+
+    test("forwarding: envelope senders and bounce recipients go through PostSRSd's tables, only with allowExternalForwarding", () => {
+      const srs = {
+        sender_canonical_maps: `tcp:${POSTSRSD.listen}:${POSTSRSD.forwardPort}`,
+        sender_canonical_classes: "envelope_sender",
+        recipient_canonical_maps: `tcp:${POSTSRSD.listen}:${POSTSRSD.reversePort}`,
+        recipient_canonical_classes: "envelope_recipient",
+        lmtp_generic_maps: `tcp:${POSTSRSD.listen}:${POSTSRSD.reversePort}`,
+      };
+      const set = Object.fromEntries(Object.keys(srs).map((k) => [k, param(k)]));
+      if (config.allowExternalForwarding) expect(set).toEqual(srs);
+      // Postfix's defaults otherwise: nothing rewritten, no PostSRSd in the mail path.
+      else expect(set).toEqual({ ...Object.fromEntries(Object.keys(srs).map((k) => [k, ""])), sender_canonical_classes: "envelope_sender, header_sender", recipient_canonical_classes: "envelope_recipient, header_recipient" });
+    });
   });
 
   describe("Dovecot", () => {
@@ -645,6 +669,46 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
         listener?.kill();
         run("ip", ["netns", "delete", server]);
         run("ip", ["netns", "delete", client]);
+      }
+    });
+  });
+
+  describe("PostSRSd", () => {
+    const launcher = "/usr/share/postsrsd/postsrsd-systemd-launcher";
+
+    test("the settings set every variable the package's launcher reads, and no other", () => {
+      const read = new Set([...readFileSync(launcher, "utf8").matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]));
+      const settings = readFileSync(host.path(POSTSRSD.settings), "utf8");
+      const set = lines(settings)
+        .filter((l) => !l.startsWith("#"))
+        .map((l) => l.slice(0, l.indexOf("=")));
+      expect(set.sort()).toEqual([...read].sort());
+      // As the launcher sources them: the primary domain signs, hosted names are left alone.
+      // Without forwarding Postfix never asks, and the host name alone keeps domains out of the bundle.
+      const shell = runOk("sh", ["-c", `. ${host.path(POSTSRSD.settings)} && echo "$SRS_DOMAIN|$SRS_EXCLUDE_DOMAINS|$SRS_SECRET|$SRS_LISTEN_ADDR|$SRS_FORWARD_PORT|$SRS_REVERSE_PORT|$RUN_AS|$CHROOT"`]).stdout.trim();
+      const [domain, exclude] = config.allowExternalForwarding ? [config.domain, [...config.domains, config.hostname]] : [config.hostname, [config.hostname]];
+      expect(shell).toBe([domain, exclude.join(","), POSTSRSD.secret, POSTSRSD.listen, POSTSRSD.forwardPort, POSTSRSD.reversePort, POSTSRSD.user, POSTSRSD.chroot].join("|"));
+      // The package made the user and the jail the daemon switches to.
+      expect(run("getent", ["passwd", POSTSRSD.user]).status).toBe(0);
+      expect(existsSync(POSTSRSD.chroot)).toBe(true);
+    });
+
+    test("the firewall lets only Postfix's user reach its tables, on loopback, and rejects everyone else at once", () => {
+      const ns = `ms-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+      runOk("ip", ["netns", "add", ns]);
+      try {
+        runOk("ip", ["netns", "exec", ns, "nft", "-f", host.path("/etc/nftables.conf")]);
+        const ruleset = JSON.parse(runOk("ip", ["netns", "exec", ns, "nft", "-j", "list", "chain", "inet", "mailstack", "output"]).stdout).nftables as Record<string, any>[];
+        expect(ruleset.find((o) => o.chain)?.chain).toMatchObject({ type: "filter", hook: "output", policy: "accept" });
+        const rules: NftRule[] = ruleset.filter((o) => o.rule).map((o) => o.rule);
+        expect(rules).toHaveLength(1);
+        expect(portsOf(rules[0]).sort()).toEqual([POSTSRSD.forwardPort, POSTSRSD.reversePort].sort());
+        const postfixUid = Number(runOk("id", ["-u", "postfix"]).stdout.trim());
+        expect(rules[0].expr).toContainEqual({ match: { op: "==", left: { meta: { key: "oifname" } }, right: "lo" } });
+        expect(rules[0].expr).toContainEqual({ match: { op: "!=", left: { meta: { key: "skuid" } }, right: postfixUid } });
+        expect(rules[0].expr).toContainEqual({ reject: { type: "tcp reset" } });
+      } finally {
+        run("ip", ["netns", "delete", ns]);
       }
     });
   });

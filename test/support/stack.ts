@@ -29,6 +29,7 @@ import {
 } from "@mailstack/core";
 import { installRuntimeFiles, nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, type RunResult } from "./tools";
 import { unitSections } from "./unit-file";
+import { POSTSRSD } from "@mailstack/core";
 
 /** `text` as a regular expression that matches exactly it. */
 export const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -345,6 +346,8 @@ export class TestStack {
       await this.startRedis();
       await this.startRspamd();
     }
+    // Only a configuration that forwards has Postfix use PostSRSd (its main.cf says so).
+    if (this.config.allowExternalForwarding) await this.startPostsrsd();
     this.preparePostfix(options);
     await this.startDovecot();
     await this.startPostfix();
@@ -486,6 +489,30 @@ export class TestStack {
       },
     });
     await this.until("Postfix to listen", () => this.portOpen(this.host.env.ports.submission));
+  }
+
+  /**
+   * PostSRSd as its unit runs it on the host: the package's own launcher (the unit's
+   * ExecStart), which sources the rendered settings file, bound here over the package's
+   * /etc/default/postsrsd in a mount namespace of the daemon's own, with a secret of the
+   * stack's over the one the package generated. It listens on the namespace's loopback.
+   */
+  private async startPostsrsd(): Promise<void> {
+    requireTools("postsrsd");
+    const secret = join(this.root, "etc/postsrsd.secret");
+    // As the package's postinst makes it.
+    writeFileSync(secret, randomBytes(24).toString("base64"), { mode: 0o600 });
+    const pid = join(this.root, "run/postsrsd.pid");
+    const script = [
+      `echo $$ > ${pid}`,
+      `exec 2>>${join(this.root, "var/log/postsrsd.log")}`,
+      `mount --bind ${this.host.path(POSTSRSD.settings)} ${POSTSRSD.settings}`,
+      `mount --bind ${secret} ${POSTSRSD.secret}`,
+      "exec /usr/share/postsrsd/postsrsd-systemd-launcher",
+    ].join(" && ");
+    runOk("ip", ["netns", "exec", this.ns, "setsid", "-f", "unshare", "--mount", "--propagation", "private", "sh", "-c", script], { stdio: "ignore" });
+    this.daemons.push({ name: "postsrsd", stop: () => this.killPidFile(pid) });
+    await this.until("PostSRSd's tables", () => this.portOpen(POSTSRSD.forwardPort) && this.portOpen(POSTSRSD.reversePort));
   }
 
   /** Starts Dovecot (again, after stopDovecot). */

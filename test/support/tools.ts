@@ -39,6 +39,7 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   sievec: { pkg: "dovecot-sieve" },
   rspamadm: { pkg: "rspamd" },
   nft: { pkg: "nftables" },
+  postsrsd: { pkg: "postsrsd" },
   ip: { pkg: "iproute2" },
   ss: { pkg: "iproute2" },
   "unbound-checkconf": { pkg: "unbound" },

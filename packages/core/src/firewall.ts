@@ -1,5 +1,8 @@
 import type { MailConfig } from "./config";
-import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
+
+/** The one user whose processes may query PostSRSd: Postfix's (smtpd, cleanup, lmtp). */
+export const POSTSRSD_CLIENT = "postfix";
 
 /** Client-facing TCP ports the host serves, with what each is for. */
 export function servicePorts(
@@ -98,6 +101,13 @@ ${[
 
   chain forward {
     type filter hook forward priority filter; policy drop;
+  }
+
+  # PostSRSd's tables sign SRS addresses (a valid one makes the host relay its bounces) on
+  # loopback TCP, its only transport: for Postfix's processes alone, not any other local one.
+  chain output {
+    type filter hook output priority filter; policy accept;
+    oifname "lo" tcp dport { ${POSTSRSD.forwardPort}, ${POSTSRSD.reversePort} } meta skuid != "${POSTSRSD_CLIENT}" reject with tcp reset
   }
 }
 

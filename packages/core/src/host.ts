@@ -14,12 +14,13 @@ import {
   HOST_SCRIPTS,
   type HostEnv,
   POLICY_RC_D,
+  POSTSRSD,
   PRODUCTION_ENV,
   SENDMAIL,
   STATE_FILES,
   UNITS,
 } from "./layout";
-import { postfixMainCf, postfixMasterCf, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
+import { postfixMainCf, postfixMasterCf, postsrsdSettings, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
 import { redisListenArgs, rspamdLocalFiles, rspamdLocalLua, socketDirCommand, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
 import { nginxSite } from "./web";
@@ -205,8 +206,8 @@ function scriptSettings(env: HostEnv): Record<string, string> {
 /** The scripts run by a timer, each by a service of its own name. */
 const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup];
 
-const BOOT_STOP = [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.nginx];
-const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)];
+const BOOT_STOP = [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.postsrsd, UNITS.nginx];
+const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postsrsd, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)];
 
 /** Mounts the data volume at every boot; see {@link onDataVolume}. */
 const DATA_VOLUME_UNIT = `${HOST_SCRIPTS.dataVolume}.service`;
@@ -262,6 +263,8 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   const alertUnit = `${HOST_SCRIPTS.alert}@%n.service`;
   const files: HostFile[] = [
     file(DEFAULTS_FILE, defaults(config, params, env)),
+    // Sourced by the package's launcher at each start; a change restarts the daemon.
+    file(POSTSRSD.settings, postsrsdSettings(config), { reload: [UNITS.postsrsd] }),
     file(`${p.postfixConfig}/main.cf`, postfixMainCf(config, env), postfix),
     file(`${p.postfixConfig}/master.cf`, postfixMasterCf(config, env), postfix),
     file(`${p.postfixConfig}/${SUBMISSION_HEADER_CHECKS}`, submissionHeaderChecks(), postfix),
@@ -392,7 +395,8 @@ Unattended-Upgrade::MailReport "only-on-error";
     ),
     // The template: Ubuntu's postfix.service starts the instance postfix@-.service.
     // Postfix: the queue and maildirs; Dovecot: the maildirs and its sockets in the queue; Redis: its data.
-    dropIn("postfix@.service", unit({ Unit: [["Wants", UNITS.unbound], ...onDataVolume(UNITS.unbound)] }), UNITS.postfixInstance),
+    // PostSRSd before Postfix: with forwarding, cleanup and smtpd defer mail while its tables are down.
+    dropIn("postfix@.service", unit({ Unit: [["Wants", `${UNITS.unbound} ${UNITS.postsrsd}`], ...onDataVolume(UNITS.unbound, UNITS.postsrsd)] }), UNITS.postfixInstance),
     dropIn(UNITS.dovecot, unit({ Unit: onDataVolume() })),
     dropIn(
       UNITS.redis,
@@ -431,6 +435,8 @@ export function hostPackages(): string[] {
     "dovecot-pop3d",
     "rspamd",
     "redis-server",
+    // SRS for forwarded mail (see POSTSRSD); it generates its secret on the host.
+    "postsrsd",
     "unbound",
     "nftables",
     "fail2ban",

@@ -203,6 +203,31 @@ export const FAILURE_TAG = "mailstack-failure";
 /** The program system mail goes through: Postfix's sendmail, which delivers mail for root to the postmaster. */
 export const SENDMAIL = "/usr/sbin/sendmail";
 
+/**
+ * PostSRSd as Debian and Ubuntu package it (1.10 in Debian 12, Debian 13 and Ubuntu 24.04):
+ * two TCP lookup tables in Postfix's tcp_table protocol, forward (sign a sender into an SRS
+ * address of ours) and reverse (check and undo one), on loopback. Version 1 has no unix
+ * socket, so the host firewall lets only Postfix's processes reach the ports (nftablesConf).
+ * Its unit's launcher reads `settings`; the package's postinst generates `secret` on the
+ * host, and its AppArmor profile (enforced on Ubuntu) allows exactly that path and `chroot`.
+ */
+export const POSTSRSD = {
+  /** The launcher's settings (sourced shell), rendered by mailstack. */
+  settings: "/etc/default/postsrsd",
+  /** The signing secret, made by the package on the host; never part of what mailstack ships. */
+  secret: "/etc/postsrsd.secret",
+  /** Where the daemon jails itself once it has read the secret. */
+  chroot: "/var/lib/postsrsd",
+  /** The unprivileged user the package creates and the daemon switches to. */
+  user: "postsrsd",
+  /** The address both tables listen on. */
+  listen: "127.0.0.1",
+  /** Forward SRS: sender_canonical_maps. */
+  forwardPort: 10001,
+  /** Reverse SRS: recipient_canonical_maps (and the LMTP client's generic map). */
+  reversePort: 10002,
+} as const;
+
 /** Files mailstack's scripts keep in `paths.state`. */
 export const STATE_FILES = {
   /** mailstack-sync's record of the files it installed and the units that read them. */
@@ -241,6 +266,8 @@ export const UNITS = {
   rspamd: "rspamd.service",
   /** Redis, rspamd's Bayes store. */
   redis: "redis-server.service",
+  /** PostSRSd, the SRS lookup tables Postfix uses for forwarded mail (see {@link POSTSRSD}). */
+  postsrsd: "postsrsd.service",
   /** nginx: MTA-STS policy and client autoconfiguration. */
   nginx: "nginx.service",
   /** fail2ban. */

@@ -1,5 +1,5 @@
 import type { MailConfig } from "./config";
-import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
 
 /**
  * Mozilla "intermediate" TLS 1.2 ciphers without the DHE suites: every client that speaks
@@ -32,6 +32,59 @@ function settings(entries: [string, string | number | undefined][]): string {
     .filter(([k, v]) => k.startsWith("#") || v !== undefined)
     .map(([k, v]) => (k.startsWith("#") ? `\n${k}` : `${k} = ${v}`))
     .join("\n");
+}
+
+/**
+ * Forwarding with SRS (PostSRSd, see {@link POSTSRSD}), only where aliases may forward off the
+ * host. Canonical mapping runs in cleanup, before Postfix knows where each copy goes: every
+ * envelope sender outside the hosted domains becomes an SRS address of the primary domain,
+ * whose SPF names this host, and an SRS address of ours given as a recipient (a bounce) goes
+ * back to the original sender. Our own users' senders are hosted and never rewritten
+ * (postsrsd's exclusions). The LMTP client undoes the rewrite for copies delivered here, so
+ * mailboxes and Sieve see the real Return-Path; only mail that leaves carries SRS. Headers are
+ * never touched: a bounce's signed To: stays intact. smtpd treats a recipient the reverse map
+ * knows as listed, so a forged or expired SRS address is refused at RCPT like an unknown user.
+ */
+function srsSettings(config: MailConfig): [string, string | undefined][] {
+  if (!config.allowExternalForwarding) return [];
+  const forward = `tcp:${POSTSRSD.listen}:${POSTSRSD.forwardPort}`;
+  const reverse = `tcp:${POSTSRSD.listen}:${POSTSRSD.reversePort}`;
+  return [
+    ["# Forwarding: SRS for senders outside the hosted domains (PostSRSd)", undefined],
+    ["sender_canonical_maps", forward],
+    ["sender_canonical_classes", "envelope_sender"],
+    ["recipient_canonical_maps", reverse],
+    ["recipient_canonical_classes", "envelope_recipient"],
+    ["lmtp_generic_maps", reverse],
+  ];
+}
+
+/**
+ * /etc/default/postsrsd, which the package's unit launcher sources (every setting it reads, so
+ * none falls back to the launcher's own default). SRS addresses are in the primary domain;
+ * senders in any hosted domain or at the host name (system mail) are never rewritten. No
+ * secret here: the launcher names the file the package generated on the host.
+ */
+export function postsrsdSettings(config: MailConfig): string {
+  // Without forwarding Postfix never asks it: named from the host name alone then, so that
+  // adding a domain changes no host file.
+  const [domain, exclude] = config.allowExternalForwarding ? [config.domain, [...config.domains, config.hostname]] : [config.hostname, [config.hostname]];
+  const values: [string, string | number][] = [
+    ["SRS_DOMAIN", domain],
+    // Exact names only: a subdomain we do not host has an SPF record of its own.
+    ["SRS_EXCLUDE_DOMAINS", exclude.join(",")],
+    ["SRS_SEPARATOR", "="],
+    ["SRS_SECRET", POSTSRSD.secret],
+    ["SRS_HASHLENGTH", 4],
+    ["SRS_HASHMIN", 4],
+    ["SRS_FORWARD_PORT", POSTSRSD.forwardPort],
+    ["SRS_REVERSE_PORT", POSTSRSD.reversePort],
+    ["SRS_LISTEN_ADDR", POSTSRSD.listen],
+    ["RUN_AS", POSTSRSD.user],
+    ["CHROOT", POSTSRSD.chroot],
+    ["SRS_EXTRA_OPTIONS", ""],
+  ];
+  return generatedHeader() + values.map(([k, v]) => `${k}="${String(v)}"`).join("\n") + "\n";
 }
 
 /** /etc/postfix/main.cf */
@@ -83,6 +136,7 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["virtual_alias_maps", `texthash:${p.runtime}/aliases`],
       ["virtual_transport", "lmtp:unix:private/dovecot-lmtp"],
       ["smtpd_sender_login_maps", `texthash:${p.runtime}/sender-logins`],
+      ...srsSettings(config),
       ["# Queue: give up on undeliverable mail after two days, warn senders after three hours", undefined],
       ["maximal_queue_lifetime", "2d"],
       ["bounce_queue_lifetime", "1d"],
