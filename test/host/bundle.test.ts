@@ -5,8 +5,8 @@
  * is a stand-in that logs what it is asked and fails for the units a test names.
  */
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { type FakeS3, type FakeSsm, fakeAws, fakeAwsEnv } from "../support/fake-aws";
 import { requireRoot, requireTools, run, runAsync, type RunResult, tempRoot } from "../support/tools";
 
@@ -53,7 +53,8 @@ interface Host {
   bundleState: string;
   /** The bundle's demo files, as the checker reads them. */
   app: string;
-  sync(options?: { extra?: string[]; env?: Record<string, string>; ssm?: string }): Promise<RunResult>;
+  /** Runs mailstack-sync: the repository's, or `script` (a copy on the host a bundle may replace). */
+  sync(options?: { extra?: string[]; env?: Record<string, string>; ssm?: string; script?: string }): Promise<RunResult>;
   /** A bundle whose "demo" checker accepts /etc/demo/app.conf only if it starts with "valid" (and logs each run). */
   bundle(files: BundleFile[]): Bundle;
   /** systemctl's calls, is-active polls left out unless asked for. */
@@ -104,7 +105,7 @@ exit 0
       runAsync(
         "/usr/bin/python3",
         [
-          SCRIPT,
+          options.script ?? SCRIPT,
           "--prefix", PREFIX,
           "--endpoint-url", options.ssm ?? ssm.endpoint,
           "--region", "us-east-1",
@@ -285,6 +286,30 @@ describe("mailstack-sync.py installing the host bundle", () => {
     const r = await h.sync();
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     expect(h.calls().slice(marker)).toEqual(["daemon-reload", "restart demo.service"]);
+  });
+
+  test("a bundle that brings another mailstack-sync hands the rest of the run to it, once: the runtime files are the new program's to install", async () => {
+    const h = host();
+    const one = await running(h);
+    const installed = "/usr/local/sbin/mailstack-sync";
+    const program = join(h.root, installed);
+    mkdirSync(dirname(program), { recursive: true });
+    copyFileSync(SCRIPT, program);
+    const original = readFileSync(SCRIPT, "utf8");
+    const marker = 'say("the new program, %s" % os.environ.get(REEXEC))';
+    const next = original.replace(/\nif __name__ == "__main__":\n/, `\n${marker}\n\nif __name__ == "__main__":\n`);
+    expect(next).not.toBe(original);
+    const two = h.bundle([...one.files, { path: installed, content: next, mode: "0755" }]);
+    publish(two);
+    const r = await h.sync({ script: program });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    const lines = r.stdout.trim().split("\n");
+    expect(lines.filter((l) => !l.includes(`host bundle ${two.sha} applied`))).toEqual([`mailstack-sync: the host bundle changed ${program}: running the new one`, "mailstack-sync: the new program, 1"]);
+    // The new program found the bundle in force and left it alone.
+    expect(h.state()).toMatchObject({ current: two.sha, previous: one.sha });
+    // And it runs as itself from then on, with no second handing over.
+    const again = await h.sync({ script: program });
+    expect({ status: again.status, stdout: again.stdout }).toEqual({ status: 0, stdout: "mailstack-sync: the new program, None\n" });
   });
 
   test("a changed file is switched in and reloads only its units; a dropped file is deleted and its units reloaded", async () => {

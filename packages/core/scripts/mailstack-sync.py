@@ -874,6 +874,10 @@ def rollback(args):
         return status
 
 
+# Set for the run a bundle's new mailstack-sync makes of itself: once is enough.
+REEXEC = "MAILSTACK_SYNC_REEXEC"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
@@ -926,7 +930,15 @@ def main():
     statuses = []
     if POINTER in values:
         require(*bundle_options)
+        program = os.path.realpath(__file__)
+        before = current(program)
         statuses.append(sync_bundle(args, ssm, values[POINTER]))
+        # A bundle that brought another mailstack-sync brought runtime files it knows (new
+        # grammars, new files main.cf already names): they are its to install, not this one's.
+        if current(program) != before and not os.environ.get(REEXEC):
+            say("the host bundle changed %s: running the new one" % program)
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, program] + sys.argv[1:], dict(os.environ, **{REEXEC: "1"}))
     statuses.append(sync_runtime(args, values))
     # A fault outranks a retry.
     return 1 if 1 in statuses else max(statuses)
