@@ -116,11 +116,22 @@ describe("defaults", () => {
       domain: "example.com",
       domains: ["example.com"],
       hostname: "mail.example.com",
-      mailboxes: [{ address: "alice@example.com", credential: "password", quotaMiB: 5 * 1024, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 }],
+      mailboxes: [
+        {
+          address: "alice@example.com",
+          credential: "password",
+          quotaMiB: 5 * 1024,
+          enabled: true,
+          disabledReply: "Mailbox disabled, not accepting messages",
+          sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 },
+          index: 0,
+        },
+      ],
       aliases: [
         { address: "abuse@example.com", to: ["alice@example.com"], origin: "generated" },
         { address: "postmaster@example.com", to: ["alice@example.com"], origin: "generated" },
       ],
+      catchAll: [],
       allowExternalForwarding: false,
       postmaster: "alice@example.com",
       abuse: "alice@example.com",
@@ -442,8 +453,8 @@ describe("mailboxes and aliases", () => {
   test("credential kind and index come from the input", () => {
     const config = parseConfig(fullConfig());
     expect(config.mailboxes).toEqual([
-      { address: "alice@example.com", credential: "password", quotaMiB: 10240, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 },
-      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 1 },
+      { address: "alice@example.com", credential: "password", quotaMiB: 10240, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 },
+      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 1 },
     ]);
   });
 

@@ -51,11 +51,13 @@ const BASES: Record<string, MailConfigInput> = {
     mailboxes: [
       { address: "alice@example.com", password: PASSWORD, quota: "10G", aliases: ["alice@example.org"] },
       { address: "bob@example.com", passwordHash: SAMPLE_HASH, quota: "unlimited" },
+      { address: "dave@example.com", password: PASSWORD, enabled: false, disabledReply: "Dave has left; write to info@example.com", aliases: ["dave@example.org"] },
     ],
     aliases: [
-      { address: "info@example.com", to: ["bob@example.com", "carol@example.net"] },
+      { address: "info@example.com", to: ["bob@example.com", "carol@example.net", "dave@example.com"] },
       { address: "dmarc@example.com", to: ["bob@example.com"] },
     ],
+    catchAll: { "example.com": "info@example.com" },
     allowExternalForwarding: true,
     dmarcPolicy: "reject",
     dmarcReports: "dmarc@example.com",
@@ -315,6 +317,11 @@ const NAME = "[a-z0-9_-]+(?:\\.[a-z0-9_-]+)*";
 /** A key or target in a Postfix map: an address, a domain, or a bare local name. */
 const MAP_NAME = new RegExp(`^(?:${LOCAL}@)?${NAME}$`);
 const ADDRESS = new RegExp(`^${LOCAL}@${NAME}$`);
+/** The recipient access map: an address refused with 550 5.2.1 and a disabled mailbox's reply, free text of printable ASCII. */
+const ACCESS_MAP = `${RUNTIME}/recipient-access`;
+const ACCESS_ENTRY = new RegExp(`^${LOCAL}@${NAME} 550 5\\.2\\.1 [\\x21-\\x7e](?:[\\x20-\\x7e]{0,198}[\\x21-\\x7e])?$`);
+/** The reply's text is one value, whatever it holds: only the words before it are syntax. */
+const accessHead = (line: string) => line.split(" ").slice(0, 3).join(" ");
 /** The runtime files main.cf reads as texthash maps, and rspamd's selector map. */
 const mapsOf = (rendered: Rendered): string[] => [
   ...new Set([...(rendered.files.get(MAIN_CF) ?? "").matchAll(/texthash:([^\s,]+)/g)].map((m) => m[1])),
@@ -360,8 +367,10 @@ function problems(hostile: Rendered, baseline: Rendered): string[] {
     }
     if (outsideAscii(content) !== outsideAscii(base)) fileProblems.push(`${name} gains control or non-ASCII characters`);
     const zone = path.startsWith("zone:");
-    lines.forEach((line, i) => {
-      const was = baseLines[i];
+    lines.forEach((hostileLine, i) => {
+      const was = path === ACCESS_MAP ? accessHead(baseLines[i]) : baseLines[i];
+      const line = path === ACCESS_MAP ? accessHead(hostileLine) : hostileLine;
+      if (path === ACCESS_MAP && hostileLine !== "" && !ACCESS_ENTRY.test(hostileLine)) fileProblems.push(`${name} line ${i + 1} is not an access entry: ${JSON.stringify(hostileLine)}`);
       if (line === was) return;
       const where = `${name} line ${i + 1} ${JSON.stringify(line.slice(0, 120))}`;
       if (!ASCII_LINE.test(line)) fileProblems.push(`${where} holds a control or non-ASCII character`);
@@ -386,8 +395,11 @@ function problems(hostile: Rendered, baseline: Rendered): string[] {
     if (entries.length !== baseEntries.length) out.push(`map ${map} has ${entries.length} entries instead of ${baseEntries.length}`);
     const keys = new Set<string>();
     for (const entry of entries) {
-      const [key, value, ...extra] = entry.split(" ");
-      if (extra.length > 0 || value === undefined || !MAP_NAME.test(key) || !value.split(",").every((t) => t === "OK" || MAP_NAME.test(t))) {
+      const [key, value, ...extra] = map === ACCESS_MAP ? [entry.split(" ")[0], "OK"] : entry.split(" ");
+      // A catch-all's key is @domain, in the aliases map only.
+      const catchAll = map === `${RUNTIME}/aliases` && key.startsWith("@") && MAP_NAME.test(key.slice(1));
+      if (map === ACCESS_MAP && !ACCESS_ENTRY.test(entry)) out.push(`map ${map} has the malformed entry ${JSON.stringify(entry)}`);
+      if (extra.length > 0 || value === undefined || !(MAP_NAME.test(key) || catchAll) || !value.split(",").every((t) => t === "OK" || MAP_NAME.test(t))) {
         out.push(`map ${map} has the malformed entry ${JSON.stringify(entry)}`);
       }
       if (keys.has(key)) out.push(`map ${map} has the key ${key} twice`);
@@ -515,6 +527,9 @@ test("the checks catch the attacks when validation is bypassed", () => {
   const added = render(config, input);
   added.files.set(MAIN_CF, `${added.files.get(MAIN_CF)}relayhost = evil\n`);
   expect(problems(added, baselineOf("cloudflare"))).toEqual([`${JSON.stringify(MAIN_CF)} has ${linesOf(added.files.get(MAIN_CF)!).length} lines instead of ${linesOf(added.files.get(MAIN_CF)!).length - 1}`]);
+  // A disabled mailbox's reply with a line break would add an entry that permits to the access map.
+  const reply: MailConfig = { ...config, mailboxes: config.mailboxes.map((m) => (m.enabled ? m : { ...m, disabledReply: "gone\nalice@example.com OK" })) };
+  expect(problems(render(reply, input), baselineOf("cloudflare"))).toContainEqual(expect.stringContaining('map /etc/mailstack/recipient-access has the malformed entry "alice@example.com OK"'));
   const huge: MailConfig = { ...config, mailboxes: config.mailboxes.map((m, i) => (i === 0 ? { ...m, quotaMiB: 1e33 } : m)) };
   expect(problems(render(huge, input), baselineOf("cloudflare"))).toContainEqual(expect.stringContaining("users has the malformed entry"));
 });

@@ -77,6 +77,7 @@ describe("runtimeFiles", () => {
       ["domains", "0644", "root", "root", "postfix.service", false],
       ["mailboxes", "0644", "root", "root", "postfix.service", false],
       ["nftables-admin.nft", "0644", "root", "root", "nftables.service", false],
+      ["recipient-access", "0644", "root", "root", "postfix.service", false],
       ["sender-logins", "0644", "root", "root", "postfix.service", false],
       ["tls/key.pem", "0600", "root", "root", "", true],
       ["users", "0640", "root", "dovecot", "dovecot.service", false],
@@ -293,6 +294,98 @@ describe("runtimeFiles", () => {
       expect(map.get("top@example.com")).toEqual(["alice@example.com", "bob@example.com"]);
       expect(map.get("right@example.com")).toEqual(["alice@example.com", "bob@example.com"]);
     });
+  });
+});
+
+describe("disabled mailboxes and catch-alls", () => {
+  const PARAMS = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:https://s3.eu-west-1.amazonaws.com/b/restic" };
+  /** fullConfig with carol (her own alias carol@example.org) in the team alias, `carol` and `catchAll` as given. */
+  const input = (carol: Partial<MailConfigInput["mailboxes"][number]> = {}, catchAll?: Record<string, string>): MailConfigInput => ({
+    ...fullConfig(),
+    mailboxes: [...fullConfig().mailboxes, { address: "carol@example.com", password: PASSWORD, aliases: ["carol@example.org"], ...carol }],
+    aliases: [...fullConfig().aliases!, { address: "team@example.com", to: ["carol@example.com", "bob@example.com"] }, { address: "all@example.com", to: ["team@example.com", "carol@example.org"] }],
+    ...(catchAll ? { catchAll } : {}),
+  });
+  const render = (i: MailConfigInput) => {
+    const c = parseConfig(i);
+    return { config: c, files: runtimeFiles(c, secretsFor(c, (m) => bcryptLike(m.index))) };
+  };
+  const content = (i: MailConfigInput, name: string) => file(render(i).files, name).content;
+
+  test("a disabled mailbox leaves the users file and the mailboxes map, and its logins the sender map", () => {
+    const on = render(input());
+    const off = render(input({ enabled: false }));
+    expect(lines(file(on.files, "users").content).map((l) => l.split(":")[0])).toEqual(["alice@example.com", "bob@example.com", "carol@example.com"]);
+    expect(lines(file(off.files, "users").content).map((l) => l.split(":")[0])).toEqual(["alice@example.com", "bob@example.com"]);
+    expect(lines(file(off.files, "mailboxes").content)).toEqual(["alice@example.com OK", "bob@example.com OK"]);
+    const logins = lines(file(off.files, "sender-logins").content);
+    expect(logins.filter((l) => l.includes("carol"))).toEqual([]);
+    expect(logins).toContain("team@example.com bob@example.com");
+    expect(logins).toContain("all@example.com bob@example.com");
+  });
+
+  test("aliases skip it where others remain; its own aliases keep it, so that the host's own mail to them bounces", () => {
+    const aliases = lines(content(input({ enabled: false }), "aliases"));
+    expect(aliases).toContain("team@example.com bob@example.com");
+    expect(aliases).toContain("all@example.com team@example.com");
+    expect(aliases).toContain("carol@example.org carol@example.com");
+    // Enabled, the same aliases list her.
+    expect(lines(content(input(), "aliases"))).toContain("team@example.com carol@example.com,bob@example.com");
+  });
+
+  test("the recipient access map refuses it and its own aliases with its reply, and is empty while every mailbox is enabled", () => {
+    expect(content(input(), "recipient-access")).toBe("");
+    expect(content(input({ enabled: false }), "recipient-access")).toBe(
+      "carol@example.com 550 5.2.1 Mailbox disabled, not accepting messages\ncarol@example.org 550 5.2.1 Mailbox disabled, not accepting messages\n",
+    );
+    expect(content(input({ enabled: false, disabledReply: "  Carol has left; write to team@example.com " }), "recipient-access")).toBe(
+      "carol@example.com 550 5.2.1 Carol has left; write to team@example.com\ncarol@example.org 550 5.2.1 Carol has left; write to team@example.com\n",
+    );
+    // The reply waits in the config while she is enabled.
+    expect(content(input({ disabledReply: "Carol has left" }), "recipient-access")).toBe("");
+  });
+
+  test("a catch-all comes after the exact addresses, which include each mailbox of its domain mapped to itself; it grants no sender", () => {
+    const i = input({ enabled: false }, { "example.org": "info@example.com" });
+    const aliases = lines(content(i, "aliases"));
+    expect(aliases.filter((l) => l.startsWith("@"))).toEqual(["@example.org info@example.com"]);
+    // Only example.org has a catch-all, and no mailbox is there: nothing is mapped to itself.
+    expect(aliases.filter((l) => l.split(" ")[0] === l.split(" ")[1])).toEqual([]);
+    const both = input({ enabled: false }, { "example.org": "info@example.com", "example.com": "bob@example.com" });
+    const all = lines(content(both, "aliases"));
+    expect(all.filter((l) => l.startsWith("@"))).toEqual(["@example.com bob@example.com", "@example.org info@example.com"]);
+    // Every mailbox of example.com, a disabled one included (its mail must not reach the catch-all).
+    expect(all.filter((l) => l.split(" ")[0] === l.split(" ")[1])).toEqual(["alice@example.com alice@example.com", "bob@example.com bob@example.com", "carol@example.com carol@example.com"]);
+    // The role addresses and the host name's stay exact.
+    expect(all).toContain("postmaster@example.com alice@example.com");
+    expect(all).toContain("root@mail.example.com alice@example.com");
+    // Nobody may send as the addresses the catch-all collects: no @domain key, nothing added.
+    expect(content(both, "sender-logins")).toBe(content(input({ enabled: false }), "sender-logins"));
+    expect(lines(content(both, "sender-logins")).filter((l) => l.startsWith("@"))).toEqual([]);
+  });
+
+  test("disabling, enabling, a reply and a catch-all change runtime files only: the host bundle stays byte for byte", () => {
+    const host = (i: MailConfigInput) => hostFiles(parseConfig(i), PARAMS).map((f) => [f.path, f.content]);
+    const base = host(input());
+    expect(host(input({ enabled: false, disabledReply: "Carol has left" }))).toEqual(base);
+    expect(host(input({}, { "example.com": "alice@example.com" }))).toEqual(base);
+    // Which runtime files change: the users file and the Postfix maps, nothing else.
+    const changed = (a: MailConfigInput, b: MailConfigInput) => {
+      const before = new Map(render(a).files.map((f) => [f.name, f.content]));
+      return render(b).files.filter((f) => before.get(f.name) !== f.content).map((f) => f.name);
+    };
+    expect(changed(input(), input({ enabled: false }))).toEqual(["aliases", "mailboxes", "recipient-access", "sender-logins", "users"]);
+    expect(changed(input(), input({}, { "example.com": "alice@example.com" }))).toEqual(["aliases"]);
+  });
+
+  test("main.cf and master.cf refuse what the recipient access map lists, on port 25 before the unknown-user check and on submission before the login permits", () => {
+    const files = hostFiles(parseConfig(input()), PARAMS);
+    const main = files.find((f) => f.path === "/etc/postfix/main.cf")!.content;
+    const access = `check_recipient_access texthash:${PRODUCTION_ENV.paths.runtime}/recipient-access`;
+    expect(main).toMatch(new RegExp(`^smtpd_recipient_restrictions = reject_non_fqdn_recipient, reject_unknown_recipient_domain, ${access}, reject_unlisted_recipient, `, "m"));
+    const master = files.find((f) => f.path === "/etc/postfix/master.cf")!.content;
+    const submission = `-o smtpd_recipient_restrictions=reject_non_fqdn_recipient,check_recipient_access,texthash:${PRODUCTION_ENV.paths.runtime}/recipient-access,permit_sasl_authenticated,reject`;
+    expect(master.split("\n").filter((l) => l.includes("smtpd_recipient_restrictions"))).toEqual([`  ${submission}`, `  ${submission}`]);
   });
 });
 

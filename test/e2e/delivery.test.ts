@@ -2,8 +2,6 @@
  * The rendered host, run for real: Postfix, Dovecot, rspamd, redis and unbound on the
  * core's files (test/support/stack.ts), driven by real clients over the network.
  */
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import { type MailConfigInput, txtValue } from "@mailstack/core";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { LISTED_IP, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
@@ -41,18 +39,6 @@ const auth = (user: string) => `AUTH PLAIN ${Buffer.from(`\0${user}\0${stack.pas
 /** The code of a reply's last line (after DATA, the verdict on the message). */
 const code = (reply: string | undefined) => Number((reply ?? "").split("\n").pop()!.slice(0, 3));
 
-/** Maildir files of a mailbox folder (new/ and cur/: IMAP moves mail from one to the other). */
-function maildirCount(address: string, folder = ""): number {
-  const [local, domain] = address.split("@");
-  const dir = join(stack.paths.vmail, domain, local, "Maildir", folder ? `.${folder}` : "");
-  return ["new", "cur"].reduce((n, sub) => {
-    try {
-      return n + readdirSync(join(dir, sub)).length;
-    } catch {
-      return n;
-    }
-  }, 0);
-}
 
 /** Submits one message on 587 (STARTTLS, AUTH) and returns every reply. */
 async function submit(user: string, from: string, to: string[], data: string, port = 587) {
@@ -227,7 +213,7 @@ describe("inbound mail on port 25", () => {
   test("SMTP smuggling: a bare-LF end of data inside a message does not start a second one", async () => {
     const subject = `smuggle ${Date.now()}`;
     await passPostscreen(OUTSIDE_IP);
-    const before = maildirCount("bob@example.com");
+    const before = stack.maildirCount("bob@example.com");
     const smuggled = `MAIL FROM:<ceo@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nFrom: ceo@example.com\r\nSubject: smuggled\r\n\r\nsmuggled\r\n`;
     const s = await stack.smtp({
       port: 25,
@@ -244,10 +230,10 @@ describe("inbound mail on port 25", () => {
     expect(s.replies[3].reply).toMatch(/^354 /);
     expect(s.replies[4].reply).toMatch(/^250 2\.0\.0 Ok: queued/);
     expect(s.replies[5].reply).toMatch(/^221 /);
-    await stack.until("delivery", () => maildirCount("bob@example.com") === before + 1);
+    await stack.until("delivery", () => stack.maildirCount("bob@example.com") === before + 1);
     await sleep(1000);
     // One message, with the would-be second one inside it as text.
-    expect(maildirCount("bob@example.com")).toBe(before + 1);
+    expect(stack.maildirCount("bob@example.com")).toBe(before + 1);
     const got = (await stack.messages("bob@example.com")).find((m) => m.source.includes(subject))!;
     expect(got.source).toContain("Subject: smuggled");
     expect((await stack.messages("bob@example.com")).filter((m) => /^Subject: smuggled$/m.test(m.source.split(/\r?\n\r?\n/)[0]))).toEqual([]);
@@ -262,12 +248,12 @@ describe("inbound mail on port 25", () => {
   });
 
   test("GTUBE is rejected at DATA; a clean message from the same client is delivered", async () => {
-    const before = maildirCount("bob@example.com");
+    const before = stack.maildirCount("bob@example.com");
     const spam = await inbound(`sender@${OUTSIDE_DOMAIN}`, ["bob@example.com"], message(`sender@${OUTSIDE_DOMAIN}`, "bob@example.com", "gtube", `${GTUBE}\n`));
     expect(spam.replies[3].reply).toMatch(/\n554 5\.7\.1 Gtube pattern/);
     const clean = await inbound(`sender@${OUTSIDE_DOMAIN}`, ["bob@example.com"], message(`sender@${OUTSIDE_DOMAIN}`, "bob@example.com", "clean", BODY));
     expect(clean.replies[3].reply).toMatch(/\n250 2\.0\.0 Ok: queued/);
-    await stack.until("the clean message in bob's Maildir", () => maildirCount("bob@example.com") === before + 1);
+    await stack.until("the clean message in bob's Maildir", () => stack.maildirCount("bob@example.com") === before + 1);
     expect(stack.queue()).toEqual([]);
   });
 
@@ -320,7 +306,7 @@ describe("inbound mail on port 25", () => {
 
 describe("durability and quotas", () => {
   test("with Dovecot stopped, accepted mail waits in the queue and every message arrives once it is back", async () => {
-    const before = maildirCount("bob@example.com");
+    const before = stack.maildirCount("bob@example.com");
     await stack.stopDovecot();
     try {
       const ids: string[] = [];
@@ -331,15 +317,15 @@ describe("durability and quotas", () => {
         ids.push(id!);
       }
       await stack.until("five deferred messages", () => stack.queue().filter((q) => ids.includes(q.queue_id) && q.queue_name === "deferred").length === 5);
-      expect(maildirCount("bob@example.com")).toBe(before);
+      expect(stack.maildirCount("bob@example.com")).toBe(before);
     } finally {
       await stack.startDovecot();
     }
     stack.flushQueue();
-    await stack.until("the queue to drain into bob's Maildir", () => stack.queue().length === 0 && maildirCount("bob@example.com") === before + 5, 60000);
+    await stack.until("the queue to drain into bob's Maildir", () => stack.queue().length === 0 && stack.maildirCount("bob@example.com") === before + 5, 60000);
     await sleep(1000);
     // Exactly five: nothing lost, nothing delivered twice.
-    expect(maildirCount("bob@example.com")).toBe(before + 5);
+    expect(stack.maildirCount("bob@example.com")).toBe(before + 5);
     const subjects = (await stack.messages("bob@example.com")).map((m) => m.source.match(/^Subject: (queued \d)$/m)?.[1]).filter(Boolean);
     expect(subjects.sort()).toEqual(["queued 0", "queued 1", "queued 2", "queued 3", "queued 4"]);
   });
@@ -349,7 +335,7 @@ describe("durability and quotas", () => {
     const filler = message(`sender@${OUTSIDE_DOMAIN}`, "carol@example.com", "large", `${"0123456789abcdef".repeat(4)}\n`.repeat(16800));
     const first = await inbound(`sender@${OUTSIDE_DOMAIN}`, ["carol@example.com"], filler);
     expect(first.replies[3].reply).toMatch(/\n250 /);
-    await stack.until("carol's mailbox to fill", () => /STORAGE\s+\d+\s+1024\s+\d+/.test(stack.doveadm("quota", "get", "-u", "carol@example.com").stdout) && maildirCount("carol@example.com") === 1);
+    await stack.until("carol's mailbox to fill", () => /STORAGE\s+\d+\s+1024\s+\d+/.test(stack.doveadm("quota", "get", "-u", "carol@example.com").stdout) && stack.maildirCount("carol@example.com") === 1);
     const usage = stack.doveadm("quota", "get", "-u", "carol@example.com").stdout;
     expect(Number(usage.match(/STORAGE\s+(\d+)\s+1024/)?.[1])).toBeGreaterThan(1024);
 
@@ -362,7 +348,7 @@ describe("durability and quotas", () => {
     expect(s.replies[3].reply).toMatch(/^250 /);
     expect(s.replies[4].reply).toMatch(/\n250 /);
     await stack.until("the queue to empty", () => stack.queue().length === 0);
-    expect(maildirCount("carol@example.com")).toBe(1);
+    expect(stack.maildirCount("carol@example.com")).toBe(1);
     expect(stack.log("mail")).not.toMatch(/to=<sender@outside\.example>/);
     expect(stack.log("mail")).not.toMatch(/status=bounced/);
   });

@@ -247,6 +247,8 @@ const BACKUP_KEEP = "backup/keep";
 // How the script names each grammar's line in its refusals.
 const PASSWD = "address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]";
 const MAP = "an address or domain, a space, then OK or addresses separated by commas";
+const ALIASES = "an address or @domain, a space, then addresses separated by commas";
+const ACCESS = "an address, a space, 550 5.2.1, a space, then 1-200 printable characters";
 const NFT = "a comment or add element inet mailstack admin_v4|admin_v6 { networks }";
 
 describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
@@ -684,6 +686,28 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
       expect(h.events().slice(marker)).toEqual(["reload dovecot.service", "reload postfix.service", "kick user0003@example.com", "kick user0999@example.com"]);
     });
 
+    test("a disabled mailbox: its sessions end as a removed one's, Postfix gets its refusal; enabled again, no one's end", async () => {
+      const h = await inSync();
+      const input = manyMailboxes();
+      input.mailboxes[5] = { ...input.mailboxes[5], enabled: false, disabledReply: "User five has left; write to team@example.com" };
+      const disabled = stack({ input });
+      let marker = h.events().length;
+      publish(disabled);
+      const r = await h.sync();
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(lines(r.stdout)[0]).toBe("mailstack-sync: updated aliases, mailboxes, recipient-access, sender-logins, users");
+      expectInstalled(h, disabled);
+      expect(readFileSync(join(h.dest, "recipient-access"), "utf8")).toBe("user0005@example.com 550 5.2.1 User five has left; write to team@example.com\n");
+      expect(h.events().slice(marker)).toEqual(["reload dovecot.service", "reload postfix.service", "kick user0005@example.com"]);
+      // Enabled again: its users line is back as it was, so nobody's session ends.
+      marker = h.events().length;
+      publish(base);
+      const again = await h.sync();
+      expect({ status: again.status, stderr: again.stderr }).toEqual({ status: 0, stderr: "" });
+      expectInstalled(h, base);
+      expect(h.events().slice(marker)).toEqual(["reload dovecot.service", "reload postfix.service"]);
+    });
+
     test("a new mailbox (every other user as before) ends no session", async () => {
       const h = await inSync();
       publish(stack({ mailboxes: MANY + 1 }));
@@ -813,7 +837,17 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
         `users line 2 is not ${PASSWD}`,
       ],
       ["a users file that does not end its last line", "users", () => usersOf(next).slice(0, -1), `users line ${MANY} does not end in a newline`],
-      ["an alias to a command", "aliases", () => `team@example.com |/bin/sh -c id\n`, `aliases line 1 is not ${MAP}`],
+      ["an alias to a command", "aliases", () => `team@example.com |/bin/sh -c id\n`, `aliases line 1 is not ${ALIASES}`],
+      ["a catch-all to a command", "aliases", () => `user0000@example.com user0000@example.com\n@example.com |/bin/sh\n`, `aliases line 2 is not ${ALIASES}`],
+      ["a catch-all of no domain", "aliases", () => `@-example.com user0000@example.com\n`, `aliases line 1 is not ${ALIASES}`],
+      ["a catch-all of a numeric name", "aliases", () => `@192.0.2.1 user0000@example.com\n`, `aliases line 1 is not ${ALIASES}`],
+      ["an alias map entry that accepts anything (OK)", "aliases", () => `team@example.com OK\n`, `aliases line 1 is not ${ALIASES}`],
+      ["an access entry that permits", "recipient-access", () => "user0005@example.com 550 5.2.1 gone\nuser0006@example.com OK\n", `recipient-access line 2 is not ${ACCESS}`],
+      ["an access entry that redirects mail", "recipient-access", () => "user0005@example.com REDIRECT mallory@example.net\n", `recipient-access line 1 is not ${ACCESS}`],
+      ["an access entry with another reply code", "recipient-access", () => "user0005@example.com 450 4.2.1 later\n", `recipient-access line 1 is not ${ACCESS}`],
+      ["an access entry for a whole domain", "recipient-access", () => "example.com 550 5.2.1 gone\n", `recipient-access line 1 is not ${ACCESS}`],
+      ["an access entry with a tab in its text", "recipient-access", () => "user0005@example.com 550 5.2.1 gone\tPREPEND x\n", `recipient-access line 1 is not ${ACCESS}`],
+      ["an access entry with too long a text", "recipient-access", () => `user0005@example.com 550 5.2.1 ${"x".repeat(201)}\n`, `recipient-access line 1 is not ${ACCESS}`],
       ["a map line that continues the one before (leading space)", "domains", () => "example.com OK\n example.org OK\n", `domains line 2 is not ${MAP}`],
       ["a sender login for a whole domain", "sender-logins", () => "user0000@example.com user0000@example.com\n@example.com user0000@example.com\n", `sender-logins line 2 is not ${MAP}`],
       ["a keep line that runs a program", BACKUP_KEEP, () => "--keep-daily=7\n--option=rclone.program=/bin/sh\n", `${BACKUP_KEEP} line 2 is not --keep-(last|hourly|daily|weekly|monthly|yearly)=N`],
@@ -867,6 +901,9 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
     input.adminCidrs = ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/48"];
     input.dkimSelector = "s2026-a";
     input.backupKeep = { daily: 3, weekly: 0, monthly: 24 };
+    // A disabled mailbox (the recipient access map has an entry) and catch-alls (@domain keys in the aliases).
+    input.mailboxes.push({ address: "carol@example.com", passwordHash: SAMPLE_HASH, enabled: false, disabledReply: "Carol has left; write to info@example.com (or call)", aliases: ["carol@example.org"] });
+    input.catchAll = { "example.org": "info@example.com", "example.com": "bob@example.com" };
     const full = stack({ input });
     const files = hostFiles(full.config, TEST_PARAMS);
     const carried = files.find((f) => f.path === PRODUCTION_ENV.paths.runtimeTable)!;
@@ -893,6 +930,8 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     expectInstalled(h, full);
     expect(readFileSync(join(h.dest, NFT_ADMIN), "utf8")).toContain("admin_v6 { 2001:db8::/48 }");
+    expect(readFileSync(join(h.dest, "aliases"), "utf8")).toContain("\n@example.com bob@example.com\n@example.org info@example.com\n");
+    expect(readFileSync(join(h.dest, "recipient-access"), "utf8")).toContain("carol@example.org 550 5.2.1 Carol has left; write to info@example.com (or call)\n");
   });
 
   test.each(["object", "parameter"] as const)("a manifest naming a file outside the runtime directory (in the %s) installs nothing", async (source) => {

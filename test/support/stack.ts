@@ -16,7 +16,7 @@
  *   moved, info-level errors, and conf.d read from the temp root (tools.ts nginxMainConf).
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type DnsRecord,
@@ -237,6 +237,13 @@ export class TestStack {
     const list = r.results?.[0];
     if (!Array.isArray(list)) throw new Error(`IMAP list of ${user}/${folder} failed: ${JSON.stringify(list)}`);
     return list as ImapMessage[];
+  }
+
+  /** Maildir files of a mailbox folder (new/ and cur/: IMAP moves mail from one to the other). */
+  maildirCount(address: string, folder = ""): number {
+    const [local, domain] = address.split("@");
+    const dir = join(this.paths.vmail, domain, local, "Maildir", folder ? `.${folder}` : "");
+    return ["new", "cur"].reduce((n, sub) => n + (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)).length : 0), 0);
   }
 
   /** The plain password of a mailbox, from the input config. */

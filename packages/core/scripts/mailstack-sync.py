@@ -17,8 +17,8 @@ table, not from the manifest: its name, mode, owner, the units it reloads and th
 content must parse by. A manifest that names another file or states another mode, owner or
 unit, or a file that does not parse, is refused with the whole update. Changed files are
 replaced atomically, and only the units that read them are reloaded. The IMAP and POP3
-sessions of users whom a new users file drops or gives another password are then ended
-(`doveadm kick`), so that a session does not outlive its password.
+sessions of users whom a new users file drops (a mailbox removed or disabled) or gives another
+password are then ended (`doveadm kick`), so that a session does not outlive its password.
 
 --install-bundle installs, unchecked, the bundle that the first boot fetched; --rollback (by
 hand) returns to the bundle that ran before the current one.
@@ -96,6 +96,10 @@ LOCAL_PART = r"[a-z0-9_][a-z0-9_-]*(?:\.[a-z0-9_-]+)*"
 ADDRESS = re.compile(r"(%s)@(%s)" % (LOCAL_PART, DOMAIN.pattern))
 MAP_ADDRESS = r"%s@%s" % (LOCAL_PART, HOST)
 MAP_LINE = re.compile(r"(?:%s|%s) (?:OK|%s(?:,%s)*)" % (MAP_ADDRESS, HOST, MAP_ADDRESS, MAP_ADDRESS))
+# virtual_alias_maps: an address, or @domain (a catch-all, in this file only), to addresses.
+ALIAS_LINE = re.compile(r"(?:%s|@(%s)) %s(?:,%s)*" % (MAP_ADDRESS, DOMAIN.pattern, MAP_ADDRESS, MAP_ADDRESS))
+# check_recipient_access: a disabled mailbox's address, refused with 550 5.2.1 and its text.
+ACCESS_LINE = re.compile(r"(\S+) 550 5\.2\.1 [\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 # The password hash: {SCHEME} and printable characters but ":" (the field separator).
 PASSWD_LINE = re.compile(r"([^:]+):(\{[A-Z0-9.-]+\}[\x21-\x39\x3b-\x7e]+)::::::(?:userdb_quota_rule=\*:storage=[0-9]{1,12}M)?")
 KEEP_LINE = re.compile(r"--keep-(?:last|hourly|daily|weekly|monthly|yearly)=[0-9]{1,9}")
@@ -133,6 +137,16 @@ def passwd_entry(line):
     return match is not None and address(match.group(1))
 
 
+def alias_entry(line):
+    match = ALIAS_LINE.fullmatch(line)
+    return match is not None and (match.group(1) is None or domain(match.group(1)))
+
+
+def access_entry(line):
+    match = ACCESS_LINE.fullmatch(line)
+    return match is not None and address(match.group(1))
+
+
 def dkim_selector(line):
     name, _, selector = line.partition(" ")
     return domain(name) and re.fullmatch(LABEL, selector) is not None
@@ -149,6 +163,8 @@ def nft_admin(line):
 LINE_GRAMMARS = {
     "passwd-file": ("address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]", passwd_entry),
     "postfix-map": ("an address or domain, a space, then OK or addresses separated by commas", MAP_LINE.fullmatch),
+    "virtual-aliases": ("an address or @domain, a space, then addresses separated by commas", alias_entry),
+    "recipient-access": ("an address, a space, 550 5.2.1, a space, then 1-200 printable characters", access_entry),
     "dkim-selectors": ("a domain, a space, a selector", dkim_selector),
     "restic-keep": ("--keep-(last|hourly|daily|weekly|monthly|yearly)=N", KEEP_LINE.fullmatch),
     "nft-admin": ("a comment or add element inet mailstack admin_v4|admin_v6 { networks }", nft_admin),

@@ -1,5 +1,6 @@
 import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
+import { RECIPIENT_ACCESS_FILE } from "./runtime-files";
 
 /**
  * Mozilla "intermediate" TLS 1.2 ciphers without the DHE suites: every client that speaks
@@ -185,9 +186,11 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["smtpd_relay_restrictions", "permit_sasl_authenticated, reject_unauth_destination"],
       [
         "smtpd_recipient_restrictions",
-        // Dovecot's quota-status refuses mail for a full mailbox at RCPT time, before it is
-        // accepted. While Dovecot is down the mail is accepted and waits in the queue instead.
-        "reject_non_fqdn_recipient, reject_unknown_recipient_domain, reject_unlisted_recipient, check_policy_service { unix:private/quota-status, default_action=DUNNO }",
+        // Disabled mailboxes (and their own aliases) are refused with their own text, before
+        // the unknown-user check. Dovecot's quota-status refuses mail for a full mailbox at
+        // RCPT time, before it is accepted. While Dovecot is down the mail is accepted and
+        // waits in the queue instead.
+        `reject_non_fqdn_recipient, reject_unknown_recipient_domain, check_recipient_access texthash:${p.runtime}/${RECIPIENT_ACCESS_FILE}, reject_unlisted_recipient, check_policy_service { unix:private/quota-status, default_action=DUNNO }`,
       ],
       ["smtpd_data_restrictions", "reject_unauth_pipelining, reject_multi_recipient_bounce"],
       // SMTP smuggling (CVE-2023-51764): normalise bare LF line endings.
@@ -272,7 +275,8 @@ export function postfixMasterCf(config: MailConfig, env: HostEnv = PRODUCTION_EN
     // The null sender is for bounces, which only the server sends; login mismatch ignores it.
     ["smtpd_sender_restrictions", "reject_non_fqdn_sender,check_sender_access,inline:{<>=REJECT},reject_sender_login_mismatch,permit_sasl_authenticated,reject"],
     ["smtpd_relay_restrictions", "permit_sasl_authenticated,reject"],
-    ["smtpd_recipient_restrictions", "reject_non_fqdn_recipient,permit_sasl_authenticated,reject"],
+    // A disabled mailbox is refused to our own users too, with the text senders from outside get.
+    ["smtpd_recipient_restrictions", `reject_non_fqdn_recipient,check_recipient_access,texthash:${env.paths.runtime}/${RECIPIENT_ACCESS_FILE},permit_sasl_authenticated,reject`],
     ["milter_macro_daemon_name", "ORIGINATING"],
     ["cleanup_service_name", SUBMISSION_CLEANUP],
     // Recipients past it get 452 4.5.3; rspamd's ratelimit counts the rest per hour.

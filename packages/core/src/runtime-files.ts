@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { MailConfig } from "./config";
+import { deliveringAddresses } from "./config/model";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { UNITS } from "./layout";
 import { WEB_FILES, webFiles } from "./web";
@@ -42,6 +43,8 @@ export interface RuntimeSecrets {
   resticPassword: string;
 }
 
+/** Postfix's recipient access map (disabled mailboxes), relative to the runtime directory. */
+export const RECIPIENT_ACCESS_FILE = "recipient-access";
 /** The restic password file, relative to the runtime directory. */
 export const RESTIC_PASSWORD_FILE = "backup/restic-password";
 /** restic forget's keep options, one per line, relative to the runtime directory. */
@@ -50,9 +53,15 @@ export const BACKUP_KEEP_FILE = "backup/keep";
 const mib = (n: number) => `${n}M`;
 const lines = (items: string[]) => items.map((l) => `${l}\n`).join("");
 
-/** The Dovecot passwd-file; uid, gid and home come from the userdb's default_fields. */
+/**
+ * The Dovecot passwd-file; uid, gid and home come from the userdb's default_fields. A disabled
+ * mailbox is left out: Dovecot then refuses its logins (IMAP, POP3, and submission through
+ * the auth socket) and LMTP delivery to it, mailstack-sync ends its open sessions as for a
+ * removed user, and its Maildir stays as it is for when it is enabled again.
+ */
 function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): string {
   return config.mailboxes
+    .filter((m) => m.enabled)
     .map((m) => {
       const hash = hashes.get(m.address);
       if (hash === undefined) throw new Error(`no password hash for ${m.address}`);
@@ -65,9 +74,9 @@ function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): str
     .join("");
 }
 
-/** Mailboxes each address delivers to, following aliases through other aliases. */
+/** Enabled mailboxes each address delivers to, following aliases through other aliases. */
 function localRecipients(config: MailConfig): Map<string, string[]> {
-  const mailboxes = new Set(config.mailboxes.map((m) => m.address));
+  const mailboxes = new Set(config.mailboxes.filter((m) => m.enabled).map((m) => m.address));
   const aliases = new Map(config.aliases.map((a) => [a.address, a.to]));
   const resolved = new Map<string, string[]>();
   const resolve = (address: string, seen: Set<string>): string[] => {
@@ -85,15 +94,62 @@ function localRecipients(config: MailConfig): Map<string, string[]> {
 }
 
 /**
- * Who may send as which address (Postfix smtpd_sender_login_maps): a mailbox as itself, and
- * every mailbox an alias delivers to as that alias.
+ * Who may send as which address (Postfix smtpd_sender_login_maps): an enabled mailbox as
+ * itself, and every enabled mailbox an alias delivers to as that alias. A catch-all grants
+ * nothing: its key would be `@domain`, which Postfix (and rspamd's From: check, on the same
+ * map) would read as the whole domain.
  */
 function senderLogins(config: MailConfig): string {
   const recipients = localRecipients(config);
-  const entries = config.mailboxes.map((m) => `${m.address} ${m.address}`);
+  const entries = config.mailboxes.filter((m) => m.enabled).map((m) => `${m.address} ${m.address}`);
   for (const a of config.aliases) {
     const logins = recipients.get(a.address) ?? [];
     if (logins.length > 0) entries.push(`${a.address} ${logins.join(",")}`);
+  }
+  return lines(entries.sort());
+}
+
+/**
+ * Postfix's virtual_alias_maps. Exact addresses come first in Postfix's lookup order
+ * (`user+ext@domain`, `user@domain`, then `@domain`), so mailboxes, aliases and role
+ * addresses win over a catch-all; a mailbox of a catch-all domain is mapped to itself, as
+ * Postfix's virtual_mailbox_maps are not consulted before virtual aliasing. A target that
+ * delivers nowhere (a disabled mailbox, or its own alias) is skipped where others remain; an
+ * alias left without one (a disabled mailbox's own) keeps its target, so that mail getting
+ * past the RCPT refusal (the host's own) bounces as for an unknown mailbox instead of reaching
+ * the catch-all.
+ */
+function aliasesFile(config: MailConfig): string {
+  const domains = new Set(config.domains);
+  const hosted = (address: string) => domains.has(address.slice(address.indexOf("@") + 1));
+  const delivering = deliveringAddresses(config.mailboxes, config.aliases, hosted);
+  const entries = config.aliases.map((a) => {
+    const live = a.to.filter((t) => delivering.has(t) || !hosted(t));
+    return { address: a.address, to: live.length > 0 ? live : a.to };
+  });
+  const catchAllDomains = new Set(config.catchAll.map((c) => c.domain));
+  for (const m of config.mailboxes) if (catchAllDomains.has(m.address.slice(m.address.indexOf("@") + 1))) entries.push({ address: m.address, to: [m.address] });
+  entries.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  return lines([
+    ...entries.map((a) => `${a.address} ${a.to.join(",")}`),
+    ...config.catchAll.map((c) => `@${c.domain} ${c.to}`),
+    ...hostRoleAliases(config).map((a) => `${a.address} ${a.to.join(",")}`),
+  ]);
+}
+
+/** What a refusal of mail to a disabled mailbox starts with: RFC 3463's "mailbox disabled, not accepting messages". */
+export const DISABLED_REPLY_CODE = "550 5.2.1";
+
+/**
+ * Postfix's check_recipient_access map (port 25 and submission): each disabled mailbox and its
+ * own aliases, refused at RCPT with the mailbox's disabledReply. Empty while every mailbox is
+ * enabled.
+ */
+function recipientAccess(config: MailConfig): string {
+  const entries: string[] = [];
+  for (const m of config.mailboxes.filter((b) => !b.enabled)) {
+    const own = config.aliases.filter((a) => a.origin === "mailbox" && a.to[0] === m.address).map((a) => a.address);
+    for (const address of [m.address, ...own]) entries.push(`${address} ${DISABLED_REPLY_CODE} ${m.disabledReply}`);
   }
   return lines(entries.sort());
 }
@@ -109,6 +165,8 @@ type Readers = "everyone" | { group: string } | "nobody";
  * the script, by this name); a file that does not parse is refused with the whole update.
  * - `passwd-file`: Dovecot passwd-file lines `address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]`;
  * - `postfix-map`: texthash lines `key value`, an address or domain, then `OK` or addresses separated by commas;
+ * - `virtual-aliases`: texthash lines `key value`, an address or `@domain` (a catch-all), then addresses separated by commas;
+ * - `recipient-access`: texthash lines `address 550 5.2.1 text`, the text 1–200 printable ASCII characters;
  * - `dkim-selectors`: `domain selector`;
  * - `restic-keep`: `--keep-(last|hourly|daily|weekly|monthly|yearly)=N`;
  * - `nft-admin`: comments, and `add element inet mailstack admin_v4|admin_v6 { networks }` ({@link nftablesAdmin});
@@ -117,7 +175,7 @@ type Readers = "everyone" | { group: string } | "nobody";
  * - `pem`: PEM blocks;
  * - `password`: one line of printable ASCII.
  */
-export type RuntimeGrammar = "passwd-file" | "postfix-map" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password";
+export type RuntimeGrammar = "passwd-file" | "postfix-map" | "virtual-aliases" | "recipient-access" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password";
 
 /**
  * What the host takes of a runtime file, whatever a manifest says: its name, mode, owner and
@@ -173,7 +231,7 @@ export const dkimKeyFile = (selector: string): string => `dkim/${selector}.key`;
 
 /** Every runtime file a stack may deliver, sorted by name: the one table of their names, modes, owners, units and grammars. */
 export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
-  rule("aliases", "postfix-map", [UNITS.postfix]),
+  rule("aliases", "virtual-aliases", [UNITS.postfix]),
   // Read by the backup job at each run: nothing to reload.
   rule(BACKUP_KEEP_FILE, "restic-keep", []),
   rule(RESTIC_PASSWORD_FILE, "password", [], "nobody", true),
@@ -184,6 +242,7 @@ export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
   rule("domains", "postfix-map", [UNITS.postfix]),
   rule("mailboxes", "postfix-map", [UNITS.postfix]),
   rule(NFT_ADMIN_FILE, "nft-admin", [UNITS.nftables]),
+  rule(RECIPIENT_ACCESS_FILE, "recipient-access", [UNITS.postfix]),
   rule("sender-logins", "postfix-map", [UNITS.postfix]),
   rule(TLS_KEY_FILE, "pem", [], "nobody", true),
   rule("users", "passwd-file", [UNITS.dovecot], { group: "dovecot" }),
@@ -235,8 +294,9 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
   const files = [
     runtimeFile("users", usersFile(config, secrets.passwordHashes)),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`))),
-    runtimeFile("mailboxes", lines(config.mailboxes.map((m) => `${m.address} OK`))),
-    runtimeFile("aliases", lines([...config.aliases, ...hostRoleAliases(config)].map((a) => `${a.address} ${a.to.join(",")}`))),
+    runtimeFile("mailboxes", lines(config.mailboxes.filter((m) => m.enabled).map((m) => `${m.address} OK`))),
+    runtimeFile("aliases", aliasesFile(config)),
+    runtimeFile(RECIPIENT_ACCESS_FILE, recipientAccess(config)),
     runtimeFile("sender-logins", senderLogins(config)),
     runtimeFile(dkimKeyFile(config.dkimSelector), pem(secrets.dkimPrivateKeyPem)),
     runtimeFile(TLS_KEY_FILE, pem(secrets.tlsPrivateKeyPem)),

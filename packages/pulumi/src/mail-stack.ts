@@ -36,6 +36,13 @@ export interface MailboxArgs extends MailboxCredential {
   readonly aliases?: readonly string[];
   /** This login's own hourly sending limits. Default: the stack's `sendingLimits`. */
   readonly sendingLimits?: Readonly<MailboxSendingLimits>;
+  /**
+   * `false` disables the mailbox in place, keeping its mail: logins are refused and mail to it
+   * and its own aliases gets `550 5.2.1` and `disabledReply`. Default true.
+   */
+  readonly enabled?: boolean;
+  /** The refusal's text while it is disabled. Default "Mailbox disabled, not accepting messages". */
+  readonly disabledReply?: string;
 }
 
 /**

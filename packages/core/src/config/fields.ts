@@ -115,6 +115,8 @@ const MAILBOX = {
   quota: { schema: v.optional(v.string()), default: "5G" },
   aliases: { schema: v.optional(v.array(v.string())), default: [] },
   sendingLimits: object(MAILBOX_SENDING_LIMITS),
+  enabled: { schema: v.optional(v.boolean()), default: true },
+  disabledReply: { schema: v.optional(v.string()), default: "Mailbox disabled, not accepting messages" },
 } as const satisfies Table;
 const ALIAS = { address: { schema: v.string() }, to: { schema: v.array(v.string()) } } as const satisfies Table;
 const SECONDARY_MX = { host: { schema: v.string() }, priority: integer(0, 65535, undefined) } as const satisfies Table;
@@ -137,6 +139,7 @@ export const FIELDS = {
   hostname: { schema: v.optional(v.string()), kind: "string", summary: "Mail host name; empty means mail.<domain>. Must lie within one of the domains." },
   mailboxes: { ...list(MAILBOX, true), kind: "structured" },
   aliases: { ...list(ALIAS), kind: "structured" },
+  catchAll: { schema: v.optional(v.record(v.string(), v.string())), kind: "structured" },
   allowExternalForwarding: { schema: v.optional(v.boolean()), default: false, kind: "boolean", summary: "Allow aliases to forward to domains this server does not host." },
   postmaster: { schema: v.optional(v.string()), kind: "string", summary: "Where postmaster@ of every domain goes; empty means the first mailbox." },
   abuse: { schema: v.optional(v.string()), kind: "string", summary: "Where abuse@ of every domain goes; empty means the postmaster." },
@@ -381,7 +384,7 @@ function shapeOf(table: Table): { names: ReadonlySet<string>; entries: readonly 
 export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailboxes"> & {
   [K in Exclude<keyof typeof DEFAULTS, "quota">]-?: NonNullable<MailConfigInput[K]>;
 } & {
-  mailboxes: (MailConfigInput["mailboxes"][number] & { quota: string; aliases: string[] })[];
+  mailboxes: (MailConfigInput["mailboxes"][number] & { quota: string; aliases: string[]; enabled: boolean; disabledReply: string })[];
   backupKeep: Required<NonNullable<MailConfigInput["backupKeep"]>>;
   sendingLimits: Required<NonNullable<MailConfigInput["sendingLimits"]>>;
 };

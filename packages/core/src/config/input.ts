@@ -29,10 +29,20 @@ export interface MailConfigInput {
   mailboxes: MailboxInput[];
   /**
    * Addresses that deliver to mailboxes, to other aliases or (with allowExternalForwarding) to
-   * outside addresses. No catch-all (`@domain`).
+   * outside addresses. No catch-all (`@domain`) here: see {@link MailConfigInput.catchAll}.
    * @default None: only the mailboxes' own aliases and the generated postmaster@/abuse@.
    */
   aliases?: AliasInput[];
+  /**
+   * Catch-alls by hosted domain, e.g. `{ "example.com": "alice@example.com" }`: mail to an
+   * address of that domain that nothing else receives at goes to the given mailbox or alias
+   * (hosted here, and reaching an enabled mailbox). Exact addresses (mailboxes, aliases,
+   * postmaster@, abuse@) still win. The catch-all's owner may not send as the addresses it
+   * collects.
+   * @default None: mail to an unknown address is refused (550 5.1.1), as a catch-all collects
+   * spam for every guessed name.
+   */
+  catchAll?: Record<string, string>;
   /**
    * Allow aliases to forward to domains this server does not host.
    * @default Refused: every alias target must be hosted here.
@@ -296,6 +306,21 @@ export interface MailboxInput {
   quota?: string;
   /** Further addresses delivered to this mailbox; the mailbox may also send as them. */
   aliases?: string[];
+  /**
+   * `false` disables the mailbox at once, keeping its stored mail: logins (IMAP, POP3,
+   * submission) are refused, open sessions end, and mail to it and to its own aliases is
+   * refused at RCPT with `550 5.2.1` and {@link MailboxInput.disabledReply}. `true` again
+   * restores it as it was.
+   * @default Enabled.
+   */
+  enabled?: boolean;
+  /**
+   * The text senders get after `550 5.2.1 <address>: Recipient address rejected:` while the
+   * mailbox is disabled, e.g. "Alice has left; write to sales@example.com". 1–200 printable
+   * ASCII characters.
+   * @default "Mailbox disabled, not accepting messages" (RFC 3463's words for 5.2.1).
+   */
+  disabledReply?: string;
   /**
    * This login's own hourly sending limits, in place of the stack's
    * {@link MailConfigInput.sendingLimits} (higher for a mailbox that sends newsletters, lower

@@ -17,6 +17,16 @@ export interface MailConfig {
   mailboxes: Mailbox[];
   /** Every alias, including mailbox aliases and the generated postmaster@/abuse@ ones. */
   aliases: Alias[];
+  /**
+   * Catch-alls, by domain in code-unit order: mail to an address of `domain` that no mailbox or
+   * alias receives at goes to `to`, a hosted mailbox or alias that reaches an enabled mailbox.
+   */
+  catchAll: {
+    /** A hosted domain, at most once. */
+    domain: string;
+    /** Where its unknown addresses deliver. */
+    to: string;
+  }[];
   /** Whether aliases may forward to addresses outside the hosted domains. */
   allowExternalForwarding: boolean;
   /** Address postmaster@ of every domain delivers to: the given one or the first mailbox. */
@@ -122,6 +132,14 @@ export interface Mailbox {
   credential: "password" | "passwordHash";
   /** Quota in MiB; undefined means unlimited. */
   quotaMiB?: number;
+  /**
+   * Whether it logs in and receives. A disabled mailbox keeps its stored mail and its
+   * credential, but is left out of Dovecot's users and Postfix's mailboxes, and mail to it and
+   * its own aliases is refused with {@link Mailbox.disabledReply}.
+   */
+  enabled: boolean;
+  /** The text after `550 5.2.1` that senders get while it is disabled. */
+  disabledReply: string;
   /** What this login may send an hour: its own sendingLimits, each left out the stack's. */
   sendingLimits: Required<Omit<MailboxSendingLimits, "recipientsPerMessage">>;
   /** Position in the input's `mailboxes`, for error paths about its secret. */
@@ -136,6 +154,27 @@ export interface Alias {
   to: string[];
   /** Where it came from, for messages and for deciding who may send as it. */
   origin: "alias" | "mailbox" | "generated";
+}
+
+/**
+ * The hosted addresses that deliver somewhere: each enabled mailbox, and each alias with a
+ * target that does (another such address, or one outside the hosted domains). An address
+ * missing here reaches only disabled mailboxes, or nothing. The config's rules and the
+ * rendered maps read it alike.
+ */
+export function deliveringAddresses(mailboxes: readonly Pick<Mailbox, "address" | "enabled">[], aliases: readonly Pick<Alias, "address" | "to">[], hosted: (address: string) => boolean): Set<string> {
+  const out = new Set(mailboxes.filter((m) => m.enabled).map((m) => m.address));
+  // Until nothing changes: each round adds the aliases one step further from a mailbox.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const a of aliases) {
+      if (!out.has(a.address) && a.to.some((t) => out.has(t) || !hosted(t))) {
+        out.add(a.address);
+        grew = true;
+      }
+    }
+  }
+  return out;
 }
 
 /** MX preference of the mail host itself; secondary MX hosts come after it. */

@@ -32,6 +32,7 @@ function model(ctx: ConfigContext): MailConfig {
     mailboxes: ctx.mailboxes,
     // Code-unit order, not the locale's: rendered files must not depend on where they are rendered.
     aliases: [...ctx.aliases].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0)),
+    catchAll: [...ctx.catchAll].sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0)),
     allowExternalForwarding: input.allowExternalForwarding,
     postmaster: ctx.postmaster,
     abuse: ctx.abuse,

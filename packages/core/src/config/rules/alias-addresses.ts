@@ -2,7 +2,7 @@ import type { Alias } from "../model";
 import type { ConfigContext } from "./context";
 
 /**
- * Each alias is one address in a hosted domain (no catch-all) that nothing else receives at,
+ * Each alias is one address in a hosted domain (no catch-all: that is `catchAll`) that nothing else receives at,
  * with a non-empty list of distinct targets other than itself. Fills `aliases` and
  * `explicitAliases`.
  */
@@ -10,7 +10,10 @@ export function aliasAddresses(ctx: ConfigContext): void {
   (ctx.input.aliases ?? []).forEach((a, i) => {
     const path = `aliases[${i}]`;
     if (a.address.trim().startsWith("@")) {
-      ctx.fail(`${path}.address`, `"${a.address}" is a catch-all, which collects spam for every guessed name; list the addresses you need`);
+      ctx.fail(
+        `${path}.address`,
+        `"${a.address}" is a catch-all, which collects spam for every guessed name; list the addresses you need, or set catchAll: { "${a.address.trim().slice(1)}": <mailbox or alias> } to take that on`,
+      );
       return;
     }
     const address = ctx.addressAt(`${path}.address`, a.address);

@@ -2,7 +2,7 @@ import type { Architecture } from "../../instance-types";
 import { checkAddress, checkDomain, domainOf } from "../../names";
 import type { SettledInput } from "../fields";
 import type { ConfigIssue } from "../issues";
-import type { Alias, Mailbox, MailConfig } from "../model";
+import { type Alias, deliveringAddresses, type Mailbox, type MailConfig } from "../model";
 
 /** What parseConfig may know besides the configuration itself. */
 export interface ParseOptions {
@@ -53,6 +53,8 @@ export class ConfigContext {
   abuse = "";
   /** roleAddressesResolve */
   dmarcReports = "";
+  /** catchAllPerDomain: in input order. */
+  readonly catchAll: MailConfig["catchAll"] = [];
   /** adminCidrsAreNetworks */
   readonly adminCidrs: string[] = [];
   /** instanceTypeKnown; arm64 stands in when the type is refused. */
@@ -102,6 +104,11 @@ export class ConfigContext {
   /** Whether an address is in one of the hosted domains. */
   hosted(address: string): boolean {
     return this.domains.includes(domainOf(address));
+  }
+
+  /** {@link deliveringAddresses} of the mailboxes and aliases; read once every alias is known (after generatedRoleAliases). */
+  delivering(): Set<string> {
+    return deliveringAddresses(this.mailboxes, this.aliases, (address) => this.hosted(address));
   }
 
   /** Records `path` as the owner of a receiving address, or reports the earlier owner. */

@@ -6,9 +6,11 @@ import { aliasAddresses } from "./alias-addresses";
 import { aliasTargetsDeliver } from "./alias-targets-deliver";
 import { backupKeepsSnapshots } from "./backup-keeps-snapshots";
 import { caaAllowsLetsEncrypt } from "./caa-allows-lets-encrypt";
+import { catchAllPerDomain } from "./catch-all-per-domain";
 import type { Rule } from "./context";
 import { distinctDkimSelectors } from "./distinct-dkim-selectors";
 import { distinctDomains } from "./distinct-domains";
+import { disabledMailboxes } from "./disabled-mailboxes";
 import { dnssecOnCloudflare } from "./dnssec-on-cloudflare";
 import { existingBucketLeftAlone } from "./existing-bucket-left-alone";
 import { generatedRoleAliases } from "./generated-role-aliases";
@@ -50,6 +52,9 @@ export const RULES: readonly Rule[] = [
   roleAddressesResolve,
   generatedRoleAliases,
   noAliasLoops,
+  // Once every receiving address is known: what a disabled mailbox leaves without a reader, and the catch-alls.
+  disabledMailboxes,
+  catchAllPerDomain,
   // The host.
   adminCidrsAreNetworks,
   instanceTypeKnown,

@@ -27,6 +27,8 @@ export function mailboxAddresses(ctx: ConfigContext): void {
       address,
       credential: hasHash ? "passwordHash" : "password",
       quotaMiB: quota === "invalid" ? undefined : quota,
+      enabled: m.enabled,
+      disabledReply: m.disabledReply.trim(),
       sendingLimits: {
         messagesPerHour: own.messagesPerHour ?? input.sendingLimits.messagesPerHour,
         recipientsPerHour: own.recipientsPerHour ?? input.sendingLimits.recipientsPerHour,
