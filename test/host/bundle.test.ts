@@ -296,7 +296,7 @@ describe("mailstack-sync.py installing the host bundle", () => {
     mkdirSync(dirname(program), { recursive: true });
     copyFileSync(SCRIPT, program);
     const original = readFileSync(SCRIPT, "utf8");
-    const marker = 'say("the new program, %s" % os.environ.get(REEXEC))';
+    const marker = 'say("the new program, handed over: %s" % ("--handed-over" in sys.argv))';
     const next = original.replace(/\nif __name__ == "__main__":\n/, `\n${marker}\n\nif __name__ == "__main__":\n`);
     expect(next).not.toBe(original);
     const two = h.bundle([...one.files, { path: installed, content: next, mode: "0755" }]);
@@ -304,12 +304,12 @@ describe("mailstack-sync.py installing the host bundle", () => {
     const r = await h.sync({ script: program });
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     const lines = r.stdout.trim().split("\n");
-    expect(lines.filter((l) => !l.includes(`host bundle ${two.sha} applied`))).toEqual([`mailstack-sync: the host bundle changed ${program}: running the new one`, "mailstack-sync: the new program, 1"]);
+    expect(lines.filter((l) => !l.includes(`host bundle ${two.sha} applied`))).toEqual([`mailstack-sync: the host bundle changed ${program}: running the new one`, "mailstack-sync: the new program, handed over: True"]);
     // The new program found the bundle in force and left it alone.
     expect(h.state()).toMatchObject({ current: two.sha, previous: one.sha });
     // And it runs as itself from then on, with no second handing over.
     const again = await h.sync({ script: program });
-    expect({ status: again.status, stdout: again.stdout }).toEqual({ status: 0, stdout: "mailstack-sync: the new program, None\n" });
+    expect({ status: again.status, stdout: again.stdout }).toEqual({ status: 0, stdout: "mailstack-sync: the new program, handed over: False\n" });
   });
 
   test("a changed file is switched in and reloads only its units; a dropped file is deleted and its units reloaded", async () => {

@@ -928,9 +928,8 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(runOk("bash", ["-n", defaults]).status).toBe(0);
       const sbin = host.env.paths.sbin;
       const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup", "mailstack-alert"].map((s) => readFileSync(join(sbin, s), "utf8"));
-      // Test-only overrides are not part of the defaults, nor is the mark mailstack-sync sets
-      // for the run it hands to a new program.
-      const optional = new Set(["MAILSTACK_DATA_DEVICE", "MAILSTACK_SYNC_REEXEC"]);
+      // Test-only overrides are not part of the defaults.
+      const optional = new Set(["MAILSTACK_DATA_DEVICE"]);
       const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
       const needed = [...used].filter((v) => !optional.has(v)).sort();
       expect(needed.length).toBeGreaterThan(5);

@@ -890,10 +890,6 @@ def rollback(args):
         return status
 
 
-# Set for the run a bundle's new mailstack-sync makes of itself: once is enough.
-REEXEC = "MAILSTACK_SYNC_REEXEC"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefix", default=os.environ.get("MAILSTACK_SSM_PATH"), help="SSM path of this stack")
@@ -912,6 +908,7 @@ def main():
     parser.add_argument("--systemctl", default="systemctl", help="systemctl command for the host bundle's units (tests)")
     parser.add_argument("--settle-seconds", type=float, default=10, help="how long the reloaded units have to be active")
     parser.add_argument("--no-reload", action="store_true", help="install only; used at boot before services start")
+    parser.add_argument("--handed-over", action="store_true", help="the run an older mailstack-sync handed to this one (once is enough)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--install-bundle", metavar="FILE", help="install every file of this bundle document, unchecked, and stop (first boot)")
     action.add_argument("--rollback", action="store_true", help="return to the previous host bundle, and refuse the current one")
@@ -951,10 +948,10 @@ def main():
         statuses.append(sync_bundle(args, ssm, values[POINTER]))
         # A bundle that brought another mailstack-sync brought runtime files it knows (new
         # grammars, new files main.cf already names): they are its to install, not this one's.
-        if current(program) != before and not os.environ.get(REEXEC):
+        if current(program) != before and not args.handed_over:
             say("the host bundle changed %s: running the new one" % program)
             sys.stdout.flush()
-            os.execve(sys.executable, [sys.executable, program] + sys.argv[1:], dict(os.environ, **{REEXEC: "1"}))
+            os.execv(sys.executable, [sys.executable, program] + sys.argv[1:] + ["--handed-over"])
     statuses.append(sync_runtime(args, values))
     # A fault outranks a retry.
     return 1 if 1 in statuses else max(statuses)
