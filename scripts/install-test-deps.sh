@@ -3,8 +3,10 @@
 # the mail daemons whose rendered configuration they check, and the validators they use.
 # Installing does not configure or start anything the tests rely on.
 set -euo pipefail
+# Root installs directly (a fresh container often has no sudo); anyone else through sudo.
 if [ "$(id -u)" -ne 0 ]; then
-  echo "run as root: sudo $0" >&2
+  if command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
+  echo "run as root: $0 needs apt-get, and sudo is not installed" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive

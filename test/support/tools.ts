@@ -88,7 +88,7 @@ function onPath(name: string): boolean {
   });
 }
 
-const INSTALL_HINT = "run sudo scripts/install-test-deps.sh";
+const INSTALL_HINT = "run scripts/install-test-deps.sh";
 
 /**
  * Call first thing in a suite's describe block. Throws (failing the whole suite, never
