@@ -17,7 +17,11 @@ apt-get install -y -q \
   postfix dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve \
   rspamd redis-server unbound nftables rsyslog postsrsd \
   python3 python3-boto3 bind9-utils dnsutils knot knot-dnssecutils iproute2 util-linux mount fdisk e2fsprogs openssl \
-  shellcheck systemd nginx libxml2-utils restic
+  shellcheck systemd nginx libxml2-utils restic \
+  dovecot-ldap postfix-ldap
+# The LDAP tests' directory server and its clients; slapd is started by the tests, not configured here.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+apt-get install -y -q slapd ldap-utils
 # No recommends: fail2ban would pull a mail server and python3-systemd, cloud-init a desktop's worth.
 apt-get install -y -q --no-install-recommends fail2ban cloud-init
 # The boot test: builds a Debian root file system, boots it, and stands in for ACME.

@@ -138,6 +138,29 @@ test("a plaintext password in a config file appears nowhere in the plan's output
   }
 });
 
+test("an LDAP bind password in a config file appears nowhere in the plan's output, its parameters masked", () => {
+  const password = "ldap-bind-canary #42";
+  const file = stackFile("ldap", {
+    ...MINIMAL,
+    "mailstack:ldap": { url: "ldaps://ldap.example.net", bindDn: "cn=mail,dc=example,dc=net", bindPassword: password, baseDn: "ou=people,dc=example,dc=net" },
+  });
+  const out = join(work, "ldap");
+  const run = mailstack(["plan", "--json", "--config", file, "--out", out]);
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  const plan = JSON.parse(run.stdout) as { resources: { type: string; name: string; inputs: Record<string, unknown> }[] };
+  const ldapParameters = plan.resources.filter((r) => r.type === "aws:ssm/parameter:Parameter" && /ldap/.test(r.name));
+  expect(ldapParameters.map((r) => [r.name, r.inputs.type, r.inputs.value])).toEqual([
+    ["mail-parameters-ldap-dovecot-bind", "SecureString", "[secret]"],
+    ["mail-parameters-ldap-postfix-map-cf", "SecureString", "[secret]"],
+  ]);
+  // The host files that name the directory are in the plan; the password is not.
+  expect(readFileSync(join(out, "host/etc/dovecot/dovecot-ldap.conf.ext"), "utf8")).toContain("uris = ldaps://ldap.example.net\n");
+  for (const text of [run.stdout, run.stderr, ...filesUnder(out).map((f) => readFileSync(f, "utf8"))]) {
+    expect(text).not.toContain("ldap-bind-canary");
+  }
+});
+
 test("a stack file's parameterPath pins where the stack's parameters, objects and pointer are (a stack from before the project was in the default)", () => {
   const out = join(work, "pinned-path");
   const byDefault = mailstack(["plan", "--config", stackFile("prod", MINIMAL), "--out", join(work, "default-path")]);
@@ -282,11 +305,14 @@ describe("mistakes in the settings file itself exit 2 before any resource, namin
   });
 });
 
-test("a secret that resolves to a bad value exits 2 with its field and the stack file, like any config error", () => {
+test("secrets that resolve to bad values exit 2 with their fields and the stack file, like any config error", () => {
   const run = mailstack(["plan", "--program", join(__dirname, "fixtures", "bad-secret"), "--out", join(work, "bad-secret")]);
   expect(run.status).toBe(2);
   expect(run.stderr).toBe(
-    `mailstack: ${join(__dirname, "fixtures", "bad-secret", "Pulumi.example.yaml")}: invalid mailstack configuration (1 problem):\n  mailboxes[0].password: is shorter than 12 characters; use a longer passphrase\n`,
+    `mailstack: ${join(__dirname, "fixtures", "bad-secret", "Pulumi.example.yaml")}: invalid mailstack configuration (3 problems):\n` +
+      "  mailboxes[0].password: is shorter than 12 characters; use a longer passphrase\n" +
+      "  mailboxes[0].appPasswords[0].password: is shorter than 16 characters; use a longer passphrase\n" +
+      "  mailboxes[0].appPasswords[2].password: is the same as mailboxes[0].appPasswords[1].password; an app password must be a secret of its own, or revoking it revokes nothing\n",
   );
 });
 

@@ -19,6 +19,7 @@ function issuesOf(input: unknown, options?: ParseOptions): ConfigIssue[] {
 }
 
 const PASSWORD = "correct horse battery staple";
+const APP_PASSWORD = "k3Jx9wQp2vLm8RtZ";
 const base = (): MailConfigInput => minimalConfig();
 const withMailboxes = (...extra: MailConfigInput["mailboxes"]): MailConfigInput => ({
   ...base(),
@@ -32,6 +33,8 @@ const withAliases = (...aliases: NonNullable<MailConfigInput["aliases"]>): MailC
 const mailbox = (fields: Record<string, unknown>): MailConfigInput =>
   ({ ...base(), mailboxes: [{ address: "alice@example.com", ...fields }] }) as MailConfigInput;
 const set = (fields: Record<string, unknown>): unknown => ({ ...base(), ...fields });
+const LDAP = { url: "ldaps://ldap.example.com", bindDn: "cn=mail,ou=services,dc=example,dc=com", bindPassword: "bind secret", baseDn: "ou=people,dc=example,dc=com" };
+const ldap = (fields: Record<string, unknown>): unknown => set({ ldap: { ...LDAP, ...fields } });
 
 // A {SHA512-CRYPT} hash that is well-formed but one character over the 160 limit.
 const LONG_HASH = "{SHA512-CRYPT}$6$rounds=" + "5".repeat(33) + "$" + "s".repeat(16) + "$" + "h".repeat(86);
@@ -115,6 +118,41 @@ const cases: Case[] = [
     "mailboxes[1].address",
     "already used by mailboxes[0].aliases[1]",
   ],
+
+  // --- app passwords ---
+  ["app password without a credential", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone" }] }), "mailboxes[0].appPasswords[0].password", "pulumi config set --secret --path 'mailboxes[0].appPasswords[0].password'"],
+  ["app password with both password and passwordHash", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", password: APP_PASSWORD, passwordHash: SAMPLE_HASH }] }), "mailboxes[0].appPasswords[0]", "sets both password and passwordHash"],
+  ["app password shorter than 16 characters", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", password: "fifteen chars!!" }] }), "mailboxes[0].appPasswords[0].password", "shorter than 16 characters"],
+  ["app password equal to the mailbox's password", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", password: PASSWORD }] }), "mailboxes[0].appPasswords[0].password", "is the same as mailboxes[0].password"],
+  [
+    "two app passwords of one mailbox with one secret",
+    mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", password: APP_PASSWORD }, { name: "laptop", password: APP_PASSWORD }] }),
+    "mailboxes[0].appPasswords[1].password",
+    "is the same as mailboxes[0].appPasswords[0].password",
+  ],
+  ["app password with a weak hash scheme", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: "{PLAIN}k3Jx9wQp2vLm8RtZ" }] }), "mailboxes[0].appPasswords[0].passwordHash", "uses scheme {PLAIN}"],
+  [
+    "duplicate app-password names",
+    mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH }, { name: "phone", password: APP_PASSWORD }] }),
+    "mailboxes[0].appPasswords[1].name",
+    "is already the name of mailboxes[0].appPasswords[0]",
+  ],
+  ["app-password name with a colon", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone:1", passwordHash: SAMPLE_HASH }] }), "mailboxes[0].appPasswords[0].name", "lower-case letters, digits and inner hyphens"],
+  ["app-password name in capitals", mailbox({ password: PASSWORD, appPasswords: [{ name: "Phone", passwordHash: SAMPLE_HASH }] }), "mailboxes[0].appPasswords[0].name", "lower-case letters"],
+  ["app-password name over 32 characters", mailbox({ password: PASSWORD, appPasswords: [{ name: "p".repeat(33), passwordHash: SAMPLE_HASH }] }), "mailboxes[0].appPasswords[0].name", "1 to 32"],
+  ["app password with no services", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, services: [] }] }), "mailboxes[0].appPasswords[0].services", "is empty, so it could log in nowhere"],
+  ["app password for an unknown service", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, services: ["smtp"] }] }), "mailboxes[0].appPasswords[0].services[0]", 'must be one of "imap", "pop3", "submission"'],
+  ["app password listing a service twice", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, services: ["imap", "imap"] }] }), "mailboxes[0].appPasswords[0].services[1]", 'lists "imap" twice'],
+  ["app password for POP3 on a host without it", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, services: ["pop3"] }] }), "mailboxes[0].appPasswords[0].services[0]", "set pop3: true"],
+  [
+    "more app passwords than slots",
+    mailbox({ password: PASSWORD, appPasswords: Array.from({ length: 9 }, (_, i) => ({ name: `client-${i}`, passwordHash: SAMPLE_HASH })) }),
+    "mailboxes[0].appPasswords",
+    "at most 8",
+  ],
+  ["requireAppPasswords without an app password", mailbox({ password: PASSWORD, requireAppPasswords: true }), "mailboxes[0].requireAppPasswords", "nothing could log in"],
+  ["app passwords that are not a list", mailbox({ password: PASSWORD, appPasswords: { phone: APP_PASSWORD } }), "mailboxes[0].appPasswords", "must be a list, not an object"],
+  ["an unknown app-password field", mailbox({ password: PASSWORD, appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, protocols: ["imap"] }] }), "mailboxes[0].appPasswords[0].protocols", "Known fields: name, password, passwordHash, services"],
 
   // --- aliases ---
   ["alias colliding with a mailbox", withAliases({ address: "Bob@example.com", to: ["alice@example.com"] }), "aliases[0].address", "already used by mailboxes[1].address"],
@@ -308,6 +346,31 @@ const cases: Case[] = [
   ["verification value with a newline", set({ verificationRecords: { "example.com": ["MS=\nms1"] } }), "verificationRecords.example.com[0]", "printable ASCII"],
   ["dnssec as a string", set({ dnssec: "yes" }), "dnssec", 'must be a boolean, not the string "yes"'],
   ["upper-case Cloudflare zone id", set({ cloudflareZoneIds: { "example.com": "0123456789ABCDEF0123456789ABCDEF" } }), "cloudflareZoneIds.example.com", "32-character hex zone id"],
+
+  // --- LDAP ---
+  ["LDAP URL without TLS", ldap({ url: "ldap://ldap.example.com" }), "ldap.url", "is plain LDAP, which would carry the bind password and every user's password in clear; write ldaps://ldap.example.com (port 636), or keep it and set ldap.startTls: true"],
+  ["LDAP URL with a path (the search base)", ldap({ url: "ldaps://ldap.example.com/dc=example,dc=com" }), "ldap.url", "has a path, query or fragment; name only the server, e.g. ldaps://ldap.example.com"],
+  ["LDAP URL with a query", ldap({ url: "ldaps://ldap.example.com:636?mail?sub" }), "ldap.url", "has a path, query or fragment"],
+  ["LDAP URL of another scheme", ldap({ url: "https://ldap.example.com" }), "ldap.url", "has the scheme https; only ldaps://host[:port]"],
+  ["LDAP URL with a port out of range", ldap({ url: "ldaps://ldap.example.com:70000" }), "ldap.url", "does not name a server as host or host:port"],
+  ["StartTLS on an ldaps URL", ldap({ startTls: true }), "ldap.startTls", "is for ldap:// URLs"],
+  ["LDAP filter without the %u placeholder", ldap({ userFilter: "(objectClass=inetOrgPerson)" }), "ldap.userFilter", "has no %u placeholder"],
+  ["LDAP filter with unbalanced parentheses", ldap({ userFilter: "(&(objectClass=inetOrgPerson)(mail=%u)" }), "ldap.userFilter", 'has unbalanced parentheses (3 "(" and 2 ")")'],
+  ["LDAP filter without parentheses", ldap({ userFilter: "mail=%u" }), "ldap.userFilter", 'is not an LDAP filter (RFC 4515): "(" expected at character 1'],
+  ["LDAP filter with Postfix's placeholder", ldap({ userFilter: "(mail=%s)" }), "ldap.userFilter", 'holds "%s", which is no placeholder here; use %u (the address)'],
+  ["empty LDAP base DN", ldap({ baseDn: "" }), "ldap.baseDn", "is empty; write it like cn=mail,ou=services,dc=example,dc=com"],
+  ["LDAP bind DN that is no DN", ldap({ bindDn: "mailuser" }), "ldap.bindDn", 'is not a DN: "=" is missing after mailuser'],
+  ["LDAP bind DN without its password", ldap({ bindPassword: undefined }), "ldap.bindPassword", "is required with bindDn"],
+  ["LDAP bind password of two lines", ldap({ bindPassword: "first\nsecond" }), "ldap.bindPassword", "holds a line break"],
+  ["LDAP CA certificate that is not PEM", ldap({ caCertificate: "MIIBgjCCASmgAwIBAgIU" }), "ldap.caCertificate", "is not a PEM certificate: line 1 is not -----BEGIN CERTIFICATE-----"],
+  ["LDAP CA certificate that is a private key", ldap({ caCertificate: "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n" }), "ldap.caCertificate", "is a private key"],
+  ["LDAP users in a domain not hosted", ldap({ domains: ["example.net"] }), "ldap.domains[0]", '"example.net" is not a hosted domain (example.com); directory users receive and log in here only in domains this server hosts'],
+  ["LDAP domain with a catch-all", { ...ldap({}), catchAll: { "example.com": "alice@example.com" } }, "ldap.domains", "includes example.com, which has a catch-all"],
+  ["LDAP cache lifetime zero", ldap({ cacheSeconds: 0 }), "ldap.cacheSeconds", "must be at least 1"],
+  ["LDAP cache lifetime over a day", ldap({ cacheSeconds: 86401 }), "ldap.cacheSeconds", "must be at most 86400"],
+  ["unknown LDAP flavor", ldap({ flavor: "freeipa" }), "ldap.flavor", 'must be one of "openldap", "activedirectory"'],
+  ["LDAP mail attribute that is no attribute", ldap({ mailAttribute: "mail address" }), "ldap.mailAttribute", "is not an attribute name"],
+  ["unknown key in the LDAP block", ldap({ bindPw: "x" }), "ldap.bindPw", 'Did you mean "bindDn"?'],
 ];
 
 describe("parseConfig refuses invalid configurations", () => {

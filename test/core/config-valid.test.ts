@@ -124,6 +124,8 @@ describe("defaults", () => {
           enabled: true,
           disabledReply: "Mailbox disabled, not accepting messages",
           sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 },
+          appPasswords: [],
+          requireAppPasswords: false,
           index: 0,
         },
       ],
@@ -453,8 +455,8 @@ describe("mailboxes and aliases", () => {
   test("credential kind and index come from the input", () => {
     const config = parseConfig(fullConfig());
     expect(config.mailboxes).toEqual([
-      { address: "alice@example.com", credential: "password", quotaMiB: 10240, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 },
-      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 1 },
+      { address: "alice@example.com", credential: "password", quotaMiB: 10240, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, appPasswords: [], requireAppPasswords: false, index: 0 },
+      { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, appPasswords: [], requireAppPasswords: false, index: 1 },
     ]);
   });
 

@@ -13,6 +13,7 @@
 // into another valid one.
 import { createHash } from "node:crypto";
 import {
+  appPasswordKey,
   cloudInit,
   ConfigError,
   type DnsRecord,
@@ -32,8 +33,10 @@ import {
 } from "@mailstack/core";
 import { FIELDS } from "../../packages/core/src/config/fields";
 import { SAMPLE_HASH } from "../support/fixtures";
+import { TEST_LDAP_CA } from "../support/ldap-ca";
 
 const PASSWORD = "correct horse battery staple";
+const APP_PASSWORD = "k3Jx9wQp2vLm8RtZ";
 const KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/0123abcd-4567-89ef-0123-456789abcdef";
 
 /**
@@ -49,7 +52,17 @@ const BASES: Record<string, MailConfigInput> = {
     extraDomains: ["example.org"],
     hostname: "mail.example.com",
     mailboxes: [
-      { address: "alice@example.com", password: PASSWORD, quota: "10G", aliases: ["alice@example.org"] },
+      {
+        address: "alice@example.com",
+        password: PASSWORD,
+        quota: "10G",
+        aliases: ["alice@example.org"],
+        appPasswords: [
+          { name: "phone", password: APP_PASSWORD, services: ["imap", "submission"] },
+          { name: "laptop", passwordHash: SAMPLE_HASH },
+        ],
+        requireAppPasswords: true,
+      },
       { address: "bob@example.com", passwordHash: SAMPLE_HASH, quota: "unlimited" },
       { address: "dave@example.com", password: PASSWORD, enabled: false, disabledReply: "Dave has left; write to info@example.com", aliases: ["dave@example.org"] },
     ],
@@ -102,6 +115,18 @@ const BASES: Record<string, MailConfigInput> = {
     backupKmsKeyArn: KMS_KEY,
     vpcId: "vpc-0123456789abcdef0",
     subnetId: "subnet-0123456789abcdef0",
+    ldap: {
+      url: "ldaps://ldap.example.com:636",
+      flavor: "activedirectory",
+      bindDn: "CN=svc-mail,OU=Service Accounts,DC=corp,DC=example,DC=com",
+      bindPassword: "bind secret",
+      baseDn: "OU=People,DC=corp,DC=example,DC=com",
+      userFilter: "(&(objectClass=user)(mail=%u)(memberOf=CN=Mail Users,OU=Groups,DC=corp,DC=example,DC=com))",
+      mailAttribute: "mail",
+      caCertificate: TEST_LDAP_CA,
+      domains: ["example.com"],
+      quota: "2G",
+    },
   },
 };
 
@@ -301,7 +326,15 @@ function render(config: MailConfig, input: MailConfigInput): Rendered {
       return [m.address, m.credential === "passwordHash" ? String(given.passwordHash).trim() : standInHash(String(given.password))];
     }),
   );
-  const secrets = { passwordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD };
+  const appPasswordHashes = new Map(
+    config.mailboxes.flatMap((m) =>
+      m.appPasswords.map((a, i) => {
+        const given = input.mailboxes[m.index].appPasswords![i];
+        return [appPasswordKey(m.address, a.name), a.credential === "passwordHash" ? String(given.passwordHash).trim() : standInHash(String(given.password))] as const;
+      }),
+    ),
+  );
+  const secrets = { passwordHashes, appPasswordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD, ldapBindPassword: input.ldap && String(input.ldap.bindPassword) };
   const files = new Map(fixed.files);
   for (const f of runtimeFiles(config, secrets)) files.set(`${RUNTIME}/${f.name}`, f.content);
   return { files, records: fixed.records };
@@ -322,6 +355,24 @@ const ACCESS_MAP = `${RUNTIME}/recipient-access`;
 const ACCESS_ENTRY = new RegExp(`^${LOCAL}@${NAME} 550 5\\.2\\.1 [\\x21-\\x7e](?:[\\x20-\\x7e]{0,198}[\\x21-\\x7e])?$`);
 /** The reply's text is one value, whatever it holds: only the words before it are syntax. */
 const accessHead = (line: string) => line.split(" ").slice(0, 3).join(" ");
+/**
+ * The directory's files (Dovecot's settings, its bind-password file, Postfix's ldap table):
+ * a DN, a filter or the bind password is one value whatever it holds, as a space or an "="
+ * belongs in it, so only the setting's name is syntax there. Dovecot reads it between double
+ * quotes, with `"` and `\` escaped; Postfix as the rest of the line, trimmed.
+ */
+const LDAP_FILES = new Set([`${PRODUCTION_ENV.paths.dovecotConfig}/dovecot-ldap.conf.ext`, `${RUNTIME}/ldap/dovecot-bind`, `${RUNTIME}/ldap/postfix-map.cf`]);
+const LDAP_FREE_VALUES: Record<string, RegExp> = Object.fromEntries([
+  ...["dn", "dnpass", "base", "pass_filter", "user_filter"].map((name) => [name, /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"$/]),
+  ...["bind_dn", "bind_pw", "search_base", "query_filter"].map((name) => [name, /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/]),
+]);
+/** Why a changed line of a directory's file is not the same setting with another free value; undefined when it is, or when the setting is not free. */
+function ldapValueProblem(line: string, was: string): string | undefined {
+  const name = /^([a-z_]+) = /.exec(was)?.[1];
+  if (name === undefined || LDAP_FREE_VALUES[name] === undefined) return undefined;
+  if (!line.startsWith(`${name} = `)) return "is another setting";
+  return LDAP_FREE_VALUES[name].test(line.slice(name.length + 3)) ? "" : "has a value that is not one well-formed value";
+}
 /** The runtime files main.cf reads as texthash maps, and rspamd's selector map. */
 const mapsOf = (rendered: Rendered): string[] => [
   ...new Set([...(rendered.files.get(MAIN_CF) ?? "").matchAll(/texthash:([^\s,]+)/g)].map((m) => m[1])),
@@ -372,6 +423,11 @@ function problems(hostile: Rendered, baseline: Rendered): string[] {
       const line = path === ACCESS_MAP ? accessHead(hostileLine) : hostileLine;
       if (path === ACCESS_MAP && hostileLine !== "" && !ACCESS_ENTRY.test(hostileLine)) fileProblems.push(`${name} line ${i + 1} is not an access entry: ${JSON.stringify(hostileLine)}`);
       if (line === was) return;
+      const free = LDAP_FILES.has(path) ? ldapValueProblem(line, was) : undefined;
+      if (free !== undefined) {
+        if (free !== "") fileProblems.push(`${name} line ${i + 1} ${JSON.stringify(line.slice(0, 120))} ${free}`);
+        return;
+      }
       const where = `${name} line ${i + 1} ${JSON.stringify(line.slice(0, 120))}`;
       if (!ASCII_LINE.test(line)) fileProblems.push(`${where} holds a control or non-ASCII character`);
       if (zone) {
@@ -417,6 +473,16 @@ function problems(hostile: Rendered, baseline: Rendered): string[] {
     if (!ADDRESS.test(user) || !/^\{[A-Z0-9-]+\}[\x21-\x7e]+$/.test(hash ?? "") || empty.length !== 5 || empty.some((f) => f !== "") || !/^(userdb_quota_rule=\*:storage=[1-9]\d*M)?$/.test(extra)) {
       out.push(`users has the malformed entry ${JSON.stringify(line)}`);
     }
+  }
+  // The app passwords' passwd-file: keys of a mailbox, a protocol and a slot, or the deny line.
+  const appLines = (rendered: Rendered) => (rendered.files.get(`${RUNTIME}/app-passwords`) ?? "").split("\n").filter(Boolean);
+  if (appLines(hostile).length !== appLines(baseline).length) out.push(`app-passwords has ${appLines(hostile).length} entries instead of ${appLines(baseline).length}`);
+  for (const line of appLines(hostile)) {
+    const [key, hash, ...extra] = line.split(":");
+    const [user, ...rest] = key.split("/");
+    const slot = rest.length === 2 && /^(imap|pop3|smtp)$/.test(rest[0]) && /^[1-8]$/.test(rest[1]) && /^\{[A-Z0-9-]+\}[\x21-\x7e]+$/.test(hash ?? "");
+    const only = rest.length === 1 && rest[0] === "app-passwords-only" && hash === "";
+    if (!ADDRESS.test(user) || extra.length > 0 || !(slot || only)) out.push(`app-passwords has the malformed entry ${JSON.stringify(line)}`);
   }
   // DNS: the same records, names plain, TXT data only well-formed quoted strings.
   if (hostile.records.length !== baseline.records.length) out.push(`${hostile.records.length} DNS records instead of ${baseline.records.length}`);
@@ -532,4 +598,10 @@ test("the checks catch the attacks when validation is bypassed", () => {
   expect(problems(render(reply, input), baselineOf("cloudflare"))).toContainEqual(expect.stringContaining('map /etc/mailstack/recipient-access has the malformed entry "alice@example.com OK"'));
   const huge: MailConfig = { ...config, mailboxes: config.mailboxes.map((m, i) => (i === 0 ? { ...m, quotaMiB: 1e33 } : m)) };
   expect(problems(render(huge, input), baselineOf("cloudflare"))).toContainEqual(expect.stringContaining("users has the malformed entry"));
+  // A DN or filter with a line break would add a setting to the directory's files, however quoted.
+  const ldap = parsedBases.route53.ldap!;
+  for (const changed of [{ bindDn: "cn=x\nauth_bind = no" }, { userFilter: "(mail=%u)\npass_attrs = =nopassword=y" }]) {
+    const found = problems(render({ ...parsedBases.route53, ldap: { ...ldap, ...changed } }, BASES.route53), baselineOf("route53"));
+    expect(found).toContainEqual(expect.stringMatching(/dovecot-ldap\.conf\.ext" has \d+ lines instead of/));
+  }
 });

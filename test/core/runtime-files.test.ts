@@ -68,6 +68,7 @@ describe("runtimeFiles", () => {
   test("the set of files, sorted by name, with owners, reloads and which are keys", () => {
     expect(files.map((f) => [f.name, f.mode, f.owner, f.group, f.reload.join(" "), f.key])).toEqual([
       ["aliases", "0644", "root", "root", "postfix.service", false],
+      ["app-passwords", "0640", "root", "dovecot", "dovecot.service", false],
       // Read by the backup job at each run: nothing to reload.
       ["backup/keep", "0644", "root", "root", "", false],
       ["backup/restic-password", "0600", "root", "root", "", true],
@@ -478,6 +479,8 @@ describe("the table of runtime files the host takes", () => {
     expect(RUNTIME_FILE_RULES.filter((r) => r.key).map((r) => [r.name, r.grammar])).toEqual([
       ["backup/restic-password", "password"],
       ["dkim/<selector>.key", "pem"],
+      ["ldap/dovecot-bind", "dovecot-ldap-bind"],
+      ["ldap/postfix-map.cf", "postfix-ldap"],
       ["tls/key.pem", "pem"],
     ]);
     // No setuid, setgid or sticky bit, nothing writable but by root, no owner but root.

@@ -7,20 +7,13 @@
  * host bundle is never touched.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { hashPassword, HOST_OBJECTS, hostFiles, hostObjectsPrefix, type MailConfigInput, parseConfig, runtimeDelivery, runtimeFiles } from "@mailstack/core";
-import { fakeAws, fakeAwsEnv } from "../support/fake-aws";
-import { message, OUTSIDE_DOMAIN, OUTSIDE_IP, source, TestStack } from "../support/stack";
-import { requireRoot, requireTools, runAsync, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot } from "../support/tools";
+import { hostFiles, type MailConfigInput, parseConfig } from "@mailstack/core";
+import { runtimeSync } from "../support/runtime-sync";
+import { message, OUTSIDE_DOMAIN, source, TestStack } from "../support/stack";
+import { requireRoot, requireTools, TEST_PARAMS } from "../support/tools";
 
 requireTools("postconf", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "openssl", "python3", "boto3");
 requireRoot("the stack runs in a network namespace of its own");
-
-const SCRIPT = join(__dirname, "..", "..", "packages", "core", "scripts", "mailstack-sync.py");
-const PREFIX = TEST_PARAMS.ssmPath;
-const BUCKET = "mailstack-backups-test";
-const LOCATION = { bucket: BUCKET, key: `${hostObjectsPrefix(PREFIX)}/${HOST_OBJECTS.runtime}`, endpoint: "https://s3.us-east-1.amazonaws.com" };
 
 const PASSWORDS: Record<string, string> = {
   "alice@example.com": "first long test passphrase",
@@ -51,77 +44,17 @@ const CAROL_DISABLED: MailConfigInput = {
   mailboxes: [...START.mailboxes, mailbox("carol@example.com", { aliases: ["carol@example.org"], enabled: false, disabledReply: REPLY })],
 };
 
-const { ssm, s3 } = fakeAws();
 let stack: TestStack;
-let syncRoot: string;
+const { apply: applyConfig } = runtimeSync(() => stack);
 let nextSource = 10;
 const newSource = () => source(nextSource++);
 
 beforeAll(async () => {
   stack = await TestStack.start(START);
-  syncRoot = tempRoot("ms-accounts");
 }, 240000);
 afterAll(async () => {
   await stack?.stop();
-  if (syncRoot) await runAsync("rm", ["-rf", syncRoot]);
 });
-
-/**
- * Publishes `input`'s runtime files as MailParameters does (keys in parameters, the rest in the
- * object, the manifest) and runs mailstack-sync on the stack as its timer would, with commands
- * that reload the stack's own daemons. Returns the sync's output and the units it reloaded.
- */
-async function applyConfig(input: MailConfigInput): Promise<{ stdout: string; reloads: string[] }> {
-  const config = parseConfig(input);
-  const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, hashPassword(PASSWORDS[m.address], m.address, PREFIX)]));
-  const files = runtimeFiles(config, {
-    passwordHashes,
-    dkimPrivateKeyPem: stack.dkimPrivateKey,
-    tlsPrivateKeyPem: readFileSync(stack.paths.tlsKey, "utf8"),
-    resticPassword: TEST_RESTIC_PASSWORD,
-  });
-  const delivery = runtimeDelivery(files, LOCATION);
-  ssm.publish(new Map([...delivery.parameters.map((p): [string, string] => [`${PREFIX}/${p.name}`, p.value]), [`${PREFIX}/manifest`, delivery.manifest]]));
-  s3.objects.clear();
-  s3.objects.set(`/${LOCATION.bucket}/${LOCATION.key}`, Buffer.from(delivery.object, "utf8"));
-
-  const log = join(syncRoot, "reloads.log");
-  const reload = join(syncRoot, "reload.sh");
-  mkdirSync(syncRoot, { recursive: true });
-  writeFileSync(log, "");
-  // systemctl reload-or-restart, for the daemons of this stack.
-  writeFileSync(
-    reload,
-    `#!/bin/sh
-printf '%s\\n' "$1" >> ${log}
-case "$1" in
-  postfix.service) exec ip netns exec ${stack.ns} postfix -c ${stack.paths.postfixConfig} reload >/dev/null 2>&1 ;;
-  dovecot.service) exec doveadm -c ${stack.dovecotConfig} reload ;;
-  *) echo "no such unit here: $1" >&2; exit 1 ;;
-esac
-`,
-    { mode: 0o755 },
-  );
-  const r = await runAsync(
-    "/usr/bin/python3",
-    [
-      "-B",
-      SCRIPT,
-      "--prefix", PREFIX,
-      "--endpoint-url", ssm.endpoint,
-      "--region", "us-east-1",
-      "--s3-endpoint-url", s3.endpoint,
-      "--dest", stack.paths.runtime,
-      "--state", join(syncRoot, "sync-state.json"),
-      "--runtime-table", stack.paths.runtimeTable,
-      "--reload-command", reload,
-      "--kick-command", `doveadm -c ${stack.dovecotConfig} kick`,
-    ],
-    { env: fakeAwsEnv(syncRoot) },
-  );
-  expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
-  return { stdout: r.stdout, reloads: readFileSync(log, "utf8").split("\n").filter(Boolean) };
-}
 
 const code = (reply: string | undefined) => Number((reply ?? "").split("\n").pop()!.slice(0, 3));
 const auth = (user: string) => `AUTH PLAIN ${Buffer.from(`\0${user}\0${PASSWORDS[user]}`).toString("base64")}`;
@@ -132,23 +65,10 @@ async function submission(user: string, steps: (string | { data: string })[]): P
   return s.replies.slice(3).map((r) => r.reply);
 }
 
-let postscreenPassed = false;
-/** One session on port 25 from the outside domain's server (postscreen passed first, once). */
-async function inbound(to: string[], data?: string): Promise<string[]> {
-  if (!postscreenPassed) {
-    await stack.passPostscreen(OUTSIDE_IP, "EHLO mx.outside.example");
-    postscreenPassed = true;
-  }
-  const from = `someone@${OUTSIDE_DOMAIN}`;
-  const s = await stack.smtp({ port: 25, source: OUTSIDE_IP, steps: ["EHLO mx.outside.example", `MAIL FROM:<${from}>`, ...to.map((t) => `RCPT TO:<${t}>`), ...(data ? [{ data }] : []), "QUIT"] });
-  // From MAIL FROM on.
-  return s.replies.slice(1).map((r) => r.reply);
-}
-
 /** Sends one message from outside to `to`, which must be accepted; returns its subject. */
 async function deliver(to: string, tag: string): Promise<string> {
   const subject = `${tag} ${Date.now()} ${nextSource}`;
-  const replies = await inbound([to], message(`someone@${OUTSIDE_DOMAIN}`, to, subject));
+  const replies = await stack.inbound([to], message(`someone@${OUTSIDE_DOMAIN}`, to, subject));
   expect({ to, replies: replies.map(code) }).toEqual({ to, replies: [250, 250, 250, 221] });
   return subject;
 }
@@ -193,7 +113,7 @@ describe("a catch-all and plus addressing", () => {
   test("an unknown address of the catch-all's domain reaches its owner; one of another domain is still refused", async () => {
     const subject = await deliver("nobody-known@example.org", "catch-all");
     await arrives("bob@example.com", subject);
-    const refused = await inbound(["nobody-known@example.com"]);
+    const refused = await stack.inbound(["nobody-known@example.com"]);
     expect(refused[1]).toMatch(/^550 5\.1\.1 <nobody-known@example\.com>: Recipient address rejected: User unknown/);
   });
 
@@ -275,7 +195,7 @@ describe("a mailbox added, disabled and enabled again, each by the runtime-file 
     // From our own users, on submission.
     expect(await rcptAfterReload("carol@example.com", /^550 /)).toBe(refusal);
     // From outside, at the address, a tagged one, and the own alias the catch-all would otherwise take.
-    const outside = await inbound(["carol@example.com", "carol+tag@example.com", "carol@example.org"]);
+    const outside = await stack.inbound(["carol@example.com", "carol+tag@example.com", "carol@example.org"]);
     expect(outside.slice(1, 4)).toEqual([
       refusal,
       `550 5.2.1 <carol+tag@example.com>: Recipient address rejected: ${REPLY}`,

@@ -19,6 +19,7 @@ import {
   hostFiles,
   type MailConfig,
   type MailConfigInput,
+  MAX_APP_PASSWORDS,
   parseConfig,
   POLICY_RC_D,
   POSTSRSD,
@@ -29,6 +30,7 @@ import {
   zoneFile,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
+import { TEST_LDAP_CA } from "../support/ldap-ca";
 import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot, TOOL_PATH } from "../support/tools";
 
 requireTools(
@@ -43,6 +45,23 @@ const renderedTimer = (c: MailConfig) => hostFiles(c, TEST_PARAMS).find((f) => f
 const CONFIGS: [string, MailConfigInput][] = [
   ["minimal", minimalConfig()],
   ["full", fullConfig()],
+  [
+    "users from an Active Directory over StartTLS, with its own CA, for one of the domains",
+    {
+      ...fullConfig(),
+      ldap: {
+        url: "ldap://dc1.corp.example.com:389",
+        startTls: true,
+        flavor: "activedirectory",
+        bindDn: "CN=svc-mail,OU=Service Accounts,DC=corp,DC=example,DC=com",
+        bindPassword: 'bind #secret "quoted"',
+        baseDn: "OU=People,DC=corp,DC=example,DC=com",
+        caCertificate: TEST_LDAP_CA,
+        domains: ["example.com"],
+        cacheSeconds: 600,
+      },
+    },
+  ],
   [
     "pop3 with IPv4 and IPv6 admin CIDRs",
     { ...minimalConfig(), pop3: true, adminCidrs: ["198.51.100.0/24", "2001:db8:1::/48", "192.0.2.7/32"] },
@@ -242,7 +261,8 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       dkimPrivateKeyPem: DKIM.privateKey,
       tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8"),
       resticPassword: TEST_RESTIC_PASSWORD,
-    })) {
+      ldapBindPassword: 'bind #secret "quoted"',
+    }, host.env)) {
       const dest = join(host.env.paths.runtime, f.name);
       mkdirSync(dirname(dest), { recursive: true });
       writeFileSync(dest, f.content, { mode: parseInt(f.mode, 8) });
@@ -418,7 +438,8 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
 
     test("the maps main.cf names resolve, with the real postmap, to the synced runtime files", () => {
       const lookup = (mapParam: string, key: string) => {
-        const maps = param(mapParam);
+        // No directory runs here: its table is left out (test/e2e/ldap.test.ts asks a real one).
+        const maps = param(mapParam).split(", ").filter((m) => !m.startsWith("proxy:ldap:")).join(", ");
         expect(maps).toMatch(new RegExp(`^texthash:${host.env.paths.runtime}/`));
         const r = run("postmap", ["-c", dir(), "-q", key, maps]);
         return r.status === 0 ? r.stdout.trim() : undefined;
@@ -496,10 +517,18 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(policy && listeners).toContain(`${queue}/${policy}`);
     });
 
-    test("users come from the runtime directory's passwd-file", () => {
+    test("users come from the runtime directory's passwd-files: the app passwords' slots, its deny list, then the users", () => {
       const effective = runOk("doveconf", ["-c", conf(), "-n"]).stdout;
-      const args = [...effective.matchAll(/^\s*args = (.*)$/gm)].map((m) => m[1]);
-      expect(args).toEqual([`username_format=%Lu ${host.env.paths.runtime}/users`, `username_format=%Lu ${host.env.paths.runtime}/users`]);
+      // doveconf -n lists passdbs by their number as text (the 11th, 10, after 1); Dovecot runs
+      // them in the file's order, where the directory's come last (test/e2e/ldap.test.ts).
+      const all = [...effective.matchAll(/^\s*args = (.*)$/gm)].map((m) => m[1]);
+      const ldap = `${host.env.paths.dovecotConfig}/dovecot-ldap.conf.ext`;
+      expect(all.filter((a) => a === ldap)).toHaveLength(config.ldap === undefined ? 0 : 2);
+      const args = all.filter((a) => a !== ldap);
+      const runtime = host.env.paths.runtime;
+      const slots = Array.from({ length: MAX_APP_PASSWORDS }, (_, i) => `username_format=%Lu/%s/${i + 1} ${runtime}/app-passwords`);
+      expect(args).toEqual([...slots, `username_format=%Lu/app-passwords-only ${runtime}/app-passwords`, `username_format=%Lu ${runtime}/users`, `username_format=%Lu ${runtime}/users`]);
+      expect(effective).toMatch(new RegExp(`args = username_format=%Lu/app-passwords-only \\S+\\n\\s*deny = yes`));
     });
 
     test.each(["before", "learn-spam", "learn-ham"])("sievec compiles the global %s script under this config", (name) => {

@@ -7,6 +7,8 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  APP_PASSWORDS_FILE,
+  appPasswordKey,
   DEFAULTS_FILE,
   hashPassword,
   HOST_OBJECTS,
@@ -87,7 +89,10 @@ interface Stack extends Published {
 function stack(options: { selector?: string; hashes?: Record<string, string>; key?: number; mailboxes?: number; location?: RuntimeObjectLocation; input?: MailConfigInput } = {}): Stack {
   const config = parseConfig(options.input ?? manyMailboxes(options.selector, options.mailboxes));
   const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, options.hashes?.[m.address] ?? SAMPLE_HASH]));
-  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase" });
+  const appPasswordHashes = new Map(
+    config.mailboxes.flatMap((m) => m.appPasswords.map((a) => appPasswordKey(m.address, a.name))).map((key) => [key, options.hashes?.[key] ?? SAMPLE_HASH]),
+  );
+  const files = runtimeFiles(config, { passwordHashes, appPasswordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase", ldapBindPassword: 'bind #pass "quoted" \\ $x' });
   const delivery = runtimeDelivery(files, options.location ?? LOCATION);
   const parameters = new Map(delivery.parameters.map((p) => [`${PREFIX}/${p.name}`, p.value]));
   parameters.set(`${PREFIX}/manifest`, delivery.manifest);
@@ -249,6 +254,7 @@ const PASSWD = "address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]";
 const MAP = "an address or domain, a space, then OK or addresses separated by commas";
 const ALIASES = "an address or @domain, a space, then addresses separated by commas";
 const ACCESS = "an address, a space, 550 5.2.1, a space, then 1-200 printable characters";
+const APP_LINE = "address/imap|pop3|smtp/slot:{SCHEME}hash, or address/app-passwords-only:";
 const NFT = "a comment or add element inet mailstack admin_v4|admin_v6 { networks }";
 
 describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
@@ -708,6 +714,42 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
       expect(h.events().slice(marker)).toEqual(["reload dovecot.service", "reload postfix.service"]);
     });
 
+    test("app passwords: one revoked or changed, or the mailbox's own password refused, ends that mailbox's sessions; one added ends none", async () => {
+      const appHash = (key: string) => hashPassword(`app password of ${key}`, key, PREFIX);
+      const withApps = (edit: (mailboxes: MailConfigInput["mailboxes"]) => void) => {
+        const input = manyMailboxes();
+        input.mailboxes[1] = { ...input.mailboxes[1], appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH }, { name: "laptop", passwordHash: SAMPLE_HASH }] };
+        input.mailboxes[2] = { ...input.mailboxes[2], appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH, services: ["submission"] }] };
+        input.mailboxes[3] = { ...input.mailboxes[3], appPasswords: [{ name: "tablet", passwordHash: SAMPLE_HASH }] };
+        input.mailboxes[4] = { ...input.mailboxes[4], appPasswords: [{ name: "phone", passwordHash: SAMPLE_HASH }] };
+        edit(input.mailboxes);
+        return input;
+      };
+      const before = stack({ input: withApps(() => {}) });
+      const h = await inSync();
+      publish(before);
+      expect((await h.sync()).status).toBe(0);
+      expect(h.kicks()).toEqual([]);
+      expect(readFileSync(join(h.dest, "app-passwords"), "utf8")).toBe(before.files.find((f) => f.name === "app-passwords")!.content);
+      const after = stack({
+        input: withApps((mailboxes) => {
+          // user0001's laptop revoked; user0002 gets a second one; user0003 now refuses its own password.
+          mailboxes[1].appPasswords = [mailboxes[1].appPasswords![0]];
+          mailboxes[2].appPasswords = [...mailboxes[2].appPasswords!, { name: "laptop", passwordHash: SAMPLE_HASH }];
+          mailboxes[3].requireAppPasswords = true;
+        }),
+        hashes: { "user0004@example.com/phone": appHash("user0004@example.com/phone") },
+      });
+      const marker = h.events().length;
+      publish(after);
+      const r = await h.sync();
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+      expect(lines(r.stdout)[0]).toBe("mailstack-sync: updated app-passwords");
+      expectInstalled(h, after);
+      // user0004's app password changed its hash.
+      expect(h.events().slice(marker)).toEqual(["reload dovecot.service", "kick user0001@example.com", "kick user0003@example.com", "kick user0004@example.com"]);
+    });
+
     test("a new mailbox (every other user as before) ends no session", async () => {
       const h = await inSync();
       publish(stack({ mailboxes: MANY + 1 }));
@@ -837,6 +879,17 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
         `users line 2 is not ${PASSWD}`,
       ],
       ["a users file that does not end its last line", "users", () => usersOf(next).slice(0, -1), `users line ${MANY} does not end in a newline`],
+      [
+        "an app password line with extra fields (a second users file)",
+        APP_PASSWORDS_FILE,
+        () => `user0001@example.com/imap/1:${SAMPLE_HASH}::::::userdb_home=/root\n`,
+        `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`,
+      ],
+      ["an app password keyed by the bare login", APP_PASSWORDS_FILE, () => `user0001@example.com:${SAMPLE_HASH}\n`, `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`],
+      ["an app password for another Dovecot service", APP_PASSWORDS_FILE, () => `user0001@example.com/doveadm/1:${SAMPLE_HASH}\n`, `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`],
+      ["an app password without a scheme", APP_PASSWORDS_FILE, () => `user0001@example.com/imap/1:secret\n`, `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`],
+      ["a deny line that carries a password", APP_PASSWORDS_FILE, () => `user0001@example.com/app-passwords-only:{PLAIN}x\n`, `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`],
+      ["an app password of no address", APP_PASSWORDS_FILE, () => `*/imap/1:${SAMPLE_HASH}\n`, `${APP_PASSWORDS_FILE} line 1 is not ${APP_LINE}`],
       ["an alias to a command", "aliases", () => `team@example.com |/bin/sh -c id\n`, `aliases line 1 is not ${ALIASES}`],
       ["a catch-all to a command", "aliases", () => `user0000@example.com user0000@example.com\n@example.com |/bin/sh\n`, `aliases line 2 is not ${ALIASES}`],
       ["a catch-all of no domain", "aliases", () => `@-example.com user0000@example.com\n`, `aliases line 1 is not ${ALIASES}`],
@@ -904,6 +957,9 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
     // A disabled mailbox (the recipient access map has an entry) and catch-alls (@domain keys in the aliases).
     input.mailboxes.push({ address: "carol@example.com", passwordHash: SAMPLE_HASH, enabled: false, disabledReply: "Carol has left; write to info@example.com (or call)", aliases: ["carol@example.org"] });
     input.catchAll = { "example.org": "info@example.com", "example.com": "bob@example.com" };
+    // Users from a directory for a domain without a catch-all: the two LDAP key files.
+    input.extraDomains = [...(input.extraDomains ?? []), "example.net"];
+    input.ldap = { url: "ldaps://ldap.example.net", bindDn: "cn=mail,dc=example,dc=net", bindPassword: "unused here", baseDn: "ou=people,dc=example,dc=net", domains: ["example.net"] };
     const full = stack({ input });
     const files = hostFiles(full.config, TEST_PARAMS);
     const carried = files.find((f) => f.path === PRODUCTION_ENV.paths.runtimeTable)!;

@@ -3,7 +3,7 @@
 // (hence the instance) alone.
 import { createHash } from "node:crypto";
 import { hashPassword, type MailConfigInput, type Manifest, PARAMETER_LIMIT } from "@mailstack/core";
-import { MailStack } from "@mailstack/pulumi";
+import { MailStack, type MailStackArgs, readStackConfig } from "@mailstack/pulumi";
 import * as pulumi from "@pulumi/pulumi";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
 import { type RecordedResource, type Run, runProgram } from "../support/harness";
@@ -12,6 +12,16 @@ import { one, pemBodyLines, plainInputStrings, T } from "./helpers";
 
 const PATH = "/mailstack/mailstack/test/mail";
 const ALICE_PASSWORD = "correct horse battery staple";
+/** Alice's phone's app password, given plain; bob's scanner's, given as a hash, for submission only. */
+const PHONE_PASSWORD = "k3Jx9wQp2vLm8RtZ-phone";
+const SCANNER_HASH = hashPassword("scanner app password, long", "elsewhere", "made by doveadm pw");
+/** The full config, with app passwords: bob's own password refused. */
+function withAppPasswords(): MailConfigInput {
+  const input = fullConfig();
+  input.mailboxes[0] = { ...input.mailboxes[0], appPasswords: [{ name: "phone", password: PHONE_PASSWORD }] };
+  input.mailboxes[1] = { ...input.mailboxes[1], appPasswords: [{ name: "scanner", passwordHash: SCANNER_HASH, services: ["submission"] }], requireAppPasswords: true };
+  return input;
+}
 /** The runtime files that are keys, each in a parameter of its own, with the default DKIM selector. */
 const KEY_FILES = ["backup/restic-password", "dkim/mail.key", "tls/key.pem"];
 const RUNTIME_OBJECT_KEY = `host${PATH}/runtime.json`;
@@ -33,7 +43,7 @@ function mailboxesByHash(n: number): MailConfigInput {
 
 beforeAll(async () => {
   full = await runProgram(() => {
-    stack = new MailStack("mail", stackArgs(fullConfig()));
+    stack = new MailStack("mail", stackArgs(withAppPasswords()));
     // Every output the reference program exports, the secret one included.
     return {
       publicIp: stack.publicIp,
@@ -179,6 +189,7 @@ describe("SSM parameters and the runtime object", () => {
 
 describe("secrets", () => {
   const aliceHash = () => hashPassword(ALICE_PASSWORD, "alice@example.com", PATH);
+  const phoneHash = () => hashPassword(PHONE_PASSWORD, "alice@example.com/phone", PATH);
   // The DKIM key of the signing selector and the host's TLS key.
   const dkimKey = (run: Run) => run.named("mail-dkim-mail-key");
   const tlsKey = (run: Run) => run.named("mail-tls-key");
@@ -196,9 +207,10 @@ describe("secrets", () => {
   const resticPassword = (run: Run): string => one(run, "random:index/randomPassword:RandomPassword").state.result;
   /** Strings that must never appear outside a secret. */
   const needles = (run: Run) => {
-    const hashes = [aliceHash(), SAMPLE_HASH];
+    const hashes = [aliceHash(), SAMPLE_HASH, phoneHash(), SCANNER_HASH];
     return [
       ALICE_PASSWORD,
+      PHONE_PASSWORD,
       resticPassword(run),
       ...hashes,
       // The hashes without their {SCHEME} prefix, and their salt+digest part alone.
@@ -215,6 +227,17 @@ describe("secrets", () => {
     const users = objectFiles(full).users;
     expect(users).toContain(`alice@example.com:${aliceHash()}:`);
     expect(users).toContain(`bob@example.com:${SAMPLE_HASH}:`);
+    // Alice's phone on every protocol of this host (POP3 is on), bob's scanner on submission only.
+    expect(objectFiles(full)["app-passwords"]).toBe(
+      [
+        `alice@example.com/imap/1:${phoneHash()}`,
+        `alice@example.com/pop3/1:${phoneHash()}`,
+        `alice@example.com/smtp/1:${phoneHash()}`,
+        "bob@example.com/app-passwords-only:",
+        `bob@example.com/smtp/1:${SCANNER_HASH}`,
+        "",
+      ].join("\n"),
+    );
     const key: string = dkimKey(full).state.privateKeyPem;
     expect(key).toContain("RSA PRIVATE KEY");
     expect(parameter(full, "files/dkim/mail.key").inputs.value).toBe(`${key.trim()}\n`);
@@ -278,5 +301,59 @@ describe("secrets", () => {
     expect(tlsKey(full).inputs).toEqual({ algorithm: "ECDSA", ecdsaCurve: "P256" });
     expect(await pulumi.isSecret(stack.dkim.privateKeyPem)).toBe(true);
     expect(await pulumi.isSecret(stack.tlsKey.privateKeyPem)).toBe(true);
+  });
+});
+
+describe("the LDAP directory's bind password", () => {
+  const BIND_PASSWORD = "ldap bind #secret \"quoted\" 7Qv";
+  const LDAP = { url: "ldaps://ldap.example.com", bindDn: "cn=mail,ou=services,dc=example,dc=com", baseDn: "ou=people,dc=example,dc=com" };
+  let ldap: Run;
+  let read: MailStackArgs | undefined;
+  beforeAll(async () => {
+    // As the reference program reads it: stack config, the whole `ldap` key a Pulumi secret.
+    ldap = await runProgram(
+      () => {
+        read = readStackConfig();
+        const ldapStack = new MailStack("mail", read);
+        return { hostname: ldapStack.hostname, resticPassword: ldapStack.resticPassword, nextSteps: ldapStack.nextSteps };
+      },
+      {
+        config: {
+          "mailstack:domain": "example.com",
+          "mailstack:mailboxes": JSON.stringify([{ address: "alice@example.com", password: ALICE_PASSWORD }]),
+          "mailstack:ldap": JSON.stringify({ ...LDAP, bindPassword: BIND_PASSWORD }),
+        },
+        secretKeys: ["mailstack:mailboxes", "mailstack:ldap"],
+      },
+    );
+  });
+
+  test("comes out of stack config as a Pulumi secret", async () => {
+    expect(await pulumi.isSecret(pulumi.output(read!.ldap!.bindPassword))).toBe(true);
+  });
+
+  test("reaches the host only in the two LDAP key parameters, SecureStrings marked secret", () => {
+    const holders = ldap.record.resources.filter((r) => JSON.stringify(r.inputs).includes(JSON.stringify(BIND_PASSWORD).slice(1, -1)) || JSON.stringify(r.inputs).includes("ldap bind #secret"));
+    expect(holders.map((r) => r.name).sort()).toEqual(["mail-parameters-ldap-dovecot-bind", "mail-parameters-ldap-postfix-map-cf"]);
+    for (const holder of holders) {
+      expect(holder.type).toBe(T.parameter);
+      expect(holder.inputs.type).toBe("SecureString");
+      expect(holder.secretPaths).toContain("value");
+    }
+    expect(parameter(ldap, "files/ldap/dovecot-bind").inputs.value).toBe('dnpass = "ldap bind #secret \\"quoted\\" 7Qv"\n');
+    expect(parameter(ldap, "files/ldap/postfix-map.cf").inputs.value).toContain(`\nbind_pw = ${BIND_PASSWORD}\n`);
+    expect(manifestOf(ldap).files.filter((f) => f.source === "parameter").map((f) => f.name)).toEqual([...KEY_FILES.slice(0, 2), "ldap/dovecot-bind", "ldap/postfix-map.cf", KEY_FILES[2]]);
+  });
+
+  test("is in no user data, plain output, plain input, host bundle or runtime object", () => {
+    expect(ldap.userData()).not.toContain("ldap bind");
+    expect(JSON.stringify(ldap.outputs)).not.toContain("ldap bind");
+    expect(runtimeObject(ldap).inputs.content).not.toContain("ldap bind");
+    for (const resource of ldap.record.resources) {
+      for (const leaf of plainInputStrings(resource)) expect({ at: `${resource.name} ${leaf.path}`, found: leaf.value.includes("ldap bind") }).toEqual({ at: `${resource.name} ${leaf.path}`, found: false });
+    }
+    // The host bundle names the directory, not the password.
+    const bundle = ldap.record.resources.filter((r) => typeof r.inputs.content === "string" && r.inputs.content.includes("dovecot-ldap.conf.ext"));
+    expect(bundle.length).toBeGreaterThan(0);
   });
 });

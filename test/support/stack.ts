@@ -139,6 +139,7 @@ export class TestStack {
   readonly records: DnsRecord[];
   private readonly daemons: Daemon[] = [];
   private dovecotRunning = false;
+  private outsidePassed = false;
 
   private constructor(
     readonly input: MailConfigInput,
@@ -308,6 +309,21 @@ export class TestStack {
     const second = await this.smtp({ port: 25, source: client, steps: [ehlo, "QUIT"] });
     await this.until(`smtpd to take ${client}'s second session`, () => new RegExp(`postfix/smtpd\\[\\d+\\]: connect from [^\\s[]+\\[${escapeRegExp(client)}\\]`).test(this.log("mail")));
     return { first, second };
+  }
+
+  /**
+   * One session on port 25 from the outside domain's server (OUTSIDE_IP, postscreen passed
+   * first, once per stack): MAIL FROM someone there, RCPT TO each of `to`, then DATA when given.
+   * Every reply from MAIL FROM on.
+   */
+  async inbound(to: string[], data?: string): Promise<string[]> {
+    if (!this.outsidePassed) {
+      await this.passPostscreen(OUTSIDE_IP, "EHLO mx.outside.example");
+      this.outsidePassed = true;
+    }
+    const steps = ["EHLO mx.outside.example", `MAIL FROM:<someone@${OUTSIDE_DOMAIN}>`, ...to.map((t) => `RCPT TO:<${t}>`), ...(data ? [{ data }] : []), "QUIT"];
+    const s = await this.smtp({ port: 25, source: OUTSIDE_IP, steps });
+    return s.replies.slice(1).map((r) => r.reply);
   }
 
   /** Waits until `check` holds, polling; throws with `what` and the logs after `timeoutMs`. */

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { certificateNames, cloudInit, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { appPasswordKey, certificateNames, cloudInit, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
 import { load } from "js-yaml";
 
 /**
@@ -71,6 +71,12 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   "systemd-nspawn": { pkg: "systemd-container" },
   mmdebstrap: { pkg: "mmdebstrap" },
   pebble: { pkg: "pebble" },
+  slapd: { pkg: "slapd" },
+  slapadd: { pkg: "slapd" },
+  ldapdelete: { pkg: "ldap-utils" },
+  ldapwhoami: { pkg: "ldap-utils" },
+  "dovecot ldap": { pkg: "dovecot-ldap", command: ["test", "-e", "/usr/lib/dovecot/modules/auth/libauthdb_ldap.so"] },
+  "postfix ldap": { pkg: "postfix-ldap", command: ["test", "-e", "/usr/lib/postfix/postfix-ldap.so"] },
   nsenter: { pkg: "util-linux" },
 };
 
@@ -238,19 +244,31 @@ export function groupId(name: string): number {
 /** The restic repository password of test hosts. */
 export const TEST_RESTIC_PASSWORD = "restic test repository passphrase";
 
+/** The hashes of a test config's mailboxes and app passwords, as the components make them: plain ones hashed, hashes as given. */
+export function testPasswordHashes(input: MailConfigInput, config: MailConfig): Pick<RuntimeSecrets, "passwordHashes" | "appPasswordHashes"> {
+  const hash = (given: { password?: unknown; passwordHash?: unknown }, credential: string, key: string) =>
+    credential === "password" ? hashPassword(String(given.password), key, TEST_PARAMS.ssmPath) : String(given.passwordHash);
+  return {
+    passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hash(input.mailboxes[m.index], m.credential, m.address)])),
+    appPasswordHashes: new Map(
+      config.mailboxes.flatMap((m) =>
+        m.appPasswords.map((a, i) => {
+          const key = appPasswordKey(m.address, a.name);
+          return [key, hash(input.mailboxes[m.index].appPasswords![i], a.credential, key)] as const;
+        }),
+      ),
+    ),
+  };
+}
+
 /**
  * Installs a config's runtime files into the host's runtime directory as the sync does, with
  * their modes and groups: mailboxes hashed by the core (or given as hashes), the given keys and
  * TEST_RESTIC_PASSWORD.
  */
-export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "resticPassword">): void {
-  const hashes = new Map(
-    config.mailboxes.map((m) => {
-      const given = input.mailboxes[m.index];
-      return [m.address, m.credential === "password" ? hashPassword(String(given.password), m.address, TEST_PARAMS.ssmPath) : String(given.passwordHash)];
-    }),
-  );
-  for (const f of runtimeFiles(config, { passwordHashes: hashes, ...keys, resticPassword: TEST_RESTIC_PASSWORD })) {
+export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "appPasswordHashes" | "resticPassword">): void {
+  const ldapBindPassword = input.ldap && String(input.ldap.bindPassword);
+  for (const f of runtimeFiles(config, { ...testPasswordHashes(input, config), ...keys, resticPassword: TEST_RESTIC_PASSWORD, ldapBindPassword }, host.env)) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);

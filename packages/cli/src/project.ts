@@ -67,21 +67,32 @@ export const PLACEHOLDER_HASH = "{BLF-CRYPT}$2b$10$ZUDnZFLyWULpJV/qWU2rc.XEThdZx
 // Made only of characters no e-mail local part contains, so it passes the check that a
 // password does not contain the mailbox's name.
 const PLACEHOLDER_PASSWORD = "(:) [;] <,> (:) [;] <,>";
+const PLACEHOLDER_MARKS = "()[]<>;:,";
+
+/**
+ * The dummy password of the n-th secret: each its own, as a mailbox's app passwords must differ
+ * from its password and from one another, and still made of such characters alone.
+ */
+function placeholderPassword(n: number): string {
+  let suffix = "";
+  for (let rest = n; rest > 0; rest = Math.floor(rest / PLACEHOLDER_MARKS.length)) suffix += PLACEHOLDER_MARKS[rest % PLACEHOLDER_MARKS.length];
+  return `${PLACEHOLDER_PASSWORD} ${suffix}`.trim();
+}
 
 /**
  * Replaces `secure:` values (which only the Pulumi CLI can decrypt) with dummy values of the
  * right form, and reports whether any were found.
  */
-function substituteSecrets(value: unknown, path: string): { value: unknown; secret: boolean } {
+function substituteSecrets(value: unknown, path: string, count = { passwords: 0 }): { value: unknown; secret: boolean } {
   if (SECURE(value)) {
-    return { value: path.endsWith("passwordHash") ? PLACEHOLDER_HASH : PLACEHOLDER_PASSWORD, secret: true };
+    return { value: path.endsWith("passwordHash") ? PLACEHOLDER_HASH : placeholderPassword(count.passwords++), secret: true };
   }
   if (Array.isArray(value)) {
-    const items = value.map((v, i) => substituteSecrets(v, `${path}[${i}]`));
+    const items = value.map((v, i) => substituteSecrets(v, `${path}[${i}]`, count));
     return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
   }
   if (typeof value === "object" && value !== null) {
-    const entries = Object.entries(value).map(([k, v]) => [k, substituteSecrets(v, `${path}.${k}`)] as const);
+    const entries = Object.entries(value).map(([k, v]) => [k, substituteSecrets(v, `${path}.${k}`, count)] as const);
     return { value: Object.fromEntries(entries.map(([k, v]) => [k, v.value])), secret: entries.some(([, v]) => v.secret) };
   }
   return { value, secret: false };

@@ -18,7 +18,8 @@ content must parse by. A manifest that names another file or states another mode
 unit, or a file that does not parse, is refused with the whole update. Changed files are
 replaced atomically, and only the units that read them are reloaded. The IMAP and POP3
 sessions of users whom a new users file drops (a mailbox removed or disabled) or gives another
-password are then ended (`doveadm kick`), so that a session does not outlive its password.
+password, or whose app passwords lose one or refuse its own password, are then ended
+(`doveadm kick`), so that a session does not outlive its password.
 
 --install-bundle installs, unchecked, the bundle that the first boot fetched; --rollback (by
 hand) returns to the bundle that ran before the current one.
@@ -102,6 +103,16 @@ ALIAS_LINE = re.compile(r"(?:%s|@(%s)) %s(?:,%s)*" % (MAP_ADDRESS, DOMAIN.patter
 ACCESS_LINE = re.compile(r"(\S+) 550 5\.2\.1 [\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?")
 # The password hash: {SCHEME} and printable characters but ":" (the field separator).
 PASSWD_LINE = re.compile(r"([^:]+):(\{[A-Z0-9.-]+\}[\x21-\x39\x3b-\x7e]+)::::::(?:userdb_quota_rule=\*:storage=[0-9]{1,12}M)?")
+# An app password, by mailbox, Dovecot protocol and slot, or the line that refuses a mailbox's
+# own password (see the core's appPasswordsFile).
+APP_PASSWORD_LINE = re.compile(r"([^/:]+)/(?:(?:imap|pop3|smtp)/[1-9][0-9]?:\{[A-Z0-9.-]+\}[\x21-\x39\x3b-\x7e]+|app-passwords-only:)")
+# The LDAP directory's bind password for Dovecot, quoted as its settings reader unquotes it.
+DOVECOT_LDAP_BIND_LINE = re.compile(r'dnpass = "(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"')
+# Postfix's ldap table: the settings the core writes, each value one line of printable ASCII.
+POSTFIX_LDAP_LINE = re.compile(
+    r"(?:server_host|version|start_tls|tls_ca_cert_file|tls_require_cert|bind|bind_dn|bind_pw|search_base|scope|query_filter|result_attribute|domain)"
+    r" = [\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"
+)
 KEEP_LINE = re.compile(r"--keep-(?:last|hourly|daily|weekly|monthly|yearly)=[0-9]{1,9}")
 NFT_ELEMENT = re.compile(r"add element inet mailstack admin_(v4|v6) \{ ([0-9a-f.:/, ]+) \}")
 COMMENT = re.compile(r"#[\x20-\x7e]*")
@@ -137,6 +148,11 @@ def passwd_entry(line):
     return match is not None and address(match.group(1))
 
 
+def app_password_entry(line):
+    match = APP_PASSWORD_LINE.fullmatch(line)
+    return match is not None and address(match.group(1))
+
+
 def alias_entry(line):
     match = ALIAS_LINE.fullmatch(line)
     return match is not None and (match.group(1) is None or domain(match.group(1)))
@@ -162,6 +178,7 @@ def nft_admin(line):
 # Each line-based grammar: what a line must be, as the error names it, and its check.
 LINE_GRAMMARS = {
     "passwd-file": ("address:{SCHEME}hash::::::[userdb_quota_rule=*:storage=NM]", passwd_entry),
+    "app-passwords": ("address/imap|pop3|smtp/slot:{SCHEME}hash, or address/app-passwords-only:", app_password_entry),
     "postfix-map": ("an address or domain, a space, then OK or addresses separated by commas", MAP_LINE.fullmatch),
     "virtual-aliases": ("an address or @domain, a space, then addresses separated by commas", alias_entry),
     "recipient-access": ("an address, a space, 550 5.2.1, a space, then 1-200 printable characters", access_entry),
@@ -169,6 +186,8 @@ LINE_GRAMMARS = {
     "restic-keep": ("--keep-(last|hourly|daily|weekly|monthly|yearly)=N", KEEP_LINE.fullmatch),
     "nft-admin": ("a comment or add element inet mailstack admin_v4|admin_v6 { networks }", nft_admin),
     "domain-names": ("a domain name", domain),
+    "dovecot-ldap-bind": ('dnpass = "password", with " and \\ escaped by \\', DOVECOT_LDAP_BIND_LINE.fullmatch),
+    "postfix-ldap": ("an ldap_table setting mailstack writes, =, then a value", POSTFIX_LDAP_LINE.fullmatch),
 }
 
 
@@ -436,6 +455,8 @@ def sync_runtime(args, values):
             continue
         if rule["grammar"] == "passwd-file":
             outdated |= outdated_users(current(path), content)
+        elif rule["grammar"] == "app-passwords":
+            outdated |= outdated_app_password_users(current(path), content)
         install(path, content, rule["mode"], owner, not args.no_chown)
         changed.append(name)
         reload.update(rule["reload"])
@@ -487,6 +508,16 @@ def outdated_users(old, new):
     that are addresses, so that none reads as doveadm's option or user mask (`-a`, `*`)."""
     before, after = passwd_hashes(old), passwd_hashes(new)
     return {user for user, hashed in before.items() if after.get(user) != hashed and address(user)}
+
+
+def outdated_app_password_users(old, new):
+    """The mailboxes of the old app-passwords file that lose or change an app password (its
+    sessions cannot be told apart from the others'), or whose own password the new one
+    refuses. Adding an app password ends nothing."""
+    before, after = passwd_hashes(old), passwd_hashes(new)
+    users = {key for key, hashed in before.items() if after.get(key) != hashed}
+    users |= {key for key in after if key.endswith("/app-passwords-only") and key not in before}
+    return {user for user in (key.split("/", 1)[0] for key in users) if address(user)}
 
 
 def end_sessions(args, users):

@@ -1,6 +1,40 @@
 import type { MailConfig } from "./config";
+import { MAX_APP_PASSWORDS } from "./config/fields";
+import { APP_PASSWORDS_FILE, APP_PASSWORDS_ONLY } from "./runtime-files";
 import { generatedHeader, type HostEnv, PRODUCTION_ENV } from "./layout";
+import { authCacheTtl, dovecotLdapBlocks } from "./ldap";
 import { INTERMEDIATE_CIPHERS } from "./postfix";
+
+/**
+ * The app passwords come first (see the runtime file's layout at appPasswordsFile): one passdb
+ * per slot, each a hash lookup that costs nothing for a key not there and one bcrypt for a key
+ * that is, and an app password that matches returns at once. The deny passdb then refuses a
+ * mailbox's own password where it asks for app passwords only; the users file comes after it.
+ * Every slot is always declared, so that adding or revoking an app password changes the
+ * runtime file alone, never this one. A file Dovecot cannot read fails every login (the
+ * default would go on to the users file, past the mailboxes that refuse their password).
+ */
+function appPasswordPassdbs(runtime: string): string {
+  const file = `${runtime}/${APP_PASSWORDS_FILE}`;
+  const slots = Array.from(
+    { length: MAX_APP_PASSWORDS },
+    (_, i) => `passdb {
+  driver = passwd-file
+  args = username_format=%Lu/%s/${i + 1} ${file}
+  result_success = return-ok
+  result_failure = continue
+  result_internalfail = return-fail
+}
+`,
+  ).join("");
+  return `${slots}passdb {
+  driver = passwd-file
+  args = username_format=%Lu/${APP_PASSWORDS_ONLY} ${file}
+  deny = yes
+  result_internalfail = return-fail
+}
+`;
+}
 
 /**
  * /etc/dovecot/dovecot.conf, self-contained (no conf.d includes) so that what is rendered is
@@ -45,9 +79,9 @@ disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_username_format = %Lu
 auth_cache_size = 10M
-auth_cache_ttl = 1 hour
+auth_cache_ttl = ${authCacheTtl(config)}
 auth_cache_negative_ttl = 5 mins
-passdb {
+${appPasswordPassdbs(p.runtime)}passdb {
   driver = passwd-file
   args = username_format=%Lu ${p.runtime}/users
 }
@@ -147,7 +181,7 @@ plugin {
   imapsieve_mailbox2_causes = COPY
   imapsieve_mailbox2_before = file:${p.sieve}/learn-ham.sieve
 }
-${learnServices(env)}`;
+${learnServices(env)}${dovecotLdapBlocks(config, env)}`;
 }
 
 /**

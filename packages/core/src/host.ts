@@ -20,6 +20,7 @@ import {
   STATE_FILES,
   UNITS,
 } from "./layout";
+import { DOVECOT_LDAP_CONF, dovecotLdapConf, LDAP_CA_FILE } from "./ldap";
 import { postfixMainCf, postfixMasterCf, postsrsdSettings, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
 import { redisListenArgs, rspamdLocalFiles, rspamdLocalLua, socketDirCommand, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
@@ -229,6 +230,19 @@ const onDataVolume = (...after: string[]): [string, string][] => [
 /** The marker the bootstrap leaves when it has finished. */
 export const bootstrapDone = (env: HostEnv): string => `${env.paths.state}/${STATE_FILES.bootstrapDone}`;
 
+/**
+ * The directory's settings for Dovecot and its CA certificate (which Postfix's ldap table
+ * names too), with the units that read them; none without `ldap`. Neither holds a secret.
+ */
+function ldapHostFiles(config: MailConfig, env: HostEnv): [path: string, content: string, reload: string[]][] {
+  const conf = dovecotLdapConf(config, env);
+  const ca = config.ldap?.caCertificate;
+  const files: [string, string, string[]][] = [];
+  if (conf !== undefined) files.push([`${env.paths.dovecotConfig}/${DOVECOT_LDAP_CONF}`, conf, [UNITS.dovecot]]);
+  if (ca !== undefined) files.push([`${env.paths.dovecotConfig}/${LDAP_CA_FILE}`, ca, [UNITS.dovecot, UNITS.postfixInstance]]);
+  return files;
+}
+
 /** A systemd unit file from its sections' settings, in order. */
 export function unit(sections: Record<string, [string, string][]>): string {
   return (
@@ -269,11 +283,12 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
     file(`${p.postfixConfig}/master.cf`, postfixMasterCf(config, env), postfix),
     file(`${p.postfixConfig}/${SUBMISSION_HEADER_CHECKS}`, submissionHeaderChecks(), postfix),
     file(`${p.dovecotConfig}/dovecot.conf`, dovecotConf(config, env), { owner: "root:dovecot", reload: [UNITS.dovecot], check: "dovecot" }),
+    ...ldapHostFiles(config, env).map(([path, content, reload]) => file(path, content, { reload })),
     // mailstack-sync compiles them (sievec) before the reload.
     ...Object.entries(sieveScripts()).map(([name, content]) => file(`${p.sieve}/${name}`, content, { reload: [UNITS.dovecot] })),
     ...Object.entries(sievePipePrograms(env)).map(([name, content]) => file(`${p.sievePipe}/${name}`, content, { mode: "0755" })),
     ...Object.entries(rspamdLocalFiles(config, env)).map(([name, content]) => file(`${p.rspamdLocal}/${name}`, content, { reload: [UNITS.rspamd], check: "rspamd" })),
-    file(p.rspamdLocalLua, rspamdLocalLua(env), { reload: [UNITS.rspamd], check: "rspamd" }),
+    file(p.rspamdLocalLua, rspamdLocalLua(env, config), { reload: [UNITS.rspamd], check: "rspamd" }),
     file("/etc/unbound/unbound.conf.d/mailstack.conf", unboundConf(env), { reload: [UNITS.unbound], check: "unbound" }),
     file("/etc/systemd/resolved.conf.d/mailstack.conf", `${generatedHeader()}[Resolve]\nDNSStubListener=no\n`, { reload: [UNITS.resolved] }),
     // mailstack-sync copies it to /etc/resolv.conf, as the bootstrap does.
@@ -431,6 +446,9 @@ export function hostPackages(): string[] {
     "postfix",
     "dovecot-imapd",
     "dovecot-lmtpd",
+    // Users from an LDAP directory (`ldap`); installed whatever the config, as every package is.
+    "dovecot-ldap",
+    "postfix-ldap",
     "dovecot-sieve",
     "dovecot-pop3d",
     "rspamd",

@@ -16,3 +16,4 @@ export * from "./host";
 export * from "./bundle";
 export * from "./cloud-init";
 export * from "./web";
+export * from "./ldap";

@@ -1,5 +1,6 @@
 import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
+import { postfixLdapTable } from "./ldap";
 import { RECIPIENT_ACCESS_FILE } from "./runtime-files";
 
 /**
@@ -97,6 +98,8 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
     required: { level: "encrypt", dns: "enabled" },
   }[config.tls.outbound];
   const minTls = `>=${config.tls.inboundMinVersion}`;
+  const ldap = postfixLdapTable(config, env);
+  const withLdap = (table: string) => (ldap === undefined ? table : `${table}, ${ldap}`);
   return (
     generatedHeader() +
     settings([
@@ -133,10 +136,11 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["alias_database", ""],
       ["# Hosted domains, mailboxes and aliases (synced from SSM; texthash needs no postmap)", undefined],
       ["virtual_mailbox_domains", `texthash:${p.runtime}/domains`],
-      ["virtual_mailbox_maps", `texthash:${p.runtime}/mailboxes`],
+      // The directory after the stack config's own maps (see ldap.ts).
+      ["virtual_mailbox_maps", withLdap(`texthash:${p.runtime}/mailboxes`)],
       ["virtual_alias_maps", `texthash:${p.runtime}/aliases`],
       ["virtual_transport", "lmtp:unix:private/dovecot-lmtp"],
-      ["smtpd_sender_login_maps", `texthash:${p.runtime}/sender-logins`],
+      ["smtpd_sender_login_maps", withLdap(`texthash:${p.runtime}/sender-logins`)],
       ...srsSettings(config),
       ["# Queue: give up on undeliverable mail after two days, warn senders after three hours", undefined],
       ["maximal_queue_lifetime", "2d"],

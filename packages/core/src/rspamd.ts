@@ -139,9 +139,10 @@ function logins(addresses: readonly string[]): string {
  * rspamd.local.lua: a mailbox writes in From: only what Postfix lets it use as the envelope
  * sender (its own address and the aliases that deliver to it, the sender-logins map), so
  * a message the host signs never speaks for another mailbox or hosted domain. Postfix checks
- * only the envelope; the header is what recipients see and DMARC aligns on.
+ * only the envelope; the header is what recipients see and DMARC aligns on. With an LDAP
+ * directory, a login may also write its own address: a directory user's is in no map here.
  */
-export function rspamdLocalLua(env: HostEnv = PRODUCTION_ENV): string {
+export function rspamdLocalLua(env: HostEnv = PRODUCTION_ENV, config?: MailConfig): string {
   return `${generatedHeader("--")}local logins = rspamd_config:add_map({
   type = "hash",
   url = "${env.paths.runtime}/sender-logins",
@@ -160,7 +161,7 @@ rspamd_config:register_symbol({
     for _, from in ipairs(task:get_from("mime") or {}) do
       local address = (from.addr or ""):lower()
       local owners = logins:get_key(address) or ""
-      local owned = false
+      local owned = ${config?.ldap === undefined ? "false" : "address == user"}
       for login in owners:gmatch("[^,%s]+") do
         if login == user then owned = true end
       end

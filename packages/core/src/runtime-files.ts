@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type { MailConfig } from "./config";
 import { deliveringAddresses } from "./config/model";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
-import { UNITS } from "./layout";
+import { type HostEnv, PRODUCTION_ENV, UNITS } from "./layout";
+import { dovecotLdapBind, LDAP_DOVECOT_BIND_FILE, LDAP_POSTFIX_MAP_FILE, postfixLdapMap } from "./ldap";
 import { WEB_FILES, webFiles } from "./web";
 
 /**
@@ -32,6 +33,8 @@ export interface RuntimeFile {
 export interface RuntimeSecrets {
   /** Dovecot password hash ({SCHEME}...) for every mailbox address. */
   passwordHashes: ReadonlyMap<string, string>;
+  /** Dovecot password hash of every app password, by {@link appPasswordKey}; none needed without app passwords. */
+  appPasswordHashes?: ReadonlyMap<string, string>;
   /** PEM private key that signs with `config.dkimSelector`. */
   dkimPrivateKeyPem: string;
   /**
@@ -41,6 +44,8 @@ export interface RuntimeSecrets {
   tlsPrivateKeyPem: string;
   /** Password of the host's restic repository, which encrypts every backup. */
   resticPassword: string;
+  /** Password of the LDAP directory's bind account; needed only with `config.ldap`. */
+  ldapBindPassword?: string;
 }
 
 /** Postfix's recipient access map (disabled mailboxes), relative to the runtime directory. */
@@ -63,15 +68,62 @@ function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): str
   return config.mailboxes
     .filter((m) => m.enabled)
     .map((m) => {
-      const hash = hashes.get(m.address);
-      if (hash === undefined) throw new Error(`no password hash for ${m.address}`);
-      // The components check hashes as secrets resolve; a ":" or a line break here would add a
-      // field or a user to Dovecot's passwd-file, whoever calls this.
-      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(hash)) throw new Error(`the password hash for ${m.address} is not one word of printable characters without ":"`);
+      const hash = checkedHash(hashes.get(m.address), m.address);
       const quota = m.quotaMiB === undefined ? "" : `userdb_quota_rule=*:storage=${mib(m.quotaMiB)}`;
       return `${m.address}:${hash}::::::${quota}\n`;
     })
     .join("");
+}
+
+/** The app passwords' passwd-file, relative to the runtime directory (see dovecotConf's passdbs). */
+export const APP_PASSWORDS_FILE = "app-passwords";
+
+/** Where an app password's hash is found in {@link RuntimeSecrets.appPasswordHashes}, and its bcrypt salt's name. */
+export const appPasswordKey = (address: string, name: string): string => `${address}/${name}`;
+
+/** Dovecot's `%s` for each protocol an app password may name: Postfix asks the auth socket as `smtp`. */
+const DOVECOT_SERVICES = { imap: "imap", pop3: "pop3", submission: "smtp" } as const;
+
+/** The key of a mailbox's line in {@link APP_PASSWORDS_FILE} that refuses its own password. */
+export const APP_PASSWORDS_ONLY = "app-passwords-only";
+
+const checkedHash = (hash: string | undefined, what: string): string => {
+  if (hash === undefined) throw new Error(`no password hash for ${what}`);
+  // The components check hashes as secrets resolve; a ":" or a line break here would add a
+  // field or a user to Dovecot's passwd-file, whoever calls this.
+  if (!/^[\x21-\x39\x3b-\x7e]+$/.test(hash)) throw new Error(`the password hash for ${what} is not one word of printable characters without ":"`);
+  return hash;
+};
+
+/**
+ * The app passwords' passwd-file. Dovecot's passwd-file holds one password per key, so each
+ * app password is keyed by mailbox, protocol and slot (its position, 1 to MAX_APP_PASSWORDS),
+ * `alice@example.com/imap/1`, and dovecot.conf has one passdb per slot, each looking up
+ * `%Lu/%s/<slot>`: a protocol an app password does not list finds no key. A mailbox that
+ * refuses its own password has an `<address>/app-passwords-only` line, which a deny passdb
+ * finds before the users file is read. Disabled mailboxes have no line.
+ */
+function appPasswordsFile(config: MailConfig, hashes: ReadonlyMap<string, string>): string {
+  const entries: string[] = [];
+  for (const m of config.mailboxes) {
+    if (!m.enabled) continue;
+    if (m.requireAppPasswords) entries.push(`${m.address}/${APP_PASSWORDS_ONLY}:`);
+    m.appPasswords.forEach((a, i) => {
+      const key = appPasswordKey(m.address, a.name);
+      const hash = checkedHash(hashes.get(key), `app password ${key}`);
+      for (const service of a.services) entries.push(`${m.address}/${DOVECOT_SERVICES[service]}/${i + 1}:${hash}`);
+    });
+  }
+  return lines(entries.sort());
+}
+
+/** The directory's runtime key files, with its bind password; none without `ldap`. */
+function ldapFiles(config: MailConfig, password: string | undefined, env: HostEnv): RuntimeFile[] {
+  if (config.ldap === undefined) return [];
+  if (password === undefined) throw new Error("no bind password for the LDAP directory");
+  // The components check it as it resolves; a line break here would add a setting, whoever calls this.
+  if (!/^[\x20-\x7e]*$/.test(password)) throw new Error("the LDAP bind password is not one line of printable ASCII");
+  return [runtimeFile(LDAP_DOVECOT_BIND_FILE, dovecotLdapBind(password)), runtimeFile(LDAP_POSTFIX_MAP_FILE, postfixLdapMap(config, password, env) ?? "")];
 }
 
 /** Enabled mailboxes each address delivers to, following aliases through other aliases. */
@@ -173,9 +225,11 @@ type Readers = "everyone" | { group: string } | "nobody";
  * - `domain-names`: one domain name a line;
  * - `static`: anything (nginx serves it as a static file);
  * - `pem`: PEM blocks;
- * - `password`: one line of printable ASCII.
+ * - `password`: one line of printable ASCII;
+ * - `dovecot-ldap-bind`: the one line `dnpass = "password"`, `"` and `\` escaped with `\`;
+ * - `postfix-ldap`: ldap_table(5) lines `name = value` of the names {@link postfixLdapMap} writes.
  */
-export type RuntimeGrammar = "passwd-file" | "postfix-map" | "virtual-aliases" | "recipient-access" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password";
+export type RuntimeGrammar = "passwd-file" | "app-passwords" | "postfix-map" | "virtual-aliases" | "recipient-access" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password" | "dovecot-ldap-bind" | "postfix-ldap";
 
 /**
  * What the host takes of a runtime file, whatever a manifest says: its name, mode, owner and
@@ -232,6 +286,7 @@ export const dkimKeyFile = (selector: string): string => `dkim/${selector}.key`;
 /** Every runtime file a stack may deliver, sorted by name: the one table of their names, modes, owners, units and grammars. */
 export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
   rule("aliases", "virtual-aliases", [UNITS.postfix]),
+  rule(APP_PASSWORDS_FILE, "app-passwords", [UNITS.dovecot], { group: "dovecot" }),
   // Read by the backup job at each run: nothing to reload.
   rule(BACKUP_KEEP_FILE, "restic-keep", []),
   rule(RESTIC_PASSWORD_FILE, "password", [], "nobody", true),
@@ -240,6 +295,9 @@ export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
   rule("dkim-selectors", "dkim-selectors", [UNITS.rspamd]),
   { ...rule(dkimKeyFile("<selector>"), "pem", [UNITS.rspamd], { group: "_rspamd" }, true), pattern: DKIM_KEY_PATTERN },
   rule("domains", "postfix-map", [UNITS.postfix]),
+  rule(LDAP_DOVECOT_BIND_FILE, "dovecot-ldap-bind", [UNITS.dovecot], { group: "dovecot" }, true),
+  // Opened by proxymap, which runs as postfix.
+  rule(LDAP_POSTFIX_MAP_FILE, "postfix-ldap", [UNITS.postfix], { group: "postfix" }, true),
   rule("mailboxes", "postfix-map", [UNITS.postfix]),
   rule(NFT_ADMIN_FILE, "nft-admin", [UNITS.nftables]),
   rule(RECIPIENT_ACCESS_FILE, "recipient-access", [UNITS.postfix]),
@@ -288,11 +346,12 @@ export function hostRoleAliases(config: MailConfig): {
   ]);
 }
 
-/** Every runtime file for a config and its secrets, sorted by name. */
-export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): RuntimeFile[] {
+/** Every runtime file for a config and its secrets, sorted by name; `env` places the files they name (tests). */
+export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets, env: HostEnv = PRODUCTION_ENV): RuntimeFile[] {
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
   const files = [
     runtimeFile("users", usersFile(config, secrets.passwordHashes)),
+    runtimeFile(APP_PASSWORDS_FILE, appPasswordsFile(config, secrets.appPasswordHashes ?? new Map())),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`))),
     runtimeFile("mailboxes", lines(config.mailboxes.filter((m) => m.enabled).map((m) => `${m.address} OK`))),
     runtimeFile("aliases", aliasesFile(config)),
@@ -305,6 +364,7 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets): Runti
     runtimeFile("dkim-selectors", lines(config.domains.map((d) => `${d} ${config.dkimSelector}`))),
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config)),
     runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`),
+    ...ldapFiles(config, secrets.ldapBindPassword, env),
     runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`))),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -361,7 +421,14 @@ export function keyParameterName(file: string): string {
  * the config alone, so the parameters are declared before any secret resolves.
  */
 export function keyFileNames(config: MailConfig): string[] {
-  const placeholders = { passwordHashes: new Map(config.mailboxes.map((m) => [m.address, "placeholder"])), dkimPrivateKeyPem: "", tlsPrivateKeyPem: "", resticPassword: "" };
+  const placeholders = {
+    passwordHashes: new Map(config.mailboxes.map((m) => [m.address, "placeholder"])),
+    appPasswordHashes: new Map(config.mailboxes.flatMap((m) => m.appPasswords.map((a) => [appPasswordKey(m.address, a.name), "placeholder"] as const))),
+    dkimPrivateKeyPem: "",
+    tlsPrivateKeyPem: "",
+    resticPassword: "",
+    ldapBindPassword: "",
+  };
   return runtimeFiles(config, placeholders)
     .filter((f) => f.key)
     .map((f) => f.name);

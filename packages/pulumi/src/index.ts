@@ -5,9 +5,9 @@ export { type DsRecord, MailDns, type MailDnsArgs, MailDnsCloudflare, type MailD
 export { MailDnsRoute53, type MailDnsRoute53Args, route53Value } from "./mail-dns-route53";
 export { MailFirewall, type MailFirewallArgs } from "./mail-firewall";
 export { BACKUP_DENIED_ACTIONS, CANONICAL_OWNER_ID, MailHost, type MailHostArgs } from "./mail-host";
-export { type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
+export { type Credential, type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
 export { MailSnapshots, type MailSnapshotsArgs, SNAPSHOT_TAG } from "./mail-snapshots";
-export { type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";
+export { type AppPasswordArgs, type LdapArgs, type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";
 export { MailStackConfigError } from "./config-error";
 export { PASSWORD_HASHES_KIND, PasswordHashes, type PasswordHashesArgs } from "./password-hashes";
 export { readStackConfig } from "./stack-config";

@@ -1,4 +1,6 @@
 import {
+  appPasswordKey,
+  bindPasswordProblem,
   checkPassword,
   checkPasswordHash,
   type ConfigIssue,
@@ -7,6 +9,7 @@ import {
   keyFileNames,
   keyParameterName,
   MAX_RESTIC_PASSWORD_LENGTH,
+  MIN_APP_PASSWORD_LENGTH,
   type MailConfig,
   runtimeDelivery,
   runtimeFiles,
@@ -19,12 +22,18 @@ import * as ssm from "@pulumi/aws/ssm";
 import { MailStackConfigError } from "./config-error";
 import { PasswordHashes } from "./password-hashes";
 
-/** The secret half of a mailbox: exactly one of the two, usually a Pulumi secret. */
-export interface MailboxCredential {
+/** A password or its hash: exactly one of the two, usually a Pulumi secret. */
+export interface Credential {
   /** The password in plain text; hashed with bcrypt before it is stored. */
   readonly password?: pulumi.Input<string>;
   /** A hash made elsewhere (`doveadm pw`): BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, ARGON2ID or ARGON2I. */
   readonly passwordHash?: pulumi.Input<string>;
+}
+
+/** The secret half of a mailbox: its credential, and those of its app passwords. */
+export interface MailboxCredential extends Credential {
+  /** The app passwords' credentials, in the order of the config's `appPasswords`; their names and protocols are in the config. */
+  readonly appPasswords?: readonly Credential[];
 }
 
 /** The manifest's parameter, below the stack's path. */
@@ -58,6 +67,11 @@ export interface MailParametersArgs {
    * `backup/restic-password`: printable ASCII, at most 128 characters.
    */
   readonly resticPassword: pulumi.Input<string>;
+  /**
+   * Password of the LDAP directory's bind account, with `config.ldap`: delivered in the
+   * runtime key files `ldap/dovecot-bind` and `ldap/postfix-map.cf`, never in the object.
+   */
+  readonly ldapBindPassword?: pulumi.Input<string>;
   /** Tags for every parameter and the object. Default none. */
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -84,28 +98,48 @@ export class MailParameters extends pulumi.ComponentResource {
     this.path = args.path;
     // Inputs as given: wrapping each in an Output first would cost two more per mailbox, a
     // tenth of a thousand-mailbox plan.
-    const credentials: pulumi.Input<string | undefined>[] = config.mailboxes.map((m) => {
-      const given = args.credentials[m.index];
-      return m.credential === "password" ? given.password : given.passwordHash;
-    });
+    // Every credential, the mailboxes' and then their app passwords': its key (an address, or
+    // appPasswordKey), its kind, its field's path, and what is given.
+    const entries = [
+      ...config.mailboxes.map((m) => {
+        const given = args.credentials[m.index];
+        return { key: m.address, address: m.address, kind: m.credential, path: `mailboxes[${m.index}]`, minLength: undefined, value: given };
+      }),
+      ...config.mailboxes.flatMap((m) =>
+        m.appPasswords.map((a, j) => {
+          const given = args.credentials[m.index].appPasswords?.[j] ?? {};
+          const path = `mailboxes[${m.index}].appPasswords[${j}]`;
+          return { key: appPasswordKey(m.address, a.name), address: m.address, kind: a.credential, path, minLength: MIN_APP_PASSWORD_LENGTH, value: given };
+        }),
+      ),
+    ];
+    const credentials: pulumi.Input<string | undefined>[] = entries.map((e) => (e.kind === "password" ? e.value.password : e.value.passwordHash));
     // Secret values are checked once they resolve (a preview resolves them too), before any is hashed.
     const checked = pulumi.all([pulumi.all(credentials), args.resticPassword]).apply(([secrets, resticPassword]) => {
       const issues: ConfigIssue[] = [];
-      config.mailboxes.forEach((m, i) => {
-        const problem = m.credential === "password" ? checkPassword(secrets[i], m.address) : checkPasswordHash(secrets[i]);
-        if (problem) issues.push({ path: `mailboxes[${m.index}].${m.credential}`, message: problem });
+      // Plain passwords by mailbox, to refuse an app password that repeats another secret of it.
+      const plain = new Map<string, Map<string, string>>();
+      entries.forEach((e, i) => {
+        const path = `${e.path}.${e.kind}`;
+        const problem = e.kind === "password" ? checkPassword(secrets[i], e.address, e.minLength) : checkPasswordHash(secrets[i]);
+        if (problem) issues.push({ path, message: problem });
+        if (e.kind !== "password" || typeof secrets[i] !== "string") return;
+        const seen = plain.get(e.address) ?? new Map<string, string>();
+        const same = seen.get(secrets[i]);
+        if (same !== undefined) issues.push({ path, message: `is the same as ${same}; an app password must be a secret of its own, or revoking it revokes nothing` });
+        seen.set(secrets[i], path);
+        plain.set(e.address, seen);
       });
       if (!/^[\x21-\x7e]+$/.test(resticPassword) || resticPassword.length > MAX_RESTIC_PASSWORD_LENGTH) {
         issues.push({ path: "resticPassword", message: `must be 1 to ${MAX_RESTIC_PASSWORD_LENGTH} printable ASCII characters without spaces` });
       }
       if (issues.length > 0) throw new MailStackConfigError(issues);
-      const byKind = (kind: "password" | "passwordHash") =>
-        Object.fromEntries(config.mailboxes.flatMap((m, i): [string, string][] => (m.credential === kind ? [[m.address, secrets[i] as string]] : [])));
-      const hashes = Object.fromEntries(Object.entries(byKind("passwordHash")).map(([address, hash]) => [address, hash.trim()]));
+      const byKind = (kind: "password" | "passwordHash") => Object.fromEntries(entries.flatMap((e, i): [string, string][] => (e.kind === kind ? [[e.key, secrets[i] as string]] : [])));
+      const hashes = Object.fromEntries(Object.entries(byKind("passwordHash")).map(([key, hash]) => [key, hash.trim()]));
       return { passwords: byKind("password"), hashes, resticPassword };
     });
-    // Only mailboxes given by plain password need hashing; which ones is known from the config.
-    const hashed = config.mailboxes.some((m) => m.credential === "password")
+    // Only credentials given by plain password need hashing; which ones is known from the config.
+    const hashed = entries.some((e) => e.kind === "password")
       ? new PasswordHashes(`${name}-password-hashes`, { context: args.path, passwords: checked.passwords }, { parent: this }).hashes
       : pulumi.output<Record<string, string>>({});
     const region = getRegionOutput({}, { parent: this }).region;
@@ -115,11 +149,19 @@ export class MailParameters extends pulumi.ComponentResource {
       key: `${hostObjectsPrefix(args.path)}/${HOST_OBJECTS.runtime}`,
       endpoint: `https://s3.${region}.${dnsSuffix}`,
     }));
+    // Checked, like the passwords, once it resolves; only with a directory.
+    const ldapBindPassword = pulumi.output(config.ldap === undefined ? undefined : args.ldapBindPassword).apply((password) => {
+      if (config.ldap === undefined) return undefined;
+      const problem = password === undefined ? "is required with ldap: give the bind account's password" : bindPasswordProblem(password);
+      if (problem) throw new MailStackConfigError([{ path: "ldap.bindPassword", message: problem }]);
+      return password;
+    });
     const delivery = pulumi
-      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location])
-      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location]) => {
-        const passwordHashes = new Map(Object.entries({ ...hashes, ...fromPasswords }));
-        return runtimeDelivery(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword }), location);
+      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location, ldapBindPassword])
+      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location, ldapBindPassword]) => {
+        const all = new Map(Object.entries({ ...hashes, ...fromPasswords }));
+        const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, all.get(m.address) as string]));
+        return runtimeDelivery(runtimeFiles(config, { passwordHashes, appPasswordHashes: all, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword, ldapBindPassword }), location);
       });
     const secret = pulumi.secret(delivery);
 

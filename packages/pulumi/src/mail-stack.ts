@@ -1,4 +1,5 @@
 import {
+  type AppPasswordService,
   ConfigError,
   type ConfigIssue,
   type DnsRecord,
@@ -10,6 +11,7 @@ import {
   type MailConfig,
   type MailboxSendingLimits,
   type MailConfigInput,
+  type LdapInput,
   parseConfig,
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
@@ -22,7 +24,7 @@ import { type DsRecord, MailDnsCloudflare } from "./mail-dns-cloudflare";
 import { MailDnsRoute53 } from "./mail-dns-route53";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
-import { MANIFEST_PARAMETER, type MailboxCredential, MailParameters } from "./mail-parameters";
+import { type Credential, MANIFEST_PARAMETER, type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailSnapshots } from "./mail-snapshots";
 import { MailStackConfigError } from "./config-error";
 import { TlsKey } from "./tls-key";
@@ -43,6 +45,29 @@ export interface MailboxArgs extends MailboxCredential {
   readonly enabled?: boolean;
   /** The refusal's text while it is disabled. Default "Mailbox disabled, not accepting messages". */
   readonly disabledReply?: string;
+  /**
+   * Named credentials, one per mail client, each revocable by removing it (which ends the
+   * mailbox's open sessions). Default none: only the mailbox's password logs in.
+   */
+  readonly appPasswords?: readonly AppPasswordArgs[];
+  /** Refuse the mailbox's own password on IMAP, POP3 and submission, leaving the app passwords. Default false. */
+  readonly requireAppPasswords?: boolean;
+}
+
+/** An app password of a mailbox: a name, the protocols it logs in with, and its secret. */
+export interface AppPasswordArgs extends Credential {
+  /** Its name within the mailbox, e.g. `phone`: lower-case letters, digits and inner hyphens. */
+  readonly name: string;
+  /** The protocols it logs in with. Default: every one the host offers (IMAP, submission, POP3 when on). */
+  readonly services?: readonly AppPasswordService[];
+}
+
+/** The LDAP directory of MailStackArgs: LdapInput, with the bind password a Pulumi input (usually a secret). */
+export interface LdapArgs extends Readonly<Omit<LdapInput, "bindPassword" | "domains">> {
+  /** The bind account's password; it reaches the host only as SSM SecureString parameters. */
+  readonly bindPassword: pulumi.Input<string>;
+  /** The hosted domains whose users the directory holds. Default every hosted domain. */
+  readonly domains?: readonly string[];
 }
 
 /**
@@ -51,9 +76,11 @@ export interface MailboxArgs extends MailboxCredential {
  * Pulumi outputs; everything that decides which resources exist is plain.
  */
 export interface MailStackArgs
-  extends Readonly<Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "route53ZoneIds" | "backupKmsKeyArn" | "backupBucket">> {
+  extends Readonly<Omit<MailConfigInput, "mailboxes" | "vpcId" | "subnetId" | "cloudflareZoneIds" | "route53ZoneIds" | "backupKmsKeyArn" | "backupBucket" | "ldap">> {
   /** The mailboxes, at least one. */
   readonly mailboxes: readonly MailboxArgs[];
+  /** Users from an LDAP directory besides the mailboxes (see LdapInput). Default none. */
+  readonly ldap?: LdapArgs;
   /** Existing VPC; requires subnetId. Default: the account's default VPC. */
   readonly vpcId?: pulumi.Input<string>;
   /** Existing public subnet. Default: the default VPC's default subnet in availabilityZone. */
@@ -208,6 +235,7 @@ export class MailStack extends pulumi.ComponentResource {
         dkimPrivateKeyPem: this.dkim.privateKeyPem,
         tlsPrivateKeyPem: this.tlsKey.privateKeyPem,
         resticPassword: this.backup.resticPassword,
+        ldapBindPassword: args.ldap?.bindPassword,
         tags,
       },
       parent,

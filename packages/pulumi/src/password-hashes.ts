@@ -9,7 +9,7 @@ export const PASSWORD_HASHES_KIND = "mailstack:PasswordHashes";
 export interface PasswordHashesArgs {
   /** Salt context (the stack's SSM path): a password hashes alike only within one stack. */
   readonly context: string;
-  /** Plain passwords by mailbox address, already checked against the password policy. Kept secret. */
+  /** Plain passwords by mailbox address (an app password by appPasswordKey, which also salts it), already checked against the password policy. Kept secret. */
   readonly passwords: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 

@@ -1,7 +1,8 @@
 import { CONFIG_FIELDS, ConfigError, type ConfigIssue, FIELD_KINDS, parseConfig, unknownField } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import { MailStackConfigError } from "./config-error";
-import type { MailboxArgs, MailStackArgs } from "./mail-stack";
+import type { Credential } from "./mail-parameters";
+import type { LdapArgs, MailboxArgs, MailStackArgs } from "./mail-stack";
 
 /**
  * MailStack args that are not fields of the configuration model but may still be set in stack
@@ -55,10 +56,12 @@ export function readStackConfig(config: pulumi.Config = new pulumi.Config()): Ma
     if (error instanceof ConfigError) throw new MailStackConfigError(error.issues);
     throw error;
   }
-  const mailboxes = (input.mailboxes as MailboxArgs[]).map((m) => ({
-    ...m,
-    password: m.password === undefined ? undefined : pulumi.secret(m.password),
-    passwordHash: m.passwordHash === undefined ? undefined : pulumi.secret(m.passwordHash),
-  }));
-  return { ...(input as unknown as MailStackArgs), ...args, mailboxes };
+  const secret = <T extends Credential>(c: T): T => ({
+    ...c,
+    password: c.password === undefined ? undefined : pulumi.secret(c.password),
+    passwordHash: c.passwordHash === undefined ? undefined : pulumi.secret(c.passwordHash),
+  });
+  const mailboxes = (input.mailboxes as MailboxArgs[]).map((m) => ({ ...secret(m), ...(m.appPasswords && { appPasswords: m.appPasswords.map(secret) }) }));
+  const ldap = input.ldap as LdapArgs | undefined;
+  return { ...(input as unknown as MailStackArgs), ...args, mailboxes, ...(ldap && { ldap: { ...ldap, bindPassword: pulumi.secret(ldap.bindPassword) } }) };
 }

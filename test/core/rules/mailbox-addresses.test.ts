@@ -10,9 +10,9 @@ test("fills the mailboxes and their aliases, normalised", () => {
   });
   expect(issues).toEqual([]);
   expect(ctx.mailboxes).toEqual([
-    { address: "alice@example.com", credential: "password", quotaMiB: 1024, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, index: 0 },
+    { address: "alice@example.com", credential: "password", quotaMiB: 1024, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300 }, appPasswords: [], requireAppPasswords: false, index: 0 },
     // A limit of its own replaces the stack's; the one it leaves out keeps the stack's.
-    { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 500, recipientsPerHour: 300 }, index: 1 },
+    { address: "bob@example.com", credential: "passwordHash", quotaMiB: undefined, enabled: true, disabledReply: "Mailbox disabled, not accepting messages", sendingLimits: { messagesPerHour: 500, recipientsPerHour: 300 }, appPasswords: [], requireAppPasswords: false, index: 1 },
   ]);
   expect(ctx.aliases).toEqual([{ address: "a@example.com", to: ["alice@example.com"], origin: "mailbox" }]);
   expect(ctx.owners.get("a@example.com")).toBe("mailboxes[0].aliases[0]");

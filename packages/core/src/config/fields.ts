@@ -3,6 +3,8 @@ import { bucketProblem } from "../backup";
 import { checkOnCalendar } from "./calendar";
 import type { MailConfigInput } from "./input";
 import { describe, formatPath, type ConfigIssue, unknownField } from "./issues";
+import { attributeProblem, certificateProblem, dnProblem, ldapFilterProblem, ldapUrlProblem } from "./ldap-syntax";
+import { quotaProblem } from "./quota";
 import { checkAvailabilityZone, checkRegion, KMS_KEY_ARN } from "./regions";
 
 // The field table: for every field, how its value is checked on its own (the schema), how it
@@ -108,6 +110,17 @@ const MAILBOX_SENDING_LIMITS = {
   recipientsPerMessage: { schema: v.optional(v.number()) },
 } as const satisfies Table;
 
+/** Most app passwords a mailbox may have: Dovecot tries one passdb per slot (see dovecotConf). */
+export const MAX_APP_PASSWORDS = 8;
+/** The protocols an app password may name, in the order a default lists them. */
+export const APP_PASSWORD_SERVICES = ["imap", "pop3", "submission"] as const;
+const APP_PASSWORD = {
+  name: { schema: v.string() },
+  password: { schema: v.optional(secretValue()) },
+  passwordHash: { schema: v.optional(secretValue()) },
+  services: { schema: v.optional(v.array(v.picklist(APP_PASSWORD_SERVICES))) },
+} as const satisfies Table;
+
 const MAILBOX = {
   address: { schema: v.string() },
   password: { schema: v.optional(secretValue()) },
@@ -117,6 +130,8 @@ const MAILBOX = {
   sendingLimits: object(MAILBOX_SENDING_LIMITS),
   enabled: { schema: v.optional(v.boolean()), default: true },
   disabledReply: { schema: v.optional(v.string()), default: "Mailbox disabled, not accepting messages" },
+  appPasswords: { ...list(APP_PASSWORD), default: [] },
+  requireAppPasswords: { schema: v.optional(v.boolean()), default: false },
 } as const satisfies Table;
 const ALIAS = { address: { schema: v.string() }, to: { schema: v.array(v.string()) } } as const satisfies Table;
 const SECONDARY_MX = { host: { schema: v.string() }, priority: integer(0, 65535, undefined) } as const satisfies Table;
@@ -132,6 +147,24 @@ const OBJECT_LOCK = {
   days: { schema: v.pipe(v.number(), v.integer(), v.minValue(OBJECT_LOCK_DAYS.min), v.maxValue(OBJECT_LOCK_DAYS.max)) },
 } as const satisfies Table;
 const BACKUP_KEEP = { daily: integer(0, 1000, 7), weekly: integer(0, 1000, 4), monthly: integer(0, 1000, 12) } as const satisfies Table;
+/**
+ * The directory's settings; the user filter's default depends on the flavor and the domains'
+ * on the hosted domains, so the rule ldapDirectory sets them.
+ */
+const LDAP = {
+  url: { schema: checked(ldapUrlProblem).wrapped },
+  startTls: { schema: v.optional(v.boolean()), default: false },
+  flavor: { schema: v.optional(v.picklist(["openldap", "activedirectory"])), default: "openldap" },
+  bindDn: { schema: checked(dnProblem).wrapped },
+  bindPassword: { schema: v.optional(secretValue()) },
+  baseDn: { schema: checked(dnProblem).wrapped },
+  userFilter: { schema: checked(ldapFilterProblem) },
+  mailAttribute: { schema: checked(attributeProblem), default: "mail" },
+  caCertificate: { schema: checked(certificateProblem) },
+  domains: { schema: v.optional(v.array(v.string())) },
+  cacheSeconds: integer(1, 86400, 300),
+  quota: { schema: checked(quotaProblem), default: MAILBOX.quota.default },
+} as const satisfies Table;
 
 export const FIELDS = {
   domain: { schema: v.string(), kind: "string", summary: "Primary mail domain, e.g. example.com (IDNs are accepted)." },
@@ -217,6 +250,7 @@ export const FIELDS = {
   },
   availabilityZone: { schema: checked(checkAvailabilityZone), kind: "string", summary: "Zone in the default VPC; empty means the region's first zone." },
   cloudflareZoneIds: { schema: v.optional(v.record(v.string(), deferrable(mismatch(/^[0-9a-f]{32}$/, "must be a 32-character hex zone id")))), kind: "structured" },
+  ldap: { ...object(LDAP), kind: "structured" },
 } as const satisfies { [K in keyof MailConfigInput]-?: TopField };
 
 type DefaultsOf<T> = { -readonly [K in keyof T as T[K] extends { default: infer D } ? (undefined extends D ? never : K) : never]: T[K] extends { default: infer D } ? D : never };
@@ -384,7 +418,14 @@ function shapeOf(table: Table): { names: ReadonlySet<string>; entries: readonly 
 export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailboxes"> & {
   [K in Exclude<keyof typeof DEFAULTS, "quota">]-?: NonNullable<MailConfigInput[K]>;
 } & {
-  mailboxes: (MailConfigInput["mailboxes"][number] & { quota: string; aliases: string[]; enabled: boolean; disabledReply: string })[];
+  mailboxes: (MailConfigInput["mailboxes"][number] & {
+    quota: string;
+    aliases: string[];
+    enabled: boolean;
+    disabledReply: string;
+    appPasswords: NonNullable<MailConfigInput["mailboxes"][number]["appPasswords"]>;
+    requireAppPasswords: boolean;
+  })[];
   backupKeep: Required<NonNullable<MailConfigInput["backupKeep"]>>;
   sendingLimits: Required<NonNullable<MailConfigInput["sendingLimits"]>>;
 };

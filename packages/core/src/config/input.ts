@@ -285,6 +285,14 @@ export interface MailConfigInput {
    * @default Every zone is looked up by name.
    */
   cloudflareZoneIds?: Record<string, string>;
+  /**
+   * Users and passwords from an LDAP directory (OpenLDAP, Active Directory) besides the
+   * mailboxes: a directory user logs in with its address and directory password over IMAP,
+   * POP3 and submission, and receives mail, without a `mailboxes` entry. See
+   * docs/configuration.md, "Users from LDAP or Active Directory".
+   * @default None: only the mailboxes log in and receive.
+   */
+  ldap?: LdapInput;
 }
 
 /**
@@ -328,6 +336,38 @@ export interface MailboxInput {
    * @default The stack's sendingLimits.
    */
   sendingLimits?: MailboxSendingLimits;
+  /**
+   * Named credentials for one mail client each (`phone`, `laptop`), besides the mailbox's
+   * password: each revocable on its own by removing it, each optionally limited to some
+   * protocols. Removing or changing one ends the mailbox's open sessions. See docs/accounts.md.
+   * @default None: only the mailbox's password logs in.
+   */
+  appPasswords?: AppPasswordInput[];
+  /**
+   * Refuse the mailbox's own password on IMAP, POP3 and submission: only its app passwords log
+   * in, so a password seen or phished elsewhere does not open the mailbox from a mail client.
+   * Needs at least one app password.
+   * @default Off: the password logs in besides the app passwords.
+   */
+  requireAppPasswords?: boolean;
+}
+
+/** Protocols an app password may log in with; `submission` is SMTP AUTH on 587 and 465. */
+export type AppPasswordService = "imap" | "pop3" | "submission";
+
+/** An app password as written in {@link MailboxInput.appPasswords}: exactly one of password and passwordHash. */
+export interface AppPasswordInput {
+  /** Its name within the mailbox, e.g. `phone`: 1–32 lower-case letters, digits and inner hyphens. */
+  name: string;
+  /** The app password in plain text (a secret, at least 16 characters); hashed with bcrypt by the stack. */
+  password?: unknown;
+  /** Pre-hashed, with its Dovecot scheme prefix, as for a mailbox's passwordHash. */
+  passwordHash?: unknown;
+  /**
+   * The protocols it logs in with, e.g. `[submission]` for a scanner that only sends.
+   * @default Every protocol the host offers: IMAP, submission, and POP3 when pop3 is on.
+   */
+  services?: AppPasswordService[];
 }
 
 /** A backup MX host you run elsewhere, as written in {@link MailConfigInput.secondaryMx}. */
@@ -394,4 +434,73 @@ export interface AliasInput {
   address: string;
   /** Mailboxes, other aliases, or (with allowExternalForwarding) outside addresses. */
   to: string[];
+}
+
+/**
+ * The directory of {@link MailConfigInput.ldap}. Dovecot checks each password by binding to the
+ * directory as the user (so the directory's own password policy and lockouts apply), and
+ * Postfix asks it which addresses exist and who may send as them. TLS is required and the
+ * server's certificate is verified.
+ */
+export interface LdapInput {
+  /**
+   * The server: `ldaps://host[:port]` (TLS from the start, port 636 by default), or
+   * `ldap://host[:port]` with {@link LdapInput.startTls}. Plain LDAP is refused.
+   */
+  url: string;
+  /**
+   * Upgrade an `ldap://` connection with StartTLS before anything is sent.
+   * @default Off: the URL must then be `ldaps://`.
+   */
+  startTls?: boolean;
+  /**
+   * The directory's kind, which chooses the default {@link LdapInput.userFilter}.
+   * @default openldap: users are inetOrgPerson entries.
+   */
+  flavor?: "openldap" | "activedirectory";
+  /**
+   * DN of the account that searches the directory for users. It needs read access to the
+   * users' entries (the filter's and mailAttribute's attributes) and nothing more.
+   */
+  bindDn: string;
+  /** That account's password (a secret): one line of printable ASCII. */
+  bindPassword?: unknown;
+  /** Where users are searched for (the whole subtree), e.g. `ou=people,dc=example,dc=com`. */
+  baseDn: string;
+  /**
+   * The search filter of one user, with `%u` for the address typed at login or given as a
+   * recipient (`%n` its local part, `%d` its domain).
+   * @default openldap: `(&(objectClass=inetOrgPerson)(mail=%u))`; activedirectory:
+   * `(&(objectClass=user)(mail=%u)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))`, which
+   * leaves out disabled accounts.
+   */
+  userFilter?: string;
+  /**
+   * The attribute holding a user's mail address, which Postfix returns as the login that may
+   * send as it.
+   * @default `mail`.
+   */
+  mailAttribute?: string;
+  /**
+   * PEM certificate(s) of the CA that signed the server's certificate.
+   * @default None: the host's system CA store, for a server with a certificate from a public CA.
+   */
+  caCertificate?: string;
+  /**
+   * The hosted domains whose users the directory holds; addresses of other domains are never
+   * looked up there, and their users cannot log in from it.
+   * @default Every hosted domain.
+   */
+  domains?: string[];
+  /**
+   * Seconds a directory login is cached: a password changed in, or a user removed from, the
+   * directory is refused at most this long after. The host's whole login cache takes it.
+   * @default 300 (5 minutes), against one search and bind for every login of a client.
+   */
+  cacheSeconds?: number;
+  /**
+   * Storage quota of every directory user, as a mailbox's quota.
+   * @default That of a mailbox.
+   */
+  quota?: string;
 }

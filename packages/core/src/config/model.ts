@@ -1,5 +1,5 @@
 import type { Architecture } from "../instance-types";
-import type { BackupKeep, MailboxSendingLimits, SendingLimits } from "./input";
+import type { AppPasswordService, BackupKeep, MailboxSendingLimits, SendingLimits } from "./input";
 
 /**
  * A validated, normalised configuration: every default applied, every name in ASCII. Domains
@@ -122,6 +122,32 @@ export interface MailConfig {
   alertEmail?: string;
   /** Availability zone of the host, e.g. `eu-west-1a`; undefined means the subnet's zone, or the region's first. */
   availabilityZone?: string;
+  /** The directory users come from besides the mailboxes; undefined means none. */
+  ldap?: LdapConfig;
+}
+
+/** The LDAP directory of {@link MailConfig.ldap}; each field's meaning is that of {@link LdapInput}'s. */
+export interface LdapConfig {
+  /** `ldaps://host[:port]`, or `ldap://host[:port]` with startTls. */
+  url: string;
+  /** Whether an `ldap://` connection is upgraded with StartTLS. */
+  startTls: boolean;
+  /** DN of the searching account. */
+  bindDn: string;
+  /** Search base (subtree). */
+  baseDn: string;
+  /** Filter of one user, with the placeholders %u, %n and %d (Dovecot's). */
+  userFilter: string;
+  /** Attribute holding the mail address. */
+  mailAttribute: string;
+  /** PEM of the CA that signs the server's certificate, ending in a newline; undefined means the system store. */
+  caCertificate?: string;
+  /** Hosted domains whose users come from the directory, in code-unit order. */
+  domains: string[];
+  /** Seconds a directory login stays cached. */
+  cacheSeconds: number;
+  /** Quota of each directory user in MiB; undefined means unlimited. */
+  quotaMiB?: number;
 }
 
 /** A mailbox of {@link MailConfig}: a Dovecot user, who may send as its address and its aliases. */
@@ -142,8 +168,22 @@ export interface Mailbox {
   disabledReply: string;
   /** What this login may send an hour: its own sendingLimits, each left out the stack's. */
   sendingLimits: Required<Omit<MailboxSendingLimits, "recipientsPerMessage">>;
+  /** Its app passwords, in input order: each one's position is its Dovecot slot. */
+  appPasswords: AppPassword[];
+  /** Whether its own password is refused, leaving only the app passwords. */
+  requireAppPasswords: boolean;
   /** Position in the input's `mailboxes`, for error paths about its secret. */
   index: number;
+}
+
+/** An app password of a {@link Mailbox}. */
+export interface AppPassword {
+  /** Its name, unique within the mailbox, e.g. `phone`. */
+  name: string;
+  /** Where the secret comes from; the value itself never enters a MailConfig. */
+  credential: "password" | "passwordHash";
+  /** The protocols it logs in with, never one the host does not offer, without repeats. */
+  services: AppPasswordService[];
 }
 
 /** An address of {@link MailConfig} that Postfix delivers to other addresses (a virtual alias). */

@@ -66,5 +66,6 @@ function model(ctx: ConfigContext): MailConfig {
     sendingLimits: input.sendingLimits,
     alertEmail: ctx.alertEmail,
     availabilityZone: input.availabilityZone,
+    ...(ctx.ldap === undefined ? {} : { ldap: ctx.ldap }),
   };
 }

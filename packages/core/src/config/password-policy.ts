@@ -2,11 +2,17 @@ const BCRYPT_MAX_BYTES = 72;
 /** Fewest characters (Unicode code points, not bytes) a plain mailbox password may have. */
 export const MIN_PASSWORD_LENGTH = 12;
 
+/**
+ * Fewest characters of a plain app password: it is typed once, into one client, so it can be
+ * as long and random as a key (`openssl rand -base64 18`).
+ */
+export const MIN_APP_PASSWORD_LENGTH = 16;
+
 /** Why a plain password is unusable, or undefined when it is fine. */
-export function checkPassword(password: unknown, address: string): string | undefined {
+export function checkPassword(password: unknown, address: string, minLength = MIN_PASSWORD_LENGTH): string | undefined {
   if (typeof password !== "string") return "must be a string";
-  if ([...password].length < MIN_PASSWORD_LENGTH) {
-    return `is shorter than ${MIN_PASSWORD_LENGTH} characters; use a longer passphrase`;
+  if ([...password].length < minLength) {
+    return `is shorter than ${minLength} characters; use a longer passphrase`;
   }
   if (Buffer.byteLength(password, "utf8") > BCRYPT_MAX_BYTES) {
     return `is longer than ${BCRYPT_MAX_BYTES} bytes, past which bcrypt ignores the rest; shorten it`;

@@ -2,7 +2,7 @@ import type { Architecture } from "../../instance-types";
 import { checkAddress, checkDomain, domainOf } from "../../names";
 import type { SettledInput } from "../fields";
 import type { ConfigIssue } from "../issues";
-import { type Alias, deliveringAddresses, type Mailbox, type MailConfig } from "../model";
+import { type Alias, deliveringAddresses, type LdapConfig, type Mailbox, type MailConfig } from "../model";
 
 /** What parseConfig may know besides the configuration itself. */
 export interface ParseOptions {
@@ -55,6 +55,8 @@ export class ConfigContext {
   dmarcReports = "";
   /** catchAllPerDomain: in input order. */
   readonly catchAll: MailConfig["catchAll"] = [];
+  /** ldapDirectory: the directory, when it is configured and valid. */
+  ldap: LdapConfig | undefined;
   /** adminCidrsAreNetworks */
   readonly adminCidrs: string[] = [];
   /** instanceTypeKnown; arm64 stands in when the type is refused. */

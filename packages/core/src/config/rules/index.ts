@@ -2,6 +2,7 @@
 // normalised value in the context (see ConfigContext) comes before every rule that reads it.
 import { adminCidrsAreNetworks } from "./admin-cidrs-are-networks";
 import { alertEmailAddress } from "./alert-email-address";
+import { appPasswords } from "./app-passwords";
 import { aliasAddresses } from "./alias-addresses";
 import { aliasTargetsDeliver } from "./alias-targets-deliver";
 import { backupKeepsSnapshots } from "./backup-keeps-snapshots";
@@ -17,6 +18,7 @@ import { generatedRoleAliases } from "./generated-role-aliases";
 import { hostnameWithinDomains } from "./hostname-within-domains";
 import { instanceTypeKnown } from "./instance-type-known";
 import { kmsKeyInStackRegion } from "./kms-key-in-stack-region";
+import { ldapDirectory } from "./ldap-directory";
 import { mailboxAddresses } from "./mailbox-addresses";
 import { mailboxCredentials } from "./mailbox-credentials";
 import { mailboxQuotas } from "./mailbox-quotas";
@@ -45,6 +47,7 @@ export const RULES: readonly Rule[] = [
   // Who receives mail: addresses are claimed in this order, so a repeat is reported at its second place.
   mailboxAddresses,
   mailboxCredentials,
+  appPasswords,
   mailboxQuotas,
   mailboxSendingLimits,
   aliasAddresses,
@@ -55,6 +58,8 @@ export const RULES: readonly Rule[] = [
   // Once every receiving address is known: what a disabled mailbox leaves without a reader, and the catch-alls.
   disabledMailboxes,
   catchAllPerDomain,
+  // The directory's users: in hosted domains, none of them a catch-all's.
+  ldapDirectory,
   // The host.
   adminCidrsAreNetworks,
   instanceTypeKnown,

@@ -1,3 +1,4 @@
+import { APP_PASSWORD_SERVICES } from "../fields";
 import { quotaMiB } from "../quota";
 import type { ConfigContext } from "./context";
 
@@ -33,6 +34,12 @@ export function mailboxAddresses(ctx: ConfigContext): void {
         messagesPerHour: own.messagesPerHour ?? input.sendingLimits.messagesPerHour,
         recipientsPerHour: own.recipientsPerHour ?? input.sendingLimits.recipientsPerHour,
       },
+      appPasswords: m.appPasswords.map((a) => ({
+        name: a.name,
+        credential: a.passwordHash !== undefined && a.passwordHash !== null ? "passwordHash" : "password",
+        services: [...new Set(a.services ?? APP_PASSWORD_SERVICES.filter((s) => s !== "pop3" || input.pop3))],
+      })),
+      requireAppPasswords: m.requireAppPasswords,
       index: i,
     });
     m.aliases.forEach((raw, j) => {

@@ -1,0 +1,16 @@
+/**
+ * A self-signed CA certificate (P-256) for configurations with `ldap.caCertificate`, where only
+ * its form matters; the LDAP end-to-end test makes its own CA with a key.
+ */
+export const TEST_LDAP_CA = `-----BEGIN CERTIFICATE-----
+MIIBgjCCASmgAwIBAgIUaHjoS5DqMZk9vXOPCt2JOTDxxA8wCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMVGVzdCBMREFQIENBMB4XDTI2MTIwNzEyMTg0NFoXDTM2MTIw
+NDEyMTg0NFowFzEVMBMGA1UEAwwMVGVzdCBMREFQIENBMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEIAZT3utHQKybuZIuRxCPtuQI360nxTKawiNwY+tSAkcVJhxz
+UY3/8Vii6MP/NBk88si//VAHeKuO4YySFkZj1aNTMFEwHQYDVR0OBBYEFAz6Tr+7
++4H39b1bx4rgS7cqivMFMB8GA1UdIwQYMBaAFAz6Tr+7+4H39b1bx4rgS7cqivMF
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgZJ/v501kyX+09EpS
+LaaH1ATbdj0Nu3V2P8X/+04P47sCIDyLGn2bgdsjU80N6BmA/Dl9f3FGpRMHzRJY
+fy3R87nU
+-----END CERTIFICATE-----
+`;
