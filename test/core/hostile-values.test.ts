@@ -320,21 +320,17 @@ function render(config: MailConfig, input: MailConfigInput): Rendered {
     for (const zone of dnsZones(config)) fixed.files.set(`zone:${zone}`, zoneFile(zone, fixed.records));
     configOutputs.set(key, fixed);
   }
+  const hash = (given: { password?: unknown; passwordHash?: unknown }, credential: string, key: string): [string, string] => [
+    key,
+    credential === "passwordHash" ? String(given.passwordHash).trim() : standInHash(String(given.password)),
+  ];
   const passwordHashes = new Map(
-    config.mailboxes.map((m) => {
+    config.mailboxes.flatMap((m) => {
       const given = input.mailboxes[m.index];
-      return [m.address, m.credential === "passwordHash" ? String(given.passwordHash).trim() : standInHash(String(given.password))];
+      return [hash(given, m.credential, m.address), ...m.appPasswords.map((a, i) => hash(given.appPasswords![i], a.credential, appPasswordKey(m.address, a.name)))];
     }),
   );
-  const appPasswordHashes = new Map(
-    config.mailboxes.flatMap((m) =>
-      m.appPasswords.map((a, i) => {
-        const given = input.mailboxes[m.index].appPasswords![i];
-        return [appPasswordKey(m.address, a.name), a.credential === "passwordHash" ? String(given.passwordHash).trim() : standInHash(String(given.password))] as const;
-      }),
-    ),
-  );
-  const secrets = { passwordHashes, appPasswordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD, ldapBindPassword: input.ldap && String(input.ldap.bindPassword) };
+  const secrets = { passwordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD, ldapBindPassword: input.ldap && String(input.ldap.bindPassword) };
   const files = new Map(fixed.files);
   for (const f of runtimeFiles(config, secrets)) files.set(`${RUNTIME}/${f.name}`, f.content);
   return { files, records: fixed.records };

@@ -88,11 +88,9 @@ interface Stack extends Published {
 
 function stack(options: { selector?: string; hashes?: Record<string, string>; key?: number; mailboxes?: number; location?: RuntimeObjectLocation; input?: MailConfigInput } = {}): Stack {
   const config = parseConfig(options.input ?? manyMailboxes(options.selector, options.mailboxes));
-  const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, options.hashes?.[m.address] ?? SAMPLE_HASH]));
-  const appPasswordHashes = new Map(
-    config.mailboxes.flatMap((m) => m.appPasswords.map((a) => appPasswordKey(m.address, a.name))).map((key) => [key, options.hashes?.[key] ?? SAMPLE_HASH]),
-  );
-  const files = runtimeFiles(config, { passwordHashes, appPasswordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase", ldapBindPassword: 'bind #pass "quoted" \\ $x' });
+  const keys = config.mailboxes.flatMap((m) => [m.address, ...m.appPasswords.map((a) => appPasswordKey(m.address, a.name))]);
+  const passwordHashes = new Map(keys.map((key) => [key, options.hashes?.[key] ?? SAMPLE_HASH]));
+  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase", ldapBindPassword: 'bind #pass "quoted" \\ $x' });
   const delivery = runtimeDelivery(files, options.location ?? LOCATION);
   const parameters = new Map(delivery.parameters.map((p) => [`${PREFIX}/${p.name}`, p.value]));
   parameters.set(`${PREFIX}/manifest`, delivery.manifest);

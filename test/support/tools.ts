@@ -245,18 +245,17 @@ export function groupId(name: string): number {
 export const TEST_RESTIC_PASSWORD = "restic test repository passphrase";
 
 /** The hashes of a test config's mailboxes and app passwords, as the components make them: plain ones hashed, hashes as given. */
-export function testPasswordHashes(input: MailConfigInput, config: MailConfig): Pick<RuntimeSecrets, "passwordHashes" | "appPasswordHashes"> {
-  const hash = (given: { password?: unknown; passwordHash?: unknown }, credential: string, key: string) =>
-    credential === "password" ? hashPassword(String(given.password), key, TEST_PARAMS.ssmPath) : String(given.passwordHash);
+export function testPasswordHashes(input: MailConfigInput, config: MailConfig): Pick<RuntimeSecrets, "passwordHashes"> {
+  const hash = (given: { password?: unknown; passwordHash?: unknown }, credential: string, key: string): [string, string] => [
+    key,
+    credential === "password" ? hashPassword(String(given.password), key, TEST_PARAMS.ssmPath) : String(given.passwordHash),
+  ];
   return {
-    passwordHashes: new Map(config.mailboxes.map((m) => [m.address, hash(input.mailboxes[m.index], m.credential, m.address)])),
-    appPasswordHashes: new Map(
-      config.mailboxes.flatMap((m) =>
-        m.appPasswords.map((a, i) => {
-          const key = appPasswordKey(m.address, a.name);
-          return [key, hash(input.mailboxes[m.index].appPasswords![i], a.credential, key)] as const;
-        }),
-      ),
+    passwordHashes: new Map(
+      config.mailboxes.flatMap((m) => {
+        const given = input.mailboxes[m.index];
+        return [hash(given, m.credential, m.address), ...m.appPasswords.map((a, i) => hash(given.appPasswords![i], a.credential, appPasswordKey(m.address, a.name)))];
+      }),
     ),
   };
 }
@@ -266,7 +265,7 @@ export function testPasswordHashes(input: MailConfigInput, config: MailConfig): 
  * their modes and groups: mailboxes hashed by the core (or given as hashes), the given keys and
  * TEST_RESTIC_PASSWORD.
  */
-export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "appPasswordHashes" | "resticPassword">): void {
+export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "resticPassword">): void {
   const ldapBindPassword = input.ldap && String(input.ldap.bindPassword);
   for (const f of runtimeFiles(config, { ...testPasswordHashes(input, config), ...keys, resticPassword: TEST_RESTIC_PASSWORD, ldapBindPassword }, host.env)) {
     const dest = join(host.env.paths.runtime, f.name);

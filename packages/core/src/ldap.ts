@@ -113,9 +113,7 @@ export function postfixFilter(filter: string): string {
  * (virtual_mailbox_maps), and the address is the login that may send as it
  * (smtpd_sender_login_maps), as Dovecot's login is that address.
  */
-export function postfixLdapMap(config: MailConfig, password: string, env: HostEnv = PRODUCTION_ENV): string | undefined {
-  const ldap = config.ldap;
-  if (ldap === undefined) return undefined;
+export function postfixLdapMap(ldap: LdapConfig, password: string, env: HostEnv = PRODUCTION_ENV): string {
   return `server_host = ${ldap.url}
 version = 3
 start_tls = ${ldap.startTls ? "yes" : "no"}

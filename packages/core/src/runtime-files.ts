@@ -31,10 +31,8 @@ export interface RuntimeFile {
 
 /** The secret inputs of the runtime files, known only once Pulumi resolves them. */
 export interface RuntimeSecrets {
-  /** Dovecot password hash ({SCHEME}...) for every mailbox address. */
+  /** Dovecot password hash ({SCHEME}...) of every mailbox by its address, and of every app password by {@link appPasswordKey}. */
   passwordHashes: ReadonlyMap<string, string>;
-  /** Dovecot password hash of every app password, by {@link appPasswordKey}; none needed without app passwords. */
-  appPasswordHashes?: ReadonlyMap<string, string>;
   /** PEM private key that signs with `config.dkimSelector`. */
   dkimPrivateKeyPem: string;
   /**
@@ -78,7 +76,7 @@ function usersFile(config: MailConfig, hashes: ReadonlyMap<string, string>): str
 /** The app passwords' passwd-file, relative to the runtime directory (see dovecotConf's passdbs). */
 export const APP_PASSWORDS_FILE = "app-passwords";
 
-/** Where an app password's hash is found in {@link RuntimeSecrets.appPasswordHashes}, and its bcrypt salt's name. */
+/** Where an app password's hash is found in {@link RuntimeSecrets.passwordHashes}, and its bcrypt salt's name. */
 export const appPasswordKey = (address: string, name: string): string => `${address}/${name}`;
 
 /** Dovecot's `%s` for each protocol an app password may name: Postfix asks the auth socket as `smtp`. */
@@ -123,7 +121,7 @@ function ldapFiles(config: MailConfig, password: string | undefined, env: HostEn
   if (password === undefined) throw new Error("no bind password for the LDAP directory");
   // The components check it as it resolves; a line break here would add a setting, whoever calls this.
   if (!/^[\x20-\x7e]*$/.test(password)) throw new Error("the LDAP bind password is not one line of printable ASCII");
-  return [runtimeFile(LDAP_DOVECOT_BIND_FILE, dovecotLdapBind(password)), runtimeFile(LDAP_POSTFIX_MAP_FILE, postfixLdapMap(config, password, env) ?? "")];
+  return [runtimeFile(LDAP_DOVECOT_BIND_FILE, dovecotLdapBind(password)), runtimeFile(LDAP_POSTFIX_MAP_FILE, postfixLdapMap(config.ldap, password, env))];
 }
 
 /** Enabled mailboxes each address delivers to, following aliases through other aliases. */
@@ -351,7 +349,7 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets, env: H
   const pem = (key: string) => (key.endsWith("\n") ? key : `${key}\n`);
   const files = [
     runtimeFile("users", usersFile(config, secrets.passwordHashes)),
-    runtimeFile(APP_PASSWORDS_FILE, appPasswordsFile(config, secrets.appPasswordHashes ?? new Map())),
+    runtimeFile(APP_PASSWORDS_FILE, appPasswordsFile(config, secrets.passwordHashes)),
     runtimeFile("domains", lines(config.domains.map((d) => `${d} OK`))),
     runtimeFile("mailboxes", lines(config.mailboxes.filter((m) => m.enabled).map((m) => `${m.address} OK`))),
     runtimeFile("aliases", aliasesFile(config)),
@@ -422,8 +420,7 @@ export function keyParameterName(file: string): string {
  */
 export function keyFileNames(config: MailConfig): string[] {
   const placeholders = {
-    passwordHashes: new Map(config.mailboxes.map((m) => [m.address, "placeholder"])),
-    appPasswordHashes: new Map(config.mailboxes.flatMap((m) => m.appPasswords.map((a) => [appPasswordKey(m.address, a.name), "placeholder"] as const))),
+    passwordHashes: new Map(config.mailboxes.flatMap((m) => [m.address, ...m.appPasswords.map((a) => appPasswordKey(m.address, a.name))].map((key) => [key, "placeholder"]))),
     dkimPrivateKeyPem: "",
     tlsPrivateKeyPem: "",
     resticPassword: "",

@@ -159,9 +159,8 @@ export class MailParameters extends pulumi.ComponentResource {
     const delivery = pulumi
       .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location, ldapBindPassword])
       .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location, ldapBindPassword]) => {
-        const all = new Map(Object.entries({ ...hashes, ...fromPasswords }));
-        const passwordHashes = new Map(config.mailboxes.map((m) => [m.address, all.get(m.address) as string]));
-        return runtimeDelivery(runtimeFiles(config, { passwordHashes, appPasswordHashes: all, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword, ldapBindPassword }), location);
+        const passwordHashes = new Map(Object.entries({ ...hashes, ...fromPasswords }));
+        return runtimeDelivery(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword, ldapBindPassword }), location);
       });
     const secret = pulumi.secret(delivery);
 

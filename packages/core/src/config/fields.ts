@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { bucketProblem } from "../backup";
 import { checkOnCalendar } from "./calendar";
-import type { MailConfigInput } from "./input";
+import type { LdapInput, MailConfigInput } from "./input";
 import { describe, formatPath, type ConfigIssue, unknownField } from "./issues";
 import { attributeProblem, certificateProblem, dnProblem, ldapFilterProblem, ldapUrlProblem } from "./ldap-syntax";
 import { quotaProblem } from "./quota";
@@ -415,7 +415,7 @@ function shapeOf(table: Table): { names: ReadonlySet<string>; entries: readonly 
 }
 
 /** The input as the rules see it: every field that has a default is set. */
-export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailboxes"> & {
+export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailboxes" | "ldap"> & {
   [K in Exclude<keyof typeof DEFAULTS, "quota">]-?: NonNullable<MailConfigInput[K]>;
 } & {
   mailboxes: (MailConfigInput["mailboxes"][number] & {
@@ -428,6 +428,7 @@ export type SettledInput = Omit<MailConfigInput, keyof typeof DEFAULTS | "mailbo
   })[];
   backupKeep: Required<NonNullable<MailConfigInput["backupKeep"]>>;
   sendingLimits: Required<NonNullable<MailConfigInput["sendingLimits"]>>;
+  ldap?: LdapInput & Required<Pick<LdapInput, "startTls" | "flavor" | "mailAttribute" | "cacheSeconds" | "quota">>;
 };
 
 /** Fills in every default, in nested objects and list items too, without touching the input. */

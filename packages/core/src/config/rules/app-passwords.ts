@@ -1,5 +1,5 @@
 import { APP_PASSWORD_SERVICES, MAX_APP_PASSWORDS } from "../fields";
-import { checkPassword, checkPasswordHash, MIN_APP_PASSWORD_LENGTH } from "../password-policy";
+import { MIN_APP_PASSWORD_LENGTH } from "../password-policy";
 import type { ConfigContext } from "./context";
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
@@ -15,7 +15,7 @@ export function appPasswords(ctx: ConfigContext): void {
   const addresses = new Map(ctx.mailboxes.map((m) => [m.index, m.address]));
   ctx.input.mailboxes.forEach((m, i) => {
     const path = `mailboxes[${i}]`;
-    const address = addresses.get(i) ?? "";
+    const address = addresses.get(i);
     if (m.appPasswords.length > MAX_APP_PASSWORDS) {
       ctx.fail(`${path}.appPasswords`, `has ${m.appPasswords.length} app passwords; a mailbox may have at most ${MAX_APP_PASSWORDS}, so remove the ones no client uses any more`);
     }
@@ -34,22 +34,11 @@ export function appPasswords(ctx: ConfigContext): void {
       } else {
         names.set(a.name, j);
       }
-      const hasPassword = a.password !== undefined && a.password !== null;
-      const hasHash = a.passwordHash !== undefined && a.passwordHash !== null;
-      if (hasPassword && hasHash) ctx.fail(at, "sets both password and passwordHash; keep one");
-      if (!hasPassword && !hasHash) {
-        ctx.fail(`${at}.password`, `is required (or passwordHash); set it with \`pulumi config set --secret --path '${at}.password'\``);
-      }
+      ctx.credentialAt(at, a, address, MIN_APP_PASSWORD_LENGTH);
       if (typeof a.password === "string") {
-        const problem = checkPassword(a.password, address, MIN_APP_PASSWORD_LENGTH);
-        if (problem) ctx.fail(`${at}.password`, problem);
         const same = plain.get(a.password);
         if (same !== undefined) ctx.fail(`${at}.password`, `is the same as ${same}; an app password must be a secret of its own, or revoking it revokes nothing`);
         else plain.set(a.password, `${at}.password`);
-      }
-      if (typeof a.passwordHash === "string") {
-        const problem = checkPasswordHash(a.passwordHash);
-        if (problem) ctx.fail(`${at}.passwordHash`, problem);
       }
       const services = a.services ?? [];
       if (a.services !== undefined && services.length === 0) {

@@ -2,7 +2,17 @@ import type { Architecture } from "../../instance-types";
 import { checkAddress, checkDomain, domainOf } from "../../names";
 import type { SettledInput } from "../fields";
 import type { ConfigIssue } from "../issues";
+import { checkPassword, checkPasswordHash } from "../password-policy";
 import { type Alias, deliveringAddresses, type LdapConfig, type Mailbox, type MailConfig } from "../model";
+
+/** A mailbox's or an app password's secret, as written: exactly one of the two. */
+export interface CredentialInput {
+  password?: unknown;
+  passwordHash?: unknown;
+}
+
+/** Whether a credential is given as a hash rather than a password; null is how YAML writes an empty value, which is no value. */
+export const givenAsHash = (given: CredentialInput): boolean => given.passwordHash !== undefined && given.passwordHash !== null;
 
 /** What parseConfig may know besides the configuration itself. */
 export interface ParseOptions {
@@ -101,6 +111,27 @@ export class ConfigContext {
     if (checked.ok) return checked.value;
     this.fail(path, checked.error);
     return undefined;
+  }
+
+  /**
+   * Reports a credential at `path` that sets both password and passwordHash or neither, or
+   * whose plain-string value fails the password policy for `address` (checked only once the
+   * address is valid). Secret values are checked by the component once they resolve.
+   */
+  credentialAt(path: string, given: CredentialInput, address: string | undefined, minLength?: number): void {
+    const hasPassword = given.password !== undefined && given.password !== null;
+    if (hasPassword && givenAsHash(given)) this.fail(path, "sets both password and passwordHash; keep one");
+    if (!hasPassword && !givenAsHash(given)) {
+      this.fail(`${path}.password`, `is required (or passwordHash); set it with \`pulumi config set --secret --path '${path}.password'\``);
+    }
+    if (address !== undefined && typeof given.password === "string") {
+      const problem = checkPassword(given.password, address, minLength);
+      if (problem) this.fail(`${path}.password`, problem);
+    }
+    if (typeof given.passwordHash === "string") {
+      const problem = checkPasswordHash(given.passwordHash);
+      if (problem) this.fail(`${path}.passwordHash`, problem);
+    }
   }
 
   /** Whether an address is in one of the hosted domains. */

@@ -11,15 +11,14 @@ export function ldapDirectory(ctx: ConfigContext): void {
   if (ldap === undefined) return;
   const before = ctx.issues.length;
   const server = parseLdapUrl(ldap.url);
-  const startTls = ldap.startTls ?? false;
-  if (server?.scheme === "ldap" && !startTls) {
+  if (server?.scheme === "ldap" && !ldap.startTls) {
     const port = server.port === 389 ? "" : `:${server.port}`;
     ctx.fail(
       "ldap.url",
       `${JSON.stringify(ldap.url)} is plain LDAP, which would carry the bind password and every user's password in clear; write ldaps://${server.host} (port 636), or keep it and set ldap.startTls: true (ldap://${server.host}${port} upgraded before anything is sent)`,
     );
   }
-  if (server?.scheme === "ldaps" && startTls) ctx.fail("ldap.startTls", "is for ldap:// URLs; an ldaps:// connection is TLS from its first byte: remove startTls");
+  if (server?.scheme === "ldaps" && ldap.startTls) ctx.fail("ldap.startTls", "is for ldap:// URLs; an ldaps:// connection is TLS from its first byte: remove startTls");
   if (ldap.bindPassword === undefined || ldap.bindPassword === null) {
     ctx.fail("ldap.bindPassword", `is required with bindDn; set it with \`pulumi config set --secret --path 'ldap.bindPassword'\``);
   } else if (typeof ldap.bindPassword === "string") {
@@ -49,18 +48,18 @@ export function ldapDirectory(ctx: ConfigContext): void {
     }
   }
   if (ctx.issues.length > before) return;
-  const quota = quotaMiB(ldap.quota ?? "");
+  const quota = quotaMiB(ldap.quota);
   const ca = ldap.caCertificate?.trim();
   ctx.ldap = {
     url: ldap.url,
-    startTls,
+    startTls: ldap.startTls,
     bindDn: ldap.bindDn,
     baseDn: ldap.baseDn,
-    userFilter: ldap.userFilter ?? DEFAULT_USER_FILTERS[ldap.flavor ?? "openldap"],
-    mailAttribute: ldap.mailAttribute ?? "mail",
+    userFilter: ldap.userFilter ?? DEFAULT_USER_FILTERS[ldap.flavor],
+    mailAttribute: ldap.mailAttribute,
     ...(ca ? { caCertificate: `${ca}\n` } : {}),
     domains: [...domains].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
-    cacheSeconds: ldap.cacheSeconds ?? 300,
+    cacheSeconds: ldap.cacheSeconds,
     ...(quota === "invalid" || quota === undefined ? {} : { quotaMiB: quota }),
   };
 }

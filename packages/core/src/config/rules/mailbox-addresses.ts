@@ -1,6 +1,6 @@
 import { APP_PASSWORD_SERVICES } from "../fields";
 import { quotaMiB } from "../quota";
-import type { ConfigContext } from "./context";
+import { type ConfigContext, givenAsHash } from "./context";
 
 /**
  * There is a mailbox; each mailbox address and each of its aliases is an address in a hosted
@@ -21,12 +21,11 @@ export function mailboxAddresses(ctx: ConfigContext): void {
     }
     // A mailbox's aliases are claimed right after it, so a later mailbox at one of them is the duplicate.
     if (!ctx.claim(address, `${path}.address`)) return;
-    const hasHash = m.passwordHash !== undefined && m.passwordHash !== null;
     const quota = quotaMiB(m.quota);
     const own = m.sendingLimits ?? {};
     ctx.mailboxes.push({
       address,
-      credential: hasHash ? "passwordHash" : "password",
+      credential: givenAsHash(m) ? "passwordHash" : "password",
       quotaMiB: quota === "invalid" ? undefined : quota,
       enabled: m.enabled,
       disabledReply: m.disabledReply.trim(),
@@ -36,7 +35,7 @@ export function mailboxAddresses(ctx: ConfigContext): void {
       },
       appPasswords: m.appPasswords.map((a) => ({
         name: a.name,
-        credential: a.passwordHash !== undefined && a.passwordHash !== null ? "passwordHash" : "password",
+        credential: givenAsHash(a) ? "passwordHash" : "password",
         services: [...new Set(a.services ?? APP_PASSWORD_SERVICES.filter((s) => s !== "pop3" || input.pop3))],
       })),
       requireAppPasswords: m.requireAppPasswords,
