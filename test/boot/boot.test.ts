@@ -289,10 +289,7 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     expect(inside("journalctl", "--no-pager", "-o", "cat", "-u", "mailstack-bootstrap.service").stdout).toMatch(/mailstack-first-boot: cannot fetch the host bundle: .*; will retry/);
     internet.send({ cmd: "ssm-up" });
 
-    const state = await until("the host to be running", 600, () => {
-      const s = inside("systemctl", "is-system-running").stdout.trim();
-      return s === "running" || s === "degraded" ? s : undefined;
-    }, 5000);
+    const state = await machine.settled(600, 5000);
     await until("port 25 to greet", 300, async () => (await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 10000 })).banner.startsWith("220"));
     figures.push(`first boot (volume after 60 s, SSM after ~2 min): ready ${((Date.now() - launched) / 1000).toFixed(0)} s after launch`);
     expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
@@ -535,10 +532,7 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     await until("port 25 to greet", 900, async () => (await smtp({ port: 25, steps: ["QUIT"], timeoutMs: 10000 })).banner.startsWith("220"), 5000);
     await until("an IMAPS login", 300, async () => !(await imap(ALICE)).error);
     figures.push(`boot to ready (first 220 on 25 and an IMAPS login, volume and SSM there from the start): ${((Date.now() - launched) / 1000).toFixed(0)} s`);
-    const state = await until("the host to be running", 300, () => {
-      const s = inside("systemctl", "is-system-running").stdout.trim();
-      return s === "running" || s === "degraded" ? s : undefined;
-    });
+    const state = await machine.settled(300);
     expect({ state, failed: failedUnits() }).toEqual({ state: "running", failed: "" });
     expect((await imap(BOB)).results?.[0]?.some((m: any) => m.source.includes("boot test submission"))).toBe(true);
     // The first boot installed the bundle the pointer names: the day-2 change included.

@@ -288,12 +288,21 @@ export class Machine {
     return runAsync("nsenter", ["-t", String(this.leader()), "-a", command, ...args]);
   }
 
-  /** `systemctl is-system-running` once boot has settled (running, degraded…). */
-  async settled(seconds: number): Promise<string> {
-    return until(`${this.name} to finish booting`, seconds, () => {
-      const state = this.exec("systemctl", ["is-system-running"]).stdout.trim();
-      return state === "initializing" || state === "starting" || state === "" ? undefined : state;
-    });
+  /**
+   * `systemctl is-system-running` once boot has ended: running, degraded or maintenance.
+   * Early in a boot it also prints `offline` (the manager does not answer on its socket yet)
+   * or `unknown`; those are not verdicts, so they are waited through like `starting`.
+   */
+  async settled(seconds: number, everyMs = 2000): Promise<string> {
+    let last = "";
+    try {
+      return await until(`${this.name} to finish booting`, seconds, () => {
+        last = this.exec("systemctl", ["is-system-running"]).stdout.trim();
+        return ["running", "degraded", "maintenance"].includes(last) ? last : undefined;
+      }, everyMs);
+    } catch (error) {
+      throw new Error(`${String(error)} (last state: ${last || "none"})`);
+    }
   }
 
   /** Attaches the data volume as EC2 shows it on a Nitro instance: an NVMe device named by volume id. */
