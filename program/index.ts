@@ -6,6 +6,9 @@ const mail = new MailStack("mail", readStackConfig());
 export const hostname = mail.hostname;
 export const publicIp = mail.publicIp;
 export const instanceId = mail.instanceId;
+// Where the host reports its status and ships its journal: what `mailstack check` reads.
+export const parameterPath = mail.parameterPath;
+export const logGroupName = mail.logGroupName;
 export const dnsRecords = mail.dnsRecords;
 export const backupBucket = mail.backupBucketName;
 // null without backupReplicaRegion: an undefined output would draw a warning on every run.

@@ -81,7 +81,7 @@ const mail = new MailStack("mail", {
   dnsProvider: (config.get("dnsProvider") || undefined) as "cloudflare" | "route53" | undefined,
   dnssec: false, // default false; true (Cloudflare only) signs the zones: add the DS records at the registrar
   backupRetentionDays: 180, // default 90
-  // Receives the host's status-check alarms; use an address at another provider.
+  // Receives the host's alarms (status checks and monitoring); use an address at another provider.
   alertEmail: config.require("alertEmail"),
 
   tags: { project: "mail", environment: pulumi.getStack(), "cost-center": "it" },

@@ -15,7 +15,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { dump, load } from "js-yaml";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
-import { type DnsRecord, hashPassword, PRODUCTION_ENV, txtValue, zoneFile } from "@mailstack/core";
+import { type DnsRecord, hashPassword, HOST_HEALTH_PARAMETER, HOST_METRICS, logGroupName, METRIC_DIMENSION, METRIC_NAMESPACE, PRODUCTION_ENV, txtValue, zoneFile } from "@mailstack/core";
 import { findProject, readStackFile } from "../../packages/cli/src/project";
 import { runProgram } from "../support/harness";
 import { probeArgs } from "../support/socket-probe";
@@ -199,7 +199,7 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     // The test CA, trusted by the instance as Amazon's and Let's Encrypt's CAs are on EC2.
     const tls = join(work, "tls");
     mkdirSync(tls);
-    const names = [`ssm.${plan.region}.amazonaws.com`, `s3.${plan.region}.amazonaws.com`, `*.s3.${plan.region}.amazonaws.com`, `*.s3.dualstack.${plan.region}.amazonaws.com`, "acme-v02.api.letsencrypt.org"];
+    const names = [`ssm.${plan.region}.amazonaws.com`, `s3.${plan.region}.amazonaws.com`, `*.s3.${plan.region}.amazonaws.com`, `*.s3.dualstack.${plan.region}.amazonaws.com`, "acme-v02.api.letsencrypt.org", `logs.${plan.region}.amazonaws.com`, `monitoring.${plan.region}.amazonaws.com`];
     runOk("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=mailstack boot test CA", "-keyout", join(tls, "ca-key.pem"), "-out", join(tls, "ca.pem")]);
     runOk("openssl", ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", `/CN=${names[0]}`, "-keyout", join(tls, "server-key.pem"), "-out", join(tls, "server.csr")]);
     writeFileSync(join(tls, "ext.cnf"), `subjectAltName=${[...names.map((n) => `DNS:${n}`), "IP:127.0.0.1", "DNS:localhost"].join(",")}\n`);
@@ -228,6 +228,9 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
       s3: { address: STAND_INS.s3, bucket: plan.bucket, objects: [plan.bundle, plan.runtime].map((o) => ({ key: o.key, body: o.body })) },
       acme: { address: STAND_INS.acme, dnsServer: `${STAND_INS.resolver}:53`, httpPort: 80 },
       dns: { address: STAND_INS.dns, resolver: STAND_INS.resolver, zones },
+      // The log group the stack creates; the host creates its stream.
+      logs: { address: STAND_INS.logs, groups: [logGroupName(ssmPath(plan))] },
+      monitoring: { address: STAND_INS.monitoring },
     };
     mkdirSync(config.dir);
     writeFileSync(join(work, "internet.json"), JSON.stringify(config, null, 2));
@@ -375,6 +378,37 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     keys.repository = fingerprint(readFileSync(repositoryConfig(), "utf8"));
     expect(inside("nft", "list", "table", "inet", "mailstack").stdout).toMatch(/tcp dport 25 /);
     expect(inside("fail2ban-client", "ping").stdout).toMatch(/pong/);
+  });
+
+  test("the journal reaches CloudWatch Logs, and the metrics CloudWatch and SSM", async () => {
+    // Shipped as it is written: Postfix's line of the submission above, and rspamd's, whose
+    // log the host sends to the journal.
+    const shipped = () => internet.events.filter((e) => e.event === "logs-put" && e.group === logGroupName(ssmPath(plan)) && e.stream === plan.instanceId).flatMap((e) => e.messages as string[]);
+    await until("the submission's lines in CloudWatch Logs", 120, () => shipped().some((m) => /^postfix\/cleanup\[\d+\]: \w+: message-id=<boot-submission-/.test(m)));
+    expect(shipped().some((m) => /^rspamd\[\d+\]: <\w+>; proxy; rspamd_task_write_log: /.test(m))).toBe(true);
+    expect(internet.events.filter((e) => e.event === "logs-refused")).toEqual([]);
+    // The timer's run, now rather than at the next five minutes.
+    const run = inside("systemctl", "start", "mailstack-metrics.service");
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
+    // 0 itself, not the 75 (CloudWatch unreachable) that the unit also counts as success.
+    expect(inside("systemctl", "show", "-p", "ExecMainStatus", "--value", "mailstack-metrics.service").stdout.trim()).toBe("0");
+    // The stand-in's events come through a pipe: they may arrive after the unit has ended.
+    const put = await until("the metrics in CloudWatch", 30, () => internet.events.filter((e) => e.event === "metrics-put").at(-1), 500);
+    expect(put.namespace).toBe(METRIC_NAMESPACE);
+    expect(put.data.map((d: any) => d.name).sort()).toEqual(Object.values(HOST_METRICS).map((m) => m.name).sort());
+    for (const d of put.data) expect(d.dimensions).toEqual({ [METRIC_DIMENSION]: plan.hostname });
+    const name = `${ssmPath(plan)}/${HOST_HEALTH_PARAMETER}`;
+    const answer = internet.next((e) => e.event === "ssm-value" && e.name === name);
+    internet.send({ cmd: "ssm-get", name });
+    const health = JSON.parse((await answer).value);
+    // Just after the backup above; the ACME certificate (pebble's, valid for years or days) in force.
+    expect(health).toMatchObject({ host: plan.hostname, bundleApplied: 1, queueDeferred: expect.any(Number), queueActive: expect.any(Number) });
+    expect(health.hoursSinceBackup).toBeLessThan(1);
+    expect(health.certificateDaysLeft).toBeGreaterThan(1);
+    // ext4 counts none of its own metadata as used: a fresh 2 GiB volume with a few messages is at 0.0 %.
+    expect(health.dataVolumeUsed).toBeGreaterThanOrEqual(0);
+    expect(health.dataVolumeUsed).toBeLessThan(5);
+    figures.push(`log shipping: ${shipped().length} journal lines in CloudWatch Logs by the end of the first boot's tests`);
   });
 
   test("a changed host file goes live on the running host: no replacement, only its daemons reloaded, no message lost", async () => {
@@ -568,6 +602,9 @@ describe("the plan's user data, booted by cloud-init and systemd", () => {
     expect(inbox.filter((m: any) => m.source.includes("boot test inbound"))).toHaveLength(1);
   });
 });
+
+/** The stack's SSM path: the bundle pointer's, less its name. */
+const ssmPath = (plan: Plan) => plan.parameters.find((p) => p.Name.endsWith("/host-bundle"))!.Name.replace(/\/host-bundle$/, "");
 
 /** The last line of a reply (DATA's holds the 354 and the final answer). */
 const lastReply = (reply: string) => reply.trim().split("\n").pop()!.trim();

@@ -20,6 +20,10 @@
 //                                              (/directory is pebble's /dir); pebble validates
 //                                              HTTP-01 through the DNS below
 //   DNS      <dns.address>:53 UDP and TCP      knotd, authoritative for the given zone files
+//   Logs     https://<logs.address>:443        CloudWatch Logs, AWS JSON 1.1: CreateLogStream (in the
+//                                              groups logs.groups names), PutLogEvents, refused when
+//                                              it breaks PutLogEvents' limits
+//   Metrics  https://<monitoring.address>:443  CloudWatch's PutMetricData, query protocol or AWS JSON 1.0
 //
 // SSM and S3 answer signed requests only with the role's session token (imds.credentials.Token)
 // beside them, as AWS does for temporary credentials: clients must take the role's credentials
@@ -38,6 +42,9 @@
 //   {"event":"request","service":"imds"|"ssm"|"s3"|"acme","method","path","status",...}
 //       imds adds "token" (a valid session token came with the request), ssm adds "target",
 //       s3 adds "host" (its path always starts with the bucket, whichever style was used)
+//   {"event":"logs-put","group","stream","messages":[...]}  a PutLogEvents accepted
+//   {"event":"logs-refused","reason"}  a PutLogEvents refused for breaking a limit
+//   {"event":"metrics-put","namespace","data":[{name,dimensions,value,unit}]}  a PutMetricData accepted
 //   {"event":"error","service","message"}
 //   {"event":"ssm-put","name","value","type"}  a PutParameter SSM accepted (after its request event)
 //   {"event":"ssm-up"} {"event":"ssm-down"} {"event":"ssm-parameters","count"}  acknowledgements,
@@ -58,7 +65,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { clearTimeout, setTimeout } from "node:timers";
-import { URL } from "node:url";
+import { URL, URLSearchParams } from "node:url";
 
 const require = createRequire(import.meta.url);
 const S3rver = require("s3rver");
@@ -408,6 +415,110 @@ async function ssmDown() {
   await closeServer(server);
 }
 
+// --- CloudWatch Logs and CloudWatch --------------------------------------------------------
+/** Whether a request is signed with the role's credentials and session token, as SSM checks. */
+function signedByRole(req) {
+  const { AccessKeyId, Token } = imdsConfig.credentials;
+  const auth = String(req.headers.authorization ?? "");
+  return auth.startsWith("AWS4-HMAC-SHA256 ") && auth.includes(`Credential=${AccessKeyId}/`) && (!Token || req.headers["x-amz-security-token"] === Token);
+}
+
+const logStreams = new Map(); // "group stream" -> number of events
+
+async function logsHandler(req, res) {
+  const target = String(req.headers["x-amz-target"] ?? "");
+  const raw = await body(req).catch(() => Buffer.alloc(0));
+  const reply = (status, out) => {
+    const text = JSON.stringify(out);
+    res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "0" });
+    res.end(text);
+    emit({ event: "request", service: "logs", method: req.method, path: "/", status, target });
+  };
+  const error = (type, message) => reply(400, { __type: type, message });
+  if (!signedByRole(req)) return error("UnrecognizedClientException", "The security token included in the request is invalid.");
+  let input;
+  try {
+    input = JSON.parse(raw.toString("utf8") || "{}");
+  } catch {
+    return error("SerializationException", "body is not JSON");
+  }
+  const key = `${input.logGroupName} ${input.logStreamName}`;
+  if (target === "Logs_20140328.CreateLogStream") {
+    if (!(config.logs.groups ?? []).includes(input.logGroupName)) return error("ResourceNotFoundException", "The specified log group does not exist.");
+    if (logStreams.has(key)) return error("ResourceAlreadyExistsException", "The specified log stream already exists");
+    logStreams.set(key, 0);
+    return reply(200, {});
+  }
+  if (target !== "Logs_20140328.PutLogEvents") return error("UnknownOperationException", target);
+  if (!logStreams.has(key)) return error("ResourceNotFoundException", "The specified log stream does not exist.");
+  const events = Array.isArray(input.logEvents) ? input.logEvents : [];
+  const bytes = events.reduce((n, e) => n + Buffer.byteLength(String(e.message)) + 26, 0);
+  const span = events.length ? events[events.length - 1].timestamp - events[0].timestamp : 0;
+  const reason =
+    events.length < 1 || events.length > 10000 ? `${events.length} events`
+    : bytes > 1048576 ? `${bytes} bytes`
+    : events.some((e, i) => i > 0 && e.timestamp < events[i - 1].timestamp) ? "not in chronological order"
+    : span > 24 * 3600 * 1000 ? `spans ${span} ms`
+    : null;
+  if (reason) {
+    emit({ event: "logs-refused", reason });
+    return error("InvalidParameterException", reason);
+  }
+  logStreams.set(key, logStreams.get(key) + events.length);
+  reply(200, { nextSequenceToken: "0" });
+  emit({ event: "logs-put", group: input.logGroupName, stream: input.logStreamName, messages: events.map((e) => e.message) });
+}
+
+async function monitoringHandler(req, res) {
+  const target = String(req.headers["x-amz-target"] ?? "");
+  const raw = (await body(req).catch(() => Buffer.alloc(0))).toString("utf8");
+  const json = target !== "";
+  const reply = (status, code) => {
+    const text = json
+      ? JSON.stringify(code ? { __type: code, message: code } : {})
+      : code
+        ? `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${code}</Message></Error><RequestId>0</RequestId></ErrorResponse>`
+        : '<PutMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></PutMetricDataResponse>';
+    res.writeHead(status, { "Content-Type": json ? "application/x-amz-json-1.0" : "text/xml", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "0" });
+    res.end(text);
+    emit({ event: "request", service: "monitoring", method: req.method, path: "/", status, target });
+  };
+  if (!signedByRole(req)) return reply(403, "InvalidClientTokenId");
+  let namespace;
+  let data;
+  if (json) {
+    if (!target.endsWith(".PutMetricData")) return reply(400, "UnknownOperationException");
+    const input = JSON.parse(raw || "{}");
+    namespace = input.Namespace;
+    data = (input.MetricData ?? []).map((d) => ({ name: d.MetricName, dimensions: Object.fromEntries((d.Dimensions ?? []).map((x) => [x.Name, x.Value])), value: d.Value, unit: d.Unit }));
+  } else {
+    const form = new URLSearchParams(raw);
+    if (form.get("Action") !== "PutMetricData") return reply(400, "InvalidAction");
+    namespace = form.get("Namespace");
+    data = [];
+    for (let i = 1; form.has(`MetricData.member.${i}.MetricName`); i++) {
+      const m = `MetricData.member.${i}`;
+      const dimensions = {};
+      for (let j = 1; form.has(`${m}.Dimensions.member.${j}.Name`); j++) dimensions[form.get(`${m}.Dimensions.member.${j}.Name`)] = form.get(`${m}.Dimensions.member.${j}.Value`);
+      data.push({ name: form.get(`${m}.MetricName`), dimensions, value: Number(form.get(`${m}.Value`)), unit: form.get(`${m}.Unit`) });
+    }
+  }
+  reply(200);
+  emit({ event: "metrics-put", namespace, data });
+}
+
+let logsServer = null;
+let monitoringServer = null;
+
+async function startCloudWatch() {
+  logsServer = https.createServer(tls, (req, res) => logsHandler(req, res).catch((e) => fail("logs", e)));
+  logsServer.on("tlsClientError", () => {});
+  monitoringServer = https.createServer(tls, (req, res) => monitoringHandler(req, res).catch((e) => fail("monitoring", e)));
+  monitoringServer.on("tlsClientError", () => {});
+  await listen(logsServer, config.logs.port ?? 443, config.logs.address);
+  await listen(monitoringServer, config.monitoring.port ?? 443, config.monitoring.address);
+}
+
 // --- S3 ------------------------------------------------------------------------------------
 let s3 = null;
 let s3Server = null;
@@ -638,6 +749,8 @@ async function shutdown(code) {
         quietly(ssmDown()),
         quietly(closeServer(acmeServer)),
         quietly(closeServer(s3Server)),
+        quietly(closeServer(logsServer)),
+        quietly(closeServer(monitoringServer)),
       ]);
       toPebble.destroy();
       await Promise.all([...children.values()].map((c) => quietly(stopChild(c))));
@@ -714,6 +827,7 @@ const steps = [
   ["dns", startDns],
   ["s3", () => (s3Started = startS3())],
   ["acme", startAcme],
+  ["cloudwatch", startCloudWatch],
   ["ssm", () => (ssmConfig.up ? ssmUp() : undefined)],
 ];
 try {

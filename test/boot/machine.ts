@@ -25,7 +25,7 @@ const GATEWAY_IP = "10.77.0.1";
 const UPLINK_ROOT = "10.78.0.1";
 const UPLINK_NET = "10.78.0.2";
 /** Where the stand-ins listen inside the internet namespace (internet.mjs binds them). */
-export const STAND_INS = { imds: "169.254.169.254", ssm: "10.78.1.10", s3: "10.78.1.11", acme: "10.78.1.12", dns: "10.78.1.53", resolver: "10.78.1.54" };
+export const STAND_INS = { imds: "169.254.169.254", ssm: "10.78.1.10", s3: "10.78.1.11", acme: "10.78.1.12", logs: "10.78.1.13", monitoring: "10.78.1.14", dns: "10.78.1.53", resolver: "10.78.1.54" };
 const MIRROR = "deb.debian.org";
 
 /** Whether `promise` settles within `ms`; the timer does not outlive it (no open handle). */
@@ -172,6 +172,8 @@ export class Network {
       `${STAND_INS.ssm} ssm.${region}.amazonaws.com`,
       `${STAND_INS.s3} s3.${region}.amazonaws.com ${bucket}.s3.${region}.amazonaws.com ${bucket}.s3.dualstack.${region}.amazonaws.com`,
       `${STAND_INS.acme} acme-v02.api.letsencrypt.org`,
+      `${STAND_INS.logs} logs.${region}.amazonaws.com`,
+      `${STAND_INS.monitoring} monitoring.${region}.amazonaws.com`,
       ...this.mirror.map((a) => `${a} ${MIRROR}`),
     ];
   }
@@ -301,7 +303,7 @@ export class Machine {
         return ["running", "degraded", "maintenance"].includes(last) ? last : undefined;
       }, everyMs);
     } catch (error) {
-      throw new Error(`${String(error)} (last state: ${last || "none"})`);
+      throw new Error(`${String(error)} (last state: ${last || "none"})`, { cause: error });
     }
   }
 

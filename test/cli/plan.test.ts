@@ -113,6 +113,9 @@ describe("mailstack plan of the default stack", () => {
     expect(outputs.resticPassword).toBe("[secret]");
     expect(outputs.resticRepository).toMatch(/^s3:https:\/\/s3\.us-east-1\.amazonaws\.com\/mail-backup-bucket-\w+\/restic$/);
     expect(outputs.backupReplicaBucket).toBeNull();
+    // What `mailstack check` reads: where the host reports its status and ships its journal.
+    expect(outputs.parameterPath).toBe("/mailstack/mailstack/example/mail");
+    expect(outputs.logGroupName).toBe("/mailstack/mailstack/example/mail");
     expect(JSON.parse(readFileSync(join(work, "json", "outputs.json"), "utf8")).resticPassword).toBe("[secret]");
     // The plan stands a dummy password in for the secure placeholder; it must not leak.
     for (const text of [json.stdout, ...filesUnder(join(work, "json")).map((f) => readFileSync(f, "utf8"))]) {

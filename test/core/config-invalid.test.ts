@@ -211,6 +211,24 @@ const cases: Case[] = [
   ["abuse@ as its own target", set({ abuse: "abuse@example.com" }), "abuse", "is neither a mailbox nor an alias"],
   ["alertEmail that is not an address", set({ alertEmail: "ops" }), "alertEmail", "is not an e-mail address"],
 
+  // --- monitoring ---
+  ["logRetentionDays CloudWatch does not accept", set({ logRetentionDays: 45 }), "logRetentionDays", "must be one of 1, 3, 5, 7, 14, 30, 60, 90,"],
+  ["logRetentionDays between two accepted ones", set({ logRetentionDays: 45 }), "logRetentionDays", "the nearest is 30"],
+  ["logRetentionDays as a string", set({ logRetentionDays: "30" }), "logRetentionDays", 'must be a number, not the string "30"'],
+  ["waitUntilHealthyMinutes past four hours", set({ waitUntilHealthyMinutes: 300 }), "waitUntilHealthyMinutes", "must be at most 240"],
+  ["waitUntilHealthyMinutes as a fraction", set({ waitUntilHealthyMinutes: 1.5 }), "waitUntilHealthyMinutes", "integer"],
+  ["healthCheckSkip with an option, not an id", set({ healthCheckSkip: ["--all"] }), "healthCheckSkip[0]", '"--all" must be a check id or its prefix, like port:25 or dnsbl'],
+  ["healthCheckSkip as one string", set({ healthCheckSkip: "port:25" }), "healthCheckSkip", "must be a list"],
+  ["unknown alarm", set({ alertEmail: "ops@example.net", alarms: { backupAg: false } }), "alarms.backupAg", 'is not a known field. Did you mean "backupAge"?'],
+  ["misspelt threshold key", set({ alertEmail: "ops@example.net", alarms: { backupAge: { treshold: 50 } } }), "alarms.backupAge.treshold", 'Did you mean "threshold"?'],
+  ["certificate threshold at renewal time", set({ alertEmail: "ops@example.net", alarms: { certificateExpiry: { threshold: 30 } } }), "alarms.certificateExpiry.threshold", "must be a whole number from 1 to 29, not 30"],
+  ["data volume threshold over 100%", set({ alertEmail: "ops@example.net", alarms: { dataVolumeFull: { threshold: 120 } } }), "alarms.dataVolumeFull.threshold", "must be a number from 1 to 99, not 120"],
+  ["threshold as a string", set({ alertEmail: "ops@example.net", alarms: { backupAge: { threshold: "50" } } }), "alarms.backupAge.threshold", 'must be a number from 1 to 8760, not "50"'],
+  ["threshold of an alarm that has one", set({ alertEmail: "ops@example.net", alarms: { hostSilent: { threshold: 2 } } }), "alarms.hostSilent.threshold", "can only be 1, not 2 (this alarm has no other threshold; write false to turn it off)"],
+  ["alarm turned off by a word", set({ alertEmail: "ops@example.net", alarms: { rejectedMail: "off" } }), "alarms.rejectedMail", 'must be false (off), true (on, the default) or { threshold: N }, not the string "off"'],
+  ["alarms as a list", set({ alertEmail: "ops@example.net", alarms: ["backupAge"] }), "alarms", "must be an object of alarm settings, not a list"],
+  ["alarms without alertEmail", set({ alarms: { rejectedMail: false } }), "alarms", "changes alarms that exist only with alertEmail"],
+
   // --- admin CIDRs ---
   ["adminCidrs 0.0.0.0/0", set({ adminCidrs: ["0.0.0.0/0"] }), "adminCidrs[0]", "opens SSH to the whole internet"],
   ["adminCidrs ::/0", set({ adminCidrs: ["203.0.113.7/32", "::/0"] }), "adminCidrs[1]", "whole internet"],

@@ -166,6 +166,10 @@ describe("defaults", () => {
       backupKeep: { daily: 7, weekly: 4, monthly: 12 },
       sendingLimits: { messagesPerHour: 100, recipientsPerHour: 300, recipientsPerMessage: 100 },
       alertEmail: undefined,
+      logRetentionDays: 30,
+      waitUntilHealthyMinutes: 0,
+      healthCheckSkip: [],
+      alarms: {},
       availabilityZone: undefined,
     });
     expect(DEFAULTS.snapshotRetentionDays).toBe(config.snapshotRetentionDays);

@@ -16,7 +16,7 @@ const defaults = Object.fromEntries([...files.find((f) => f.path === DEFAULTS_FI
 
 // The certificate: a renewal that keeps failing ends in an expired certificate; the sync: a
 // host that keeps refusing bundles or keys never gets the stack's changes.
-test.each([HOST_SCRIPTS.backup, HOST_SCRIPTS.certificate, HOST_SCRIPTS.sync])("the %s unit names the alert template, instantiated with its own name", (name) => {
+test.each([HOST_SCRIPTS.backup, HOST_SCRIPTS.certificate, HOST_SCRIPTS.sync, HOST_SCRIPTS.metrics, HOST_SCRIPTS.logs])("the %s unit names the alert template, instantiated with its own name", (name) => {
   const unit = rendered(`${SYSTEMD}/${name}.service`);
   expect(unit.Unit.OnFailure).toEqual([`${HOST_SCRIPTS.alert}@%n.service`]);
   expect(files.map((f) => f.path)).toContain(`${SYSTEMD}/${TEMPLATE}`);

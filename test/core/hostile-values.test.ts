@@ -98,6 +98,7 @@ const BASES: Record<string, MailConfigInput> = {
     backupObjectLock: { mode: "GOVERNANCE", days: 30 },
     backupSchedule: "*-*-* 02:00:00",
     alertEmail: "ops@example.net",
+    healthCheckSkip: ["port:25"],
     availabilityZone: "eu-west-1a",
   },
   route53: {

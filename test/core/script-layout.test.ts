@@ -72,8 +72,18 @@ function hardCoded(texts: { name: string; text: string }[]): { script: string; f
   return texts.flatMap(({ name, text }) => layoutFacts().flatMap(({ fact, value, as }) => statements(text, value, as).map((line) => ({ script: name, fact, line: line.trim() }))));
 }
 
-test("the scripts are the seven the core installs", () => {
-  expect(scripts.map((s) => s.name)).toEqual(["mailstack-alert.sh", "mailstack-backup.sh", "mailstack-bootstrap.sh", "mailstack-certificate.sh", "mailstack-data-volume.sh", "mailstack-first-boot.py", "mailstack-sync.py"]);
+test("the scripts are the nine the core installs", () => {
+  expect(scripts.map((s) => s.name)).toEqual([
+    "mailstack-alert.sh",
+    "mailstack-backup.sh",
+    "mailstack-bootstrap.sh",
+    "mailstack-certificate.sh",
+    "mailstack-data-volume.sh",
+    "mailstack-first-boot.py",
+    "mailstack-logs.py",
+    "mailstack-metrics.py",
+    "mailstack-sync.py",
+  ]);
 });
 
 test("no script states a path, file, unit or script name that the core's layout states", () => {

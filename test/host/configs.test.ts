@@ -844,6 +844,9 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
           "mailstack-certificate.timer",
           "mailstack-backup.service",
           "mailstack-backup.timer",
+          "mailstack-metrics.service",
+          "mailstack-metrics.timer",
+          "mailstack-logs.service",
           // The template, and the instance the backup's OnFailure= starts.
           "mailstack-alert@.service",
           "mailstack-alert@mailstack-backup.service.service",
@@ -956,7 +959,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const defaults = host.path("/etc/default/mailstack");
       expect(runOk("bash", ["-n", defaults]).status).toBe(0);
       const sbin = host.env.paths.sbin;
-      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup", "mailstack-alert"].map((s) => readFileSync(join(sbin, s), "utf8"));
+      const scripts = ["mailstack-bootstrap", "mailstack-data-volume", "mailstack-certificate", "mailstack-sync", "mailstack-backup", "mailstack-alert", "mailstack-metrics", "mailstack-logs"].map((s) => readFileSync(join(sbin, s), "utf8"));
       // Test-only overrides are not part of the defaults.
       const optional = new Set(["MAILSTACK_DATA_DEVICE"]);
       const used = new Set(scripts.flatMap((s) => [...s.matchAll(/\b(MAILSTACK_[A-Z0-9_]+|AWS_DEFAULT_REGION)\b/g)].map((m) => m[1])));
@@ -992,8 +995,8 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect({ status: r.status, stdout: r.stdout }).toEqual({ status: 0, stdout: "" });
     });
 
-    test("python3 compiles the sync and first-boot programs", () => {
-      for (const name of ["mailstack-sync", "mailstack-first-boot"]) {
+    test("python3 compiles the sync, first-boot, metrics and log-shipper programs", () => {
+      for (const name of ["mailstack-sync", "mailstack-first-boot", "mailstack-metrics", "mailstack-logs"]) {
         const script = join(host.env.paths.sbin, name);
         expect(readFileSync(script, "utf8").startsWith("#!/usr/bin/python3\n")).toBe(true);
         const r = run("/usr/bin/python3", ["-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)", script, join(host.root, `${name}.pyc`)]);

@@ -276,9 +276,9 @@ describe("instance role", () => {
       expect(trust[0].Effect).toBe("Allow");
       expect(list(trust[0].Action as string | string[])).toEqual(["sts:AssumeRole"]);
       expect(trust[0].Principal).toEqual({ Service: "ec2.amazonaws.com" });
-      // The instance profile and the host's three policies hang off this role.
+      // The instance profile, the host's three policies and MailMonitoring's hang off this role.
       expect(one(run, T.instanceProfile).inputs.role).toBe(role.state.name);
-      expect(hostPolicies(run).map((p) => p.name).sort()).toEqual(["mail-host-backup", "mail-host-parameters", "mail-host-ssm-agent"]);
+      expect(hostPolicies(run).map((p) => p.name).sort()).toEqual(["mail-host-backup", "mail-host-parameters", "mail-host-ssm-agent", "mail-monitoring-host-telemetry"]);
     }
   });
 

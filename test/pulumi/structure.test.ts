@@ -97,6 +97,32 @@ const FULL_CONFIG_NAMES = [
   "mail-alerts-email",
   "mail-alerts-system-check",
   "mail-alerts-instance-check",
+  // monitoring: the log group, a filter per LOG_METRIC_FILTERS entry, an alarm per
+  // MONITORING_ALARMS entry (fullConfig sets alertEmail), the dashboard, the host's permissions
+  "mail-monitoring",
+  "mail-monitoring-logs",
+  ...["smtp-auth-failures", "imap-auth-failures", "rejected", "deferred", "bounced", "remote-blocklisted", "dkim-signing-errors", "rate-limited", "unit-failures"].map(
+    (f) => `mail-monitoring-filter-${f}`,
+  ),
+  ...[
+    "smtp-auth-failures",
+    "imap-auth-failures",
+    "rate-limited",
+    "remote-blocklisted",
+    "dkim-signing-errors",
+    "unit-failures",
+    "rejected-mail",
+    "bounced-mail",
+    "deferred-queue",
+    "active-queue-stuck",
+    "data-volume-full",
+    "backup-age",
+    "certificate-expiry",
+    "bundle-not-applied",
+    "host-silent",
+  ].map((a) => `mail-monitoring-alarm-${a}`),
+  "mail-monitoring-dashboard",
+  "mail-monitoring-host-telemetry",
 ];
 
 const COMPONENT_TYPES = [
@@ -104,6 +130,7 @@ const COMPONENT_TYPES = [
   "mailstack:aws:MailBackup",
   "mailstack:aws:MailFirewall",
   "mailstack:aws:MailHost",
+  "mailstack:aws:MailMonitoring",
   "mailstack:aws:MailParameters",
   "mailstack:aws:MailSnapshots",
   "mailstack:cloudflare:MailDnsCloudflare",

@@ -201,3 +201,147 @@ export function fakeAwsEnv(home: string, extra: Record<string, string> = {}): Re
     ...extra,
   };
 }
+
+/** One datum of a PutMetricData, whichever protocol carried it. */
+export interface MetricDatum {
+  namespace: string;
+  name: string;
+  dimensions: Record<string, string>;
+  value: number;
+  unit?: string;
+}
+
+/**
+ * CloudWatch's PutMetricData, in both protocols botocore has spoken: the query protocol
+ * (form-encoded, XML answer; botocore before its JSON model) and AWS JSON 1.0.
+ */
+export class FakeCloudWatch extends LocalServer {
+  readonly data: MetricDatum[] = [];
+  /** Answers AccessDenied, as CloudWatch does for a role without cloudwatch:PutMetricData. */
+  refuse = false;
+  /** The protocols requests came in, in order. */
+  readonly protocols: ("query" | "json")[] = [];
+
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const target = String(req.headers["x-amz-target"] ?? "");
+      const json = target !== "";
+      const reply = (status: number, code?: string) => {
+        const body = json
+          ? JSON.stringify(code ? { __type: code, message: code } : {})
+          : code
+            ? `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${code}</Message></Error><RequestId>0</RequestId></ErrorResponse>`
+            : '<PutMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></PutMetricDataResponse>';
+        res.writeHead(status, { "Content-Type": json ? "application/x-amz-json-1.0" : "text/xml", "Content-Length": Buffer.byteLength(body), "x-amzn-RequestId": "0" });
+        res.end(body);
+      };
+      if (!String(req.headers.authorization ?? "").startsWith("AWS4-HMAC-SHA256 ")) return reply(403, "MissingAuthenticationToken");
+      let data: MetricDatum[];
+      if (json) {
+        if (!target.endsWith(".PutMetricData")) return reply(400, "UnknownOperationException");
+        const body = JSON.parse(text) as { Namespace: string; MetricData: { MetricName: string; Dimensions?: { Name: string; Value: string }[]; Value: number; Unit?: string }[] };
+        data = body.MetricData.map((d) => ({ namespace: body.Namespace, name: d.MetricName, dimensions: Object.fromEntries((d.Dimensions ?? []).map((x) => [x.Name, x.Value])), value: d.Value, unit: d.Unit }));
+      } else {
+        const form = new URLSearchParams(text);
+        if (form.get("Action") !== "PutMetricData") return reply(400, "InvalidAction");
+        data = [];
+        for (let i = 1; form.has(`MetricData.member.${i}.MetricName`); i++) {
+          const m = `MetricData.member.${i}`;
+          const dimensions: Record<string, string> = {};
+          for (let j = 1; form.has(`${m}.Dimensions.member.${j}.Name`); j++) dimensions[form.get(`${m}.Dimensions.member.${j}.Name`)!] = form.get(`${m}.Dimensions.member.${j}.Value`)!;
+          data.push({ namespace: form.get("Namespace")!, name: form.get(`${m}.MetricName`)!, dimensions, value: Number(form.get(`${m}.Value`)), unit: form.get(`${m}.Unit`) ?? undefined });
+        }
+      }
+      this.protocols.push(json ? "json" : "query");
+      if (this.refuse) return reply(403, "AccessDenied");
+      this.data.push(...data);
+      reply(200);
+    });
+  }
+
+  /** The last value pushed for each metric name. */
+  latest(): Record<string, MetricDatum> {
+    return Object.fromEntries(this.data.map((d) => [d.name, d]));
+  }
+}
+
+/** A log event as PutLogEvents carries it. */
+export interface LogEvent {
+  timestamp: number;
+  message: string;
+}
+
+/**
+ * CloudWatch Logs' CreateLogStream and PutLogEvents (AWS JSON 1.1), enforcing the limits of a
+ * PutLogEvents call: a batch that breaks one is refused (InvalidParameterException) and
+ * recorded in `violations`, so a test can also assert there were none.
+ */
+export class FakeLogs extends LocalServer {
+  /** Existing log groups. */
+  readonly groups = new Set<string>();
+  /** "group stream" to the events it holds, in the order accepted. */
+  readonly streams = new Map<string, LogEvent[]>();
+  /** Every accepted PutLogEvents: its stream, event count and size as CloudWatch counts it. */
+  readonly puts: { stream: string; events: number; bytes: number; spanMs: number }[] = [];
+  readonly violations: string[] = [];
+  readonly targets: string[] = [];
+  /** Drops every connection unanswered, as an unreachable endpoint. */
+  down = false;
+
+  static readonly MAX_EVENTS = 10000;
+  static readonly MAX_BYTES = 1048576;
+
+  events(group: string, stream: string): LogEvent[] {
+    return this.streams.get(`${group} ${stream}`) ?? [];
+  }
+
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.down) {
+      req.socket.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const reply = (status: number, body: unknown) => {
+        const text = JSON.stringify(body);
+        res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "0" });
+        res.end(text);
+      };
+      const error = (code: string, message: string) => reply(400, { __type: code, message });
+      const target = String(req.headers["x-amz-target"] ?? "");
+      this.targets.push(target);
+      if (!String(req.headers.authorization ?? "").startsWith("AWS4-HMAC-SHA256 ")) return error("UnrecognizedClientException", "unsigned");
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { logGroupName: string; logStreamName: string; logEvents?: LogEvent[] };
+      const key = `${body.logGroupName} ${body.logStreamName}`;
+      if (target === "Logs_20140328.CreateLogStream") {
+        if (!this.groups.has(body.logGroupName)) return error("ResourceNotFoundException", "The specified log group does not exist.");
+        if (this.streams.has(key)) return error("ResourceAlreadyExistsException", "The specified log stream already exists");
+        this.streams.set(key, []);
+        return reply(200, {});
+      }
+      if (target !== "Logs_20140328.PutLogEvents") return error("UnknownOperationException", target);
+      const stream = this.streams.get(key);
+      if (!stream) return error("ResourceNotFoundException", "The specified log stream does not exist.");
+      const events = body.logEvents ?? [];
+      const bytes = events.reduce((n, e) => n + Buffer.byteLength(e.message) + 26, 0);
+      const problems: string[] = [];
+      if (events.length < 1 || events.length > FakeLogs.MAX_EVENTS) problems.push(`${events.length} events`);
+      if (bytes > FakeLogs.MAX_BYTES) problems.push(`${bytes} bytes`);
+      if (events.some((e, i) => i > 0 && e.timestamp < events[i - 1].timestamp)) problems.push("not in chronological order");
+      const spanMs = events.length ? events[events.length - 1].timestamp - events[0].timestamp : 0;
+      if (spanMs > 24 * 3600 * 1000) problems.push(`spans ${spanMs} ms`);
+      if (events.some((e) => Date.now() - e.timestamp > 14 * 24 * 3600 * 1000)) problems.push("an event older than 14 days");
+      if (problems.length) {
+        this.violations.push(problems.join(", "));
+        return error("InvalidParameterException", problems.join(", "));
+      }
+      stream.push(...events);
+      this.puts.push({ stream: body.logStreamName, events: events.length, bytes, spanMs });
+      reply(200, { nextSequenceToken: String(this.puts.length) });
+    });
+  }
+}

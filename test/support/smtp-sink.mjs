@@ -1,6 +1,7 @@
 // An outside mail server for tests that follow mail off the stack: a minimal SMTP server run
-// inside a stack's network namespace (`node smtp-sink.mjs ADDRESS PORT DIR`). It accepts every
-// message and writes each as DIR/<n>.json: the client's address, HELO, MAIL FROM, RCPT TOs and
+// inside a stack's network namespace (`node smtp-sink.mjs ADDRESS PORT DIR`). It refuses
+// blocked@ (as a server whose blocklist lists the client) and unknown@ at RCPT, accepts every
+// other recipient and message, and writes each as DIR/<n>.json: the client's address, HELO, MAIL FROM, RCPT TOs and
 // the message as received (dot-unstuffed). Prints "listening" once it accepts connections.
 import { renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -54,8 +55,16 @@ const server = createServer((socket) => {
         session.rcpts = [];
         reply("250 2.1.0 Ok");
       } else if (verb === "RCPT") {
-        session.rcpts.push(/<([^>]*)>/.exec(line)?.[1] ?? "");
-        reply("250 2.1.5 Ok");
+        const rcpt = /<([^>]*)>/.exec(line)?.[1] ?? "";
+        // Refusals a remote server gives, by the recipient's local part.
+        if (rcpt.startsWith("blocked@")) {
+          reply(`554 5.7.1 Service unavailable; Client host [${session.client}] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/${session.client}`);
+        } else if (rcpt.startsWith("unknown@")) {
+          reply(`550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown`);
+        } else {
+          session.rcpts.push(rcpt);
+          reply("250 2.1.5 Ok");
+        }
       } else if (verb === "DATA") {
         data = "";
         reply("354 End data with <CR><LF>.<CR><LF>");

@@ -473,6 +473,8 @@ export class TestStack {
     this.startUnit("rspamd.service", { path: vars.RUNDIR, owner: "_rspamd:_rspamd", mode: 0o755 });
     mkdirSync(join(vars.LOCAL_CONFDIR, "override.d"), { recursive: true });
     writeFileSync(join(vars.LOCAL_CONFDIR, "override.d/options.inc"), "enable_test_patterns = true;\n");
+    // The host logs to the journal (syslog); the stack has none, so its file, as for every daemon.
+    writeFileSync(join(vars.LOCAL_CONFDIR, "override.d/logging.inc"), `type = "file";\nfilename = "${vars.LOGDIR}/rspamd.log";\n`);
     const args = ["-c", "/etc/rspamd/rspamd.conf", ...Object.entries(vars).map(([k, v]) => `--var=${k}=${v}`)];
     // As Debian's unit runs it: User=_rspamd from the start, never root.
     runOk("ip", ["netns", "exec", this.ns, "setpriv", "--reuid=_rspamd", "--regid=_rspamd", "--init-groups", "rspamd", ...args], { stdio: ["ignore", "ignore", "ignore"] });

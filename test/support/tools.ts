@@ -67,6 +67,11 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   // Debian's interpreter, not a pyenv or venv one: the host runs the sync script with it.
   python3: { pkg: "python3", command: ["/usr/bin/python3", "-c", "import sys"] },
   boto3: { pkg: "python3-boto3", command: ["/usr/bin/python3", "-c", "import boto3, botocore"] },
+  "python3-systemd": { pkg: "python3-systemd", command: ["/usr/bin/python3", "-c", "from systemd import journal"] },
+  "systemd-journald": { pkg: "systemd", command: ["test", "-x", "/lib/systemd/systemd-journald"] },
+  "systemd-journal-remote": { pkg: "systemd-journal-remote", command: ["test", "-x", "/lib/systemd/systemd-journal-remote"] },
+  journalctl: { pkg: "systemd" },
+  unshare: { pkg: "util-linux" },
   "cloud-init (python)": { pkg: "cloud-init", command: ["/usr/bin/python3", "-c", "import cloudinit.user_data"] },
   "systemd-nspawn": { pkg: "systemd-container" },
   mmdebstrap: { pkg: "mmdebstrap" },

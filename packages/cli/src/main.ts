@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { check, CHECK_USAGE } from "./check";
 import { bundleOf, isConfigError, maskedInputs, plan, userDataOf } from "./plan";
 import { UsageError } from "./project";
 import { formatTable } from "./report";
 
-const USAGE = `usage: mailstack plan [--config FILE] [--out DIR] [--json] [--program DIR] [--timeout SECONDS]
+const PLAN_USAGE = `usage: mailstack plan [--config FILE] [--out DIR] [--json] [--program DIR] [--timeout SECONDS]
 
 Runs the mail stack's Pulumi program with no cloud account (Pulumi's mock runtime) and shows
 every resource it would create, with secrets masked. Writes the rendered artifacts (cloud-init
@@ -16,6 +17,8 @@ user data, each host file, a BIND zone file per domain) to the out directory.
   --json          print resources and outputs as JSON instead of a table
   --program DIR   the Pulumi project (default: the nearest Pulumi.yaml above the current directory)
   --timeout SEC   give up after this long (default: 120)`;
+
+const USAGE = `${PLAN_USAGE}\n\n${CHECK_USAGE}`;
 
 /** Errors the user can fix: printed as they are, without a stack trace. */
 function isUserError(error: unknown): error is Error {
@@ -28,12 +31,19 @@ function fail(error: unknown): never {
     process.exit(2);
   }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`mailstack plan failed: ${message}\n`);
+  process.stderr.write(`mailstack ${process.argv[2] === "check" ? "check" : "plan"} failed: ${message}\n`);
   if (process.env.MAILSTACK_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   process.exit(1);
 }
 
+/** exit() does not wait for a pipe to take what is written: a long report would arrive cut. */
+async function exitAfterOutput(code: number): Promise<never> {
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit(code);
+}
+
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === "check") return exitAfterOutput(await check(argv.slice(1)));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -85,9 +95,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`Artifacts in ${values.out}/: ${result.artifacts.length} files (user-data.yaml, host-bundle.json, host/, zones/, resources.json)\n`);
     if (typeof result.outputs.nextSteps === "string") process.stdout.write(`\n${result.outputs.nextSteps}\n`);
   }
-  // exit() does not wait for a pipe to take what is written: a long plan would arrive cut.
-  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-  process.exit(0);
+  await exitAfterOutput(0);
 }
 
 main(process.argv.slice(2)).catch(fail);

@@ -24,6 +24,7 @@ import { DOVECOT_LDAP_CONF, dovecotLdapConf, LDAP_CA_FILE } from "./ldap";
 import { postfixMainCf, postfixMasterCf, postsrsdSettings, SUBMISSION_HEADER_CHECKS, submissionHeaderChecks } from "./postfix";
 import { redisListenArgs, rspamdLocalFiles, rspamdLocalLua, socketDirCommand, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
+import { HOST_HEALTH_PARAMETER, HOST_METRICS, logGroupName, METRIC_DIMENSION, METRIC_NAMESPACE } from "./monitoring";
 import { nginxSite } from "./web";
 
 /** A file of the host bundle. */
@@ -153,6 +154,7 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_BACKUP_PATHS: backupPaths(env).join(" "),
     MAILSTACK_RUNTIME: env.paths.runtime,
     MAILSTACK_RUNTIME_TABLE: env.paths.runtimeTable,
+    ...monitoringSettings(params),
     ...scriptSettings(env),
   };
   return (
@@ -162,6 +164,24 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
       .join("\n") +
     "\n"
   );
+}
+
+/**
+ * What the metrics timer and the log shipper send where: CloudWatch's names, as the stack's
+ * alarms, filters and dashboard name them (monitoring.ts), so the host cannot report under a
+ * name nobody watches.
+ */
+function monitoringSettings(params: HostParams): Record<string, string> {
+  return {
+    MAILSTACK_METRIC_NAMESPACE: METRIC_NAMESPACE,
+    MAILSTACK_METRIC_DIMENSION: METRIC_DIMENSION,
+    // key=Name:Unit: the script computes each key; the health document is keyed the same way.
+    MAILSTACK_METRICS: Object.entries(HOST_METRICS)
+      .map(([key, m]) => `${key}=${m.name}:${m.unit}`)
+      .join(" "),
+    MAILSTACK_HEALTH_PARAMETER: `${params.ssmPath}/${HOST_HEALTH_PARAMETER}`,
+    MAILSTACK_LOG_GROUP: logGroupName(params.ssmPath),
+  };
 }
 
 /**
@@ -179,12 +199,17 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_SYNC_STATE: `${p.state}/${STATE_FILES.sync}`,
     ...bundleStatePaths(env),
     MAILSTACK_BACKUP_STATUS: `${p.state}/${STATE_FILES.backupStatus}`,
+    MAILSTACK_LOG_CURSOR: `${p.state}/${STATE_FILES.logCursor}`,
+    MAILSTACK_LOG_UNITS: LOGGED_UNITS.join(" "),
+    MAILSTACK_POSTFIX_QUEUE: p.postfixQueue,
     MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
     MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
     MAILSTACK_BACKUP_KEEP_FILE: `${p.runtime}/${BACKUP_KEEP_FILE}`,
     MAILSTACK_DATA_VOLUME_UNIT: DATA_VOLUME_UNIT,
     ...handOverCommands(env),
     MAILSTACK_CERTIFICATE_COMMAND: command(HOST_SCRIPTS.certificate),
+    // The log shipper tells the postmaster when it has not shipped for long (it never fails itself).
+    MAILSTACK_ALERT_COMMAND: command(HOST_SCRIPTS.alert),
     MAILSTACK_POLICY_RC_D: POLICY_RC_D,
     MAILSTACK_BOOTSTRAP_DONE: bootstrapDone(env),
     // Enabled by their packages, so started at a boot before the bootstrap finished; stopped
@@ -192,7 +217,7 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     MAILSTACK_BOOT_STOP: BOOT_STOP.join(" "),
     MAILSTACK_BOOT_START: BOOT_START.join(" "),
     // The daemons the bootstrap starts or stops: none stays failed from before it ran.
-    MAILSTACK_BOOT_RESET: [UNITS.postfixInstance, ...BOOT_STOP, UNITS.fail2ban, UNITS.unbound, UNITS.unboundResolvconf, UNITS.resolved, UNITS.nftables].join(" "),
+    MAILSTACK_BOOT_RESET: [UNITS.postfixInstance, ...BOOT_STOP, UNITS.fail2ban, UNITS.unbound, UNITS.unboundResolvconf, UNITS.resolved, UNITS.nftables, LOGS_UNIT].join(" "),
     // The daemons that read the certificate, reloaded after a new one.
     MAILSTACK_TLS_UNITS: [UNITS.postfix, UNITS.dovecot, UNITS.nginx].join(" "),
     MAILSTACK_RESOLVER_UNIT: UNITS.unbound,
@@ -205,10 +230,30 @@ function scriptSettings(env: HostEnv): Record<string, string> {
 }
 
 /** The scripts run by a timer, each by a service of its own name. */
-const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup];
+const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup, HOST_SCRIPTS.metrics];
+
+/** The log shipper's unit, running for the host's life. */
+const LOGS_UNIT = `${HOST_SCRIPTS.logs}.service`;
 
 const BOOT_STOP = [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.postsrsd, UNITS.nginx];
-const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postsrsd, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`)];
+const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postsrsd, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`), LOGS_UNIT];
+
+/**
+ * The units whose own output (start-up errors, mailstack's scripts) the log shipper sends,
+ * besides every line of the mail and auth facilities and the failure tag's. The alert's
+ * instances are named after the failed unit, so they are covered by the tag.
+ */
+const LOGGED_UNITS = [
+  UNITS.postfixInstance,
+  UNITS.dovecot,
+  UNITS.rspamd,
+  UNITS.redis,
+  UNITS.postsrsd,
+  UNITS.nginx,
+  UNITS.unbound,
+  UNITS.fail2ban,
+  ...[HOST_SCRIPTS.bootstrap, HOST_SCRIPTS.dataVolume, ...TIMERS, HOST_SCRIPTS.logs].map((s) => `${s}.service`),
+];
 
 /** Mounts the data volume at every boot; see {@link onDataVolume}. */
 const DATA_VOLUME_UNIT = `${HOST_SCRIPTS.dataVolume}.service`;
@@ -325,6 +370,9 @@ Unattended-Upgrade::MailReport "only-on-error";
     // By hand, with the settings the timer's runs get from the unit.
     script(HOST_SCRIPTS.rollback, `#!/bin/sh\nset -a\n. ${DEFAULTS_FILE}\nset +a\nexec ${p.sbin}/${HOST_SCRIPTS.sync} --rollback "$@"\n`),
     script(HOST_SCRIPTS.sync, readScript("mailstack-sync.py")),
+    script(HOST_SCRIPTS.metrics, readScript("mailstack-metrics.py")),
+    // A new shipper takes over from the cursor the running one saved.
+    file(`${p.sbin}/${HOST_SCRIPTS.logs}`, readScript("mailstack-logs.py"), { mode: "0755", reload: [LOGS_UNIT] }),
     // What the sync takes of the runtime files whatever their manifest says; read at each run.
     file(p.runtimeTable, runtimeFileTable()),
     // The data volume, mounted at every boot by the script that set it up, not by fstab: in a
@@ -391,6 +439,39 @@ Unattended-Upgrade::MailReport "only-on-error";
         ],
         Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.backup}`], ["IOSchedulingClass", "idle"]],
       }),
+    ),
+    systemUnit(
+      `${HOST_SCRIPTS.metrics}.service`,
+      unit({
+        Unit: [
+          ["Description", "Push the host's metrics to CloudWatch and its health to SSM"],
+          ["Wants", "network-online.target"],
+          // Ordered only: with the volume missing it still reports, and the numbers show it.
+          ["After", `network-online.target ${DATA_VOLUME_UNIT}`],
+          ["OnFailure", alertUnit],
+        ],
+        // 75: CloudWatch or SSM unreachable; the next run reports afresh, and the gap shows in the graphs.
+        Service: [["Type", "oneshot"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.metrics}`], ["SuccessExitStatus", "75"]],
+      }),
+    ),
+    systemUnit(
+      `${HOST_SCRIPTS.metrics}.timer`,
+      unit({
+        Unit: [["Description", "Report the host's metrics every five minutes"]],
+        // On the clock, so every 5-minute period of an alarm holds exactly one data point.
+        Timer: [["OnCalendar", "*:0/5:30"], ["AccuracySec", "5s"]],
+        Install: [["WantedBy", "timers.target"]],
+      }),
+    ),
+    file(
+      `${SYSTEMD}/${LOGS_UNIT}`,
+      unit({
+        Unit: [["Description", "Ship the journal's mail, auth and mailstack lines to CloudWatch Logs"], ["Wants", "network-online.target"], ["After", "network-online.target"], ["OnFailure", alertUnit]],
+        // It waits out CloudWatch's outages itself; a restart is only for a crash.
+        Service: [["Type", "simple"], ["EnvironmentFile", DEFAULTS_FILE], ["ExecStart", `${p.sbin}/${HOST_SCRIPTS.logs} --unit %n`], ["Restart", "always"], ["RestartSec", "30s"]],
+        Install: [["WantedBy", "multi-user.target"]],
+      }),
+      { check: "systemd", reload: [LOGS_UNIT] },
     ),
     // The unit a failing unit starts with its own name (%n, the instance %i here).
     systemUnit(

@@ -17,3 +17,4 @@ export * from "./bundle";
 export * from "./cloud-init";
 export * from "./web";
 export * from "./ldap";
+export * from "./monitoring";

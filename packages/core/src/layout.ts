@@ -185,6 +185,10 @@ export const HOST_SCRIPTS = {
   rollback: "mailstack-rollback",
   /** Applies a new host bundle and installs the runtime files from SSM (timer). */
   sync: "mailstack-sync",
+  /** Pushes the host's metrics to CloudWatch and its health to SSM (timer; see monitoring.ts). */
+  metrics: "mailstack-metrics",
+  /** Ships the journal's mail, auth and mailstack lines to CloudWatch Logs (a long-running service). */
+  logs: "mailstack-logs",
   /**
    * Tells the postmaster that a unit failed, with its last journal lines, and logs a line
    * tagged {@link FAILURE_TAG}; run by the template unit `<name>@.service`, which a unit names
@@ -240,6 +244,8 @@ export const STATE_FILES = {
   backupStatus: "backup-status.json",
   /** restic's cache. */
   resticCache: "restic-cache",
+  /** The journal cursor of the last entry CloudWatch Logs accepted from the log shipper. */
+  logCursor: "log-cursor",
   /**
    * Written by the bootstrap as its last step: its unit does not run again on this instance.
    * On the root volume, so a replacement instance bootstraps afresh.

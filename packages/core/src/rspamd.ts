@@ -27,6 +27,11 @@ upstream "local" {
   self_scan = yes;
 }
 `,
+    // Into the journal, with the mail facility, where the log shipper finds it (and the metric
+    // filters count DKIM signing errors and rate-limit refusals); Debian's default is a file.
+    "logging.inc": `${h}type = "syslog";
+facility = "LOG_MAIL";
+`,
     "worker-normal.inc": `${h}# The proxy scans in process; separate scanner processes would only cost memory.
 enabled = false;
 `,

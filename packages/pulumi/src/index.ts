@@ -5,6 +5,8 @@ export { type DsRecord, MailDns, type MailDnsArgs, MailDnsCloudflare, type MailD
 export { MailDnsRoute53, type MailDnsRoute53Args, route53Value } from "./mail-dns-route53";
 export { MailFirewall, type MailFirewallArgs } from "./mail-firewall";
 export { BACKUP_DENIED_ACTIONS, CANONICAL_OWNER_ID, MailHost, type MailHostArgs } from "./mail-host";
+export { MailMonitoring, type MailMonitoringArgs } from "./mail-monitoring";
+export { MailReadiness, type MailReadinessArgs } from "./mail-readiness";
 export { type Credential, type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
 export { MailSnapshots, type MailSnapshotsArgs, SNAPSHOT_TAG } from "./mail-snapshots";
 export { type AppPasswordArgs, type LdapArgs, type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";

@@ -17,6 +17,7 @@ import {
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
 import { getAvailabilityZonesOutput } from "@pulumi/aws/getAvailabilityZones";
+import { getRegionOutput } from "@pulumi/aws/getRegion";
 import { DkimKey } from "./dkim-key";
 import { MailAlerts } from "./mail-alerts";
 import { MailBackup } from "./mail-backup";
@@ -24,6 +25,8 @@ import { type DsRecord, MailDnsCloudflare } from "./mail-dns-cloudflare";
 import { MailDnsRoute53 } from "./mail-dns-route53";
 import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
+import { MailMonitoring } from "./mail-monitoring";
+import { MailReadiness } from "./mail-readiness";
 import { type Credential, MANIFEST_PARAMETER, type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailSnapshots } from "./mail-snapshots";
 import { MailStackConfigError } from "./config-error";
@@ -164,12 +167,20 @@ export class MailStack extends pulumi.ComponentResource {
   readonly snapshots: MailSnapshots;
   /** Status-check alarms e-mailed to alertEmail; undefined when alertEmail is not set. */
   readonly alerts?: MailAlerts;
+  /** The host's log group, its metric filters, the dashboard and, with alertEmail, the alarms on the host's figures. */
+  readonly monitoring: MailMonitoring;
+  /** The wait for a healthy service at the end of `pulumi up`; undefined when waitUntilHealthyMinutes is 0. */
+  readonly readiness?: MailReadiness;
   /** The host's public IPv4 address (its Elastic IP), dotted. */
   readonly publicIp: pulumi.Output<string>;
   /** The host's name, e.g. `mail.example.com`: its A record, reverse DNS, HELO and certificate name. */
   readonly hostname: string;
   /** The EC2 instance's id, `i-…`; changes when the instance is replaced. */
   readonly instanceId: pulumi.Output<string>;
+  /** The stack's SSM path, below which the host reports its status (`mailstack check` reads it there). */
+  readonly parameterPath: string;
+  /** The CloudWatch Logs group the host ships its journal to. */
+  readonly logGroupName: pulumi.Output<string>;
   /** Every DNS record published, with its values, in the core's form (provider independent). */
   readonly dnsRecords: pulumi.Output<DnsRecord[]>;
   /** The backup bucket's name: the one created, or the existing backupBucket's. */
@@ -272,7 +283,7 @@ export class MailStack extends pulumi.ComponentResource {
     // AWS checks that the forward record exists before it sets the reverse one. On destroy
     // the PTR goes first, as a dependent of both the A record and the Elastic IP (through
     // allocationId), so the address is released only once its reverse name is gone.
-    new ec2.EipDomainName(
+    const ptr = new ec2.EipDomainName(
       `${name}-ptr`,
       { allocationId: this.host.eip.allocationId, domainName: config.hostname },
       { parent: this, dependsOn: [this.dns.resources["host-a"]] },
@@ -284,9 +295,42 @@ export class MailStack extends pulumi.ComponentResource {
         parent,
       );
     }
+    this.monitoring = new MailMonitoring(
+      `${name}-monitoring`,
+      {
+        hostname: config.hostname,
+        parameterPath,
+        hostRoleName: this.host.role.name,
+        logRetentionDays: config.logRetentionDays,
+        alarmTopicArn: this.alerts?.topicArn,
+        // The core refuses alarm settings without alertEmail; an empty one is no setting.
+        alarms: this.alerts ? config.alarms : undefined,
+        tags,
+      },
+      parent,
+    );
+    if (config.waitUntilHealthyMinutes > 0) {
+      this.readiness = new MailReadiness(
+        `${name}-readiness`,
+        {
+          hostname: config.hostname,
+          publicIp: this.host.publicIp,
+          dnsRecords: this.dns.records,
+          hostBundleSha256: this.host.bundleSha256,
+          parameterPath,
+          region: getRegionOutput({}, parent).region,
+          timeoutMinutes: config.waitUntilHealthyMinutes,
+          checkOptions: config.healthCheckSkip.flatMap((id) => ["--skip", id]),
+        },
+        // Last: what it checks is all there, the reverse name and the runtime files included.
+        { parent: this, dependsOn: [this.host, this.dns, ptr, this.parameters, this.monitoring] },
+      );
+    }
 
     this.publicIp = this.host.publicIp;
     this.instanceId = this.host.instanceId;
+    this.parameterPath = parameterPath;
+    this.logGroupName = this.monitoring.logGroupName;
     this.dnsRecords = this.dns.records;
     this.backupBucketName = this.backup.bucketName;
     this.backupReplicaBucketName = this.backup.replicaBucketName;
@@ -311,6 +355,8 @@ export class MailStack extends pulumi.ComponentResource {
       publicIp: this.publicIp,
       hostname: this.hostname,
       instanceId: this.instanceId,
+      parameterPath: this.parameterPath,
+      logGroupName: this.logGroupName,
       dnsRecords: this.dnsRecords,
       backupBucketName: this.backupBucketName,
       // Registered only when it exists: an undefined output draws a warning on every run.
@@ -348,11 +394,27 @@ function validate(name: string, args: MailStackArgs, opts?: pulumi.ComponentReso
     issues.push(...error.issues);
   }
   for (const message of parameterPathProblems(parameterPath, name, args.parameterPath !== undefined, config)) issues.push({ path: "parameterPath", message });
+  if (config !== undefined && config.waitUntilHealthyMinutes > 0 && !checkCommandInstalled()) {
+    issues.push({
+      path: "waitUntilHealthyMinutes",
+      message: "needs the mailstack command in the Pulumi project, which it runs at the end of `pulumi up`: npm install @mailstack/cli, or set 0 to not wait",
+    });
+  }
   if (typeof args.amiId === "string" && !/^ami-[0-9a-f]{8,17}$/.test(args.amiId)) {
     issues.push({ path: "amiId", message: `${JSON.stringify(args.amiId)} is not an AMI id; write it like ami-0123456789abcdef0` });
   }
   if (config !== undefined && issues.length === 0) return { config, parameterPath };
   throw new MailStackConfigError(issues);
+}
+
+/** Whether `npx --no mailstack`, run in the Pulumi project (the program's directory), finds the command. */
+function checkCommandInstalled(): boolean {
+  try {
+    require.resolve("@mailstack/cli/package.json", { paths: [process.cwd()] });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

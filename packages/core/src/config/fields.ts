@@ -1,8 +1,9 @@
 import * as v from "valibot";
 import { bucketProblem } from "../backup";
+import { LOG_RETENTION_DAYS, MONITORING_ALARMS, type MonitoringAlarmKey, thresholdProblem } from "../monitoring";
 import { checkOnCalendar } from "./calendar";
 import type { LdapInput, MailConfigInput } from "./input";
-import { describe, formatPath, type ConfigIssue, unknownField } from "./issues";
+import { describe, formatPath, fromSchemaIssue, type ConfigIssue, unknownField } from "./issues";
 import { attributeProblem, certificateProblem, dnProblem, ldapFilterProblem, ldapUrlProblem } from "./ldap-syntax";
 import { quotaProblem } from "./quota";
 import { checkAvailabilityZone, checkRegion, KMS_KEY_ARN } from "./regions";
@@ -166,6 +167,48 @@ const LDAP = {
   quota: { schema: checked(quotaProblem), default: MAILBOX.quota.default },
 } as const satisfies Table;
 
+/** An integer that must be one of `values`, with the nearest one suggested. */
+function oneOf<const D extends number>(values: readonly number[], defaultValue: D, what: string) {
+  const nearest = (n: number) => values.reduce((a, b) => (Math.abs(b - n) < Math.abs(a - n) ? b : a));
+  const schema = v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.check(
+        (n) => values.includes(n),
+        (issue) => `must be one of ${values.join(", ")} (${what}); the nearest is ${nearest(issue.input as number)}`,
+      ),
+    ),
+  );
+  return { schema, min: values[0], max: values[values.length - 1], default: defaultValue, kind: "integer" as const };
+}
+
+/**
+ * An alarm's setting: a boolean, or an object whose threshold the alarm accepts. Checked by hand
+ * rather than as a union, whose error would only say that neither shape fits.
+ */
+function alarmSetting(key: MonitoringAlarmKey): Field {
+  const schema = v.optional(
+    v.pipe(
+      v.unknown(),
+      v.rawCheck(({ dataset, addIssue }) => {
+        const value = dataset.value;
+        if (typeof value === "boolean") return;
+        if (typeof value !== "object" || value === null || Array.isArray(value)) {
+          addIssue({ message: `must be false (off), true (on, the default) or { threshold: N }, not ${describe(value)}` });
+          return;
+        }
+        const threshold = (value as { threshold?: unknown }).threshold;
+        const message = threshold === undefined ? undefined : thresholdProblem(key, threshold);
+        if (message) addIssue({ message, path: [{ type: "object", origin: "value", input: value as Record<string, unknown>, key: "threshold", value: threshold }] });
+      }),
+    ),
+  );
+  // The threshold's own schema is the check above; listing it lets unknownFields refuse its neighbours.
+  return { schema, fields: { threshold: { schema: v.unknown() } } };
+}
+const ALARMS = Object.fromEntries(Object.keys(MONITORING_ALARMS).map((key) => [key, alarmSetting(key as MonitoringAlarmKey)])) as Record<MonitoringAlarmKey, Field>;
+
 export const FIELDS = {
   domain: { schema: v.string(), kind: "string", summary: "Primary mail domain, e.g. example.com (IDNs are accepted)." },
   extraDomains: { ...strings, summary: "Further domains this server receives and sends mail for." },
@@ -241,7 +284,31 @@ export const FIELDS = {
   // A period left out keeps its own default.
   backupKeep: { ...object(BACKUP_KEEP), default: defaultsOf(BACKUP_KEEP), kind: "structured" },
   sendingLimits: { ...object(SENDING_LIMITS), default: defaultsOf(SENDING_LIMITS), kind: "structured" },
-  alertEmail: { schema: v.optional(v.string()), kind: "string", summary: "Address (preferably at another provider) that gets the host's status-check alarms; empty means no alarms." },
+  alertEmail: { schema: v.optional(v.string()), kind: "string", summary: "Address (preferably at another provider) that gets the host's alarms; empty means no alarms." },
+  logRetentionDays: { ...oneOf(LOG_RETENTION_DAYS, 30, "the retention periods CloudWatch Logs accepts"), summary: "Days the host's log group in CloudWatch Logs keeps its events." },
+  waitUntilHealthyMinutes: {
+    ...integer(0, 240, 0),
+    summary: "Minutes `pulumi up` waits, at its end, for `mailstack check` to pass on the host this deployment set up; 0 means no wait.",
+  },
+  healthCheckSkip: {
+    schema: v.optional(
+      v.array(
+        v.pipe(
+          v.string(),
+          v.check((id) => /^[A-Za-z0-9][A-Za-z0-9._*:-]*$/.test(id), (issue) => `${JSON.stringify(issue.input)} must be a check id or its prefix, like port:25 or dnsbl`),
+        ),
+      ),
+    ),
+    default: [],
+    kind: "list",
+    summary: "Checks that waitUntilHealthyMinutes leaves out, by id or prefix, e.g. port:25 where the machine running Pulumi cannot open port 25.",
+  },
+  // valibot's object takes a list too; a list of alarm names is a likely mistake, and would mean nothing.
+  alarms: {
+    schema: v.optional(v.pipe(v.custom((value) => !Array.isArray(value), "must be an object of alarm settings, not a list"), v.object(schemas(ALARMS)))),
+    fields: ALARMS,
+    kind: "structured",
+  },
   vpcId: { schema: v.optional(deferrable(mismatch(/^vpc-[0-9a-f]{8,17}$/, "must look like vpc-0123456789abcdef0"))), kind: "string", summary: "Existing VPC (requires subnetId); empty means the default VPC." },
   subnetId: {
     schema: v.optional(deferrable(mismatch(/^subnet-[0-9a-f]{8,17}$/, "must look like subnet-0123456789abcdef0"))),
@@ -331,6 +398,12 @@ export interface Defaults {
     /** {@link BackupKeep.monthly}, in months. */
     monthly: 12;
   };
+  /** {@link MailConfigInput.logRetentionDays}, in days. */
+  logRetentionDays: 30;
+  /** {@link MailConfigInput.waitUntilHealthyMinutes}: no wait. */
+  waitUntilHealthyMinutes: 0;
+  /** {@link MailConfigInput.healthCheckSkip}: every check. */
+  healthCheckSkip: readonly [];
   /** {@link MailConfigInput.sendingLimits}; a limit left out takes its own default. */
   sendingLimits: {
     /** {@link SendingLimits.messagesPerHour}. */
@@ -365,6 +438,17 @@ const range = (field: { min: number; max: number; default: number }): Range => (
 export const SNAPSHOT_RETENTION_DAYS = range(FIELDS.snapshotRetentionDays);
 /** `backupRetentionDays`, also MailBackup's `retentionDays`. */
 export const BACKUP_RETENTION_DAYS = range(FIELDS.backupRetentionDays);
+
+/**
+ * What is wrong with an `alarms` value on its own (unknown alarms or keys, settings, thresholds),
+ * each at its path below `alarms`, for a component that takes it outside a configuration.
+ */
+export function alarmSettingsIssues(alarms: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  collectUnknown({ alarms }, { alarms: FIELDS.alarms }, [], issues);
+  const shaped = v.safeParse(v.object({ alarms: FIELDS.alarms.schema }), { alarms });
+  return [...issues, ...(shaped.issues ?? []).map(fromSchemaIssue)];
+}
 
 /** The whole configuration's shape; unknown keys are reported by unknownFields instead. */
 export const SCHEMA = v.object(schemas(FIELDS));

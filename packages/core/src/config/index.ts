@@ -1,5 +1,6 @@
 export { checkOnCalendar } from "./calendar";
 export {
+  alarmSettingsIssues,
   APP_PASSWORD_SERVICES,
   BACKUP_RETENTION_DAYS,
   CONFIG_FIELDS,

@@ -1,4 +1,5 @@
 import type { Architecture } from "../instance-types";
+import type { AlarmSettings } from "../monitoring";
 
 /**
  * What a user writes: the Pulumi stack config of the reference program, the `--config` file
@@ -261,10 +262,41 @@ export interface MailConfigInput {
   sendingLimits?: SendingLimits;
   /**
    * Address (preferably at another provider) that receives alarms when the host fails its
-   * EC2 status checks (which also trigger automatic recovery or reboot).
-   * @default No alarms.
+   * EC2 status checks (which also trigger automatic recovery or reboot), and the monitoring
+   * alarms on the host's own figures (`MONITORING_ALARMS` of @mailstack/core, changed with `alarms`).
+   * @default No alarms (the log group, its filters and the dashboard are made all the same).
    */
   alertEmail?: string;
+  /**
+   * Days the host's log group (the journal's mail, auth and mailstack lines, in CloudWatch
+   * Logs) keeps its events: one of the periods CloudWatch accepts (`LOG_RETENTION_DAYS` of @mailstack/core).
+   * @default A month: enough to look back at an incident, little to store.
+   */
+  logRetentionDays?: number;
+  /**
+   * Changes to the CloudWatch alarms that alertEmail receives (`MONITORING_ALARMS` of @mailstack/core), by
+   * alarm: `false` turns one off, `{ threshold: N }` moves its threshold, e.g.
+   * `{ backupAge: { threshold: 50 }, rejectedMail: false }`. Refused without alertEmail, as
+   * there are no alarms then.
+   * @default Every alarm, at its own threshold.
+   */
+  alarms?: AlarmSettings;
+  /**
+   * Minutes `pulumi up` waits at its end until the host reports this deployment's bundle
+   * applied and `mailstack check` passes (DNS, reverse DNS, ports, certificate, blocklists),
+   * failing the update with the check's table after that long. It runs on the machine that runs
+   * Pulumi, needs `@mailstack/cli` installed in the Pulumi project and AWS credentials in the
+   * environment; a preview never runs it.
+   * @default 0: no wait; `pulumi up` ends when the cloud resources exist.
+   */
+  waitUntilHealthyMinutes?: number;
+  /**
+   * Checks the wait of waitUntilHealthyMinutes leaves out, by id or id prefix (`port:25`,
+   * `dnsbl`, …; `mailstack check --json` lists the ids), e.g. `port:25` where the machine
+   * running Pulumi may not open port 25, as on many home and office networks.
+   * @default None: every check.
+   */
+  healthCheckSkip?: string[];
   /**
    * Existing VPC; requires subnetId.
    * @default The account's default VPC.

@@ -1,4 +1,5 @@
 import type { Architecture } from "../instance-types";
+import type { AlarmSettings } from "../monitoring";
 import type { AppPasswordService, BackupKeep, MailboxSendingLimits, SendingLimits } from "./input";
 
 /**
@@ -118,8 +119,16 @@ export interface MailConfig {
   backupKeep: Required<BackupKeep>;
   /** What one mailbox may send (see the input's sendingLimits); a mailbox's own hourly limits are in {@link Mailbox.sendingLimits}. */
   sendingLimits: Required<SendingLimits>;
-  /** Address that gets the host's status-check alarms; undefined means no alarms. */
+  /** Address that gets the host's status-check and monitoring alarms; undefined means no alarms. */
   alertEmail?: string;
+  /** Days the host's log group keeps its events. */
+  logRetentionDays: number;
+  /** The alarms turned off or with another threshold, by key; empty means every alarm at its default. */
+  alarms: AlarmSettings;
+  /** Minutes `pulumi up` waits for `mailstack check` to pass; 0 means no wait. */
+  waitUntilHealthyMinutes: number;
+  /** Check ids or prefixes the wait leaves out. */
+  healthCheckSkip: string[];
   /** Availability zone of the host, e.g. `eu-west-1a`; undefined means the subnet's zone, or the region's first. */
   availabilityZone?: string;
   /** The directory users come from besides the mailboxes; undefined means none. */

@@ -65,6 +65,10 @@ function model(ctx: ConfigContext): MailConfig {
     backupKeep: input.backupKeep,
     sendingLimits: input.sendingLimits,
     alertEmail: ctx.alertEmail,
+    logRetentionDays: input.logRetentionDays,
+    alarms: input.alarms ?? {},
+    waitUntilHealthyMinutes: input.waitUntilHealthyMinutes,
+    healthCheckSkip: input.healthCheckSkip,
     availabilityZone: input.availabilityZone,
     ...(ctx.ldap === undefined ? {} : { ldap: ctx.ldap }),
   };

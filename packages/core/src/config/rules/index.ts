@@ -1,6 +1,7 @@
 // Every check between fields, in the order parseConfig runs them. A rule that fills a
 // normalised value in the context (see ConfigContext) comes before every rule that reads it.
 import { adminCidrsAreNetworks } from "./admin-cidrs-are-networks";
+import { alarmsNeedAlertEmail } from "./alarms-need-alert-email";
 import { alertEmailAddress } from "./alert-email-address";
 import { appPasswords } from "./app-passwords";
 import { aliasAddresses } from "./alias-addresses";
@@ -64,6 +65,7 @@ export const RULES: readonly Rule[] = [
   adminCidrsAreNetworks,
   instanceTypeKnown,
   alertEmailAddress,
+  alarmsNeedAlertEmail,
   objectLockWithinRetention,
   existingBucketLeftAlone,
   vpcNeedsSubnet,
