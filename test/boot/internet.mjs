@@ -65,7 +65,8 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { clearTimeout, setTimeout } from "node:timers";
-import { URL, URLSearchParams } from "node:url";
+import { URL } from "node:url";
+import { logBatchProblems, metricDataAnswer, parseMetricData } from "../support/cloudwatch-wire.ts";
 
 const require = createRequire(import.meta.url);
 const S3rver = require("s3rver");
@@ -452,14 +453,7 @@ async function logsHandler(req, res) {
   if (target !== "Logs_20140328.PutLogEvents") return error("UnknownOperationException", target);
   if (!logStreams.has(key)) return error("ResourceNotFoundException", "The specified log stream does not exist.");
   const events = Array.isArray(input.logEvents) ? input.logEvents : [];
-  const bytes = events.reduce((n, e) => n + Buffer.byteLength(String(e.message)) + 26, 0);
-  const span = events.length ? events[events.length - 1].timestamp - events[0].timestamp : 0;
-  const reason =
-    events.length < 1 || events.length > 10000 ? `${events.length} events`
-    : bytes > 1048576 ? `${bytes} bytes`
-    : events.some((e, i) => i > 0 && e.timestamp < events[i - 1].timestamp) ? "not in chronological order"
-    : span > 24 * 3600 * 1000 ? `spans ${span} ms`
-    : null;
+  const reason = logBatchProblems(events).problems.join(", ");
   if (reason) {
     emit({ event: "logs-refused", reason });
     return error("InvalidParameterException", reason);
@@ -471,38 +465,17 @@ async function logsHandler(req, res) {
 
 async function monitoringHandler(req, res) {
   const target = String(req.headers["x-amz-target"] ?? "");
-  const raw = (await body(req).catch(() => Buffer.alloc(0))).toString("utf8");
-  const json = target !== "";
+  const request = parseMetricData(target, (await body(req).catch(() => Buffer.alloc(0))).toString("utf8"));
   const reply = (status, code) => {
-    const text = json
-      ? JSON.stringify(code ? { __type: code, message: code } : {})
-      : code
-        ? `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${code}</Message></Error><RequestId>0</RequestId></ErrorResponse>`
-        : '<PutMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></PutMetricDataResponse>';
-    res.writeHead(status, { "Content-Type": json ? "application/x-amz-json-1.0" : "text/xml", "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "0" });
+    const { contentType, body: text } = metricDataAnswer(request.json, code);
+    res.writeHead(status, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(text), "x-amzn-RequestId": "0" });
     res.end(text);
     emit({ event: "request", service: "monitoring", method: req.method, path: "/", status, target });
   };
   if (!signedByRole(req)) return reply(403, "InvalidClientTokenId");
-  let namespace;
-  let data;
-  if (json) {
-    if (!target.endsWith(".PutMetricData")) return reply(400, "UnknownOperationException");
-    const input = JSON.parse(raw || "{}");
-    namespace = input.Namespace;
-    data = (input.MetricData ?? []).map((d) => ({ name: d.MetricName, dimensions: Object.fromEntries((d.Dimensions ?? []).map((x) => [x.Name, x.Value])), value: d.Value, unit: d.Unit }));
-  } else {
-    const form = new URLSearchParams(raw);
-    if (form.get("Action") !== "PutMetricData") return reply(400, "InvalidAction");
-    namespace = form.get("Namespace");
-    data = [];
-    for (let i = 1; form.has(`MetricData.member.${i}.MetricName`); i++) {
-      const m = `MetricData.member.${i}`;
-      const dimensions = {};
-      for (let j = 1; form.has(`${m}.Dimensions.member.${j}.Name`); j++) dimensions[form.get(`${m}.Dimensions.member.${j}.Name`)] = form.get(`${m}.Dimensions.member.${j}.Value`);
-      data.push({ name: form.get(`${m}.MetricName`), dimensions, value: Number(form.get(`${m}.Value`)), unit: form.get(`${m}.Unit`) });
-    }
-  }
+  if ("error" in request) return reply(400, request.error);
+  const { namespace } = request;
+  const data = request.data.map(({ name, dimensions, value, unit }) => ({ name, dimensions, value, unit }));
   reply(200);
   emit({ event: "metrics-put", namespace, data });
 }

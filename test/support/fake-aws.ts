@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type LogEvent, logBatchProblems, type MetricDatum, metricDataAnswer, parseMetricData } from "./cloudwatch-wire";
 
 /** GetParametersByPath returns at most 10 parameters per call. */
 export const SSM_PAGE = 10;
@@ -202,15 +203,6 @@ export function fakeAwsEnv(home: string, extra: Record<string, string> = {}): Re
   };
 }
 
-/** One datum of a PutMetricData, whichever protocol carried it. */
-export interface MetricDatum {
-  namespace: string;
-  name: string;
-  dimensions: Record<string, string>;
-  value: number;
-  unit?: string;
-}
-
 /**
  * CloudWatch's PutMetricData, in both protocols botocore has spoken: the query protocol
  * (form-encoded, XML answer; botocore before its JSON model) and AWS JSON 1.0.
@@ -226,35 +218,16 @@ export class FakeCloudWatch extends LocalServer {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      const target = String(req.headers["x-amz-target"] ?? "");
-      const json = target !== "";
+      const request = parseMetricData(String(req.headers["x-amz-target"] ?? ""), Buffer.concat(chunks).toString("utf8"));
+      const { json } = request;
       const reply = (status: number, code?: string) => {
-        const body = json
-          ? JSON.stringify(code ? { __type: code, message: code } : {})
-          : code
-            ? `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${code}</Message></Error><RequestId>0</RequestId></ErrorResponse>`
-            : '<PutMetricDataResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><ResponseMetadata><RequestId>0</RequestId></ResponseMetadata></PutMetricDataResponse>';
-        res.writeHead(status, { "Content-Type": json ? "application/x-amz-json-1.0" : "text/xml", "Content-Length": Buffer.byteLength(body), "x-amzn-RequestId": "0" });
+        const { contentType, body } = metricDataAnswer(json, code);
+        res.writeHead(status, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body), "x-amzn-RequestId": "0" });
         res.end(body);
       };
       if (!String(req.headers.authorization ?? "").startsWith("AWS4-HMAC-SHA256 ")) return reply(403, "MissingAuthenticationToken");
-      let data: MetricDatum[];
-      if (json) {
-        if (!target.endsWith(".PutMetricData")) return reply(400, "UnknownOperationException");
-        const body = JSON.parse(text) as { Namespace: string; MetricData: { MetricName: string; Dimensions?: { Name: string; Value: string }[]; Value: number; Unit?: string }[] };
-        data = body.MetricData.map((d) => ({ namespace: body.Namespace, name: d.MetricName, dimensions: Object.fromEntries((d.Dimensions ?? []).map((x) => [x.Name, x.Value])), value: d.Value, unit: d.Unit }));
-      } else {
-        const form = new URLSearchParams(text);
-        if (form.get("Action") !== "PutMetricData") return reply(400, "InvalidAction");
-        data = [];
-        for (let i = 1; form.has(`MetricData.member.${i}.MetricName`); i++) {
-          const m = `MetricData.member.${i}`;
-          const dimensions: Record<string, string> = {};
-          for (let j = 1; form.has(`${m}.Dimensions.member.${j}.Name`); j++) dimensions[form.get(`${m}.Dimensions.member.${j}.Name`)!] = form.get(`${m}.Dimensions.member.${j}.Value`)!;
-          data.push({ namespace: form.get("Namespace")!, name: form.get(`${m}.MetricName`)!, dimensions, value: Number(form.get(`${m}.Value`)), unit: form.get(`${m}.Unit`) ?? undefined });
-        }
-      }
+      if ("error" in request) return reply(400, request.error);
+      const { data } = request;
       this.protocols.push(json ? "json" : "query");
       if (this.refuse) return reply(403, "AccessDenied");
       this.data.push(...data);
@@ -266,12 +239,6 @@ export class FakeCloudWatch extends LocalServer {
   latest(): Record<string, MetricDatum> {
     return Object.fromEntries(this.data.map((d) => [d.name, d]));
   }
-}
-
-/** A log event as PutLogEvents carries it. */
-export interface LogEvent {
-  timestamp: number;
-  message: string;
 }
 
 /**
@@ -290,9 +257,6 @@ export class FakeLogs extends LocalServer {
   readonly targets: string[] = [];
   /** Drops every connection unanswered, as an unreachable endpoint. */
   down = false;
-
-  static readonly MAX_EVENTS = 10000;
-  static readonly MAX_BYTES = 1048576;
 
   events(group: string, stream: string): LogEvent[] {
     return this.streams.get(`${group} ${stream}`) ?? [];
@@ -327,14 +291,7 @@ export class FakeLogs extends LocalServer {
       const stream = this.streams.get(key);
       if (!stream) return error("ResourceNotFoundException", "The specified log stream does not exist.");
       const events = body.logEvents ?? [];
-      const bytes = events.reduce((n, e) => n + Buffer.byteLength(e.message) + 26, 0);
-      const problems: string[] = [];
-      if (events.length < 1 || events.length > FakeLogs.MAX_EVENTS) problems.push(`${events.length} events`);
-      if (bytes > FakeLogs.MAX_BYTES) problems.push(`${bytes} bytes`);
-      if (events.some((e, i) => i > 0 && e.timestamp < events[i - 1].timestamp)) problems.push("not in chronological order");
-      const spanMs = events.length ? events[events.length - 1].timestamp - events[0].timestamp : 0;
-      if (spanMs > 24 * 3600 * 1000) problems.push(`spans ${spanMs} ms`);
-      if (events.some((e) => Date.now() - e.timestamp > 14 * 24 * 3600 * 1000)) problems.push("an event older than 14 days");
+      const { problems, bytes, spanMs } = logBatchProblems(events);
       if (problems.length) {
         this.violations.push(problems.join(", "));
         return error("InvalidParameterException", problems.join(", "));

@@ -3,14 +3,15 @@
  * `<parameterPath>/status/` in SSM (the bundle it runs; its health from the metrics timer).
  */
 import { GetParametersByPathCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { HOST_BUNDLE_PARAMETERS, HOST_HEALTH_PARAMETER, HOST_STATUS_PREFIX } from "@mailstack/core";
+import { HOST_BUNDLE_PARAMETERS, HOST_HEALTH_PARAMETER, HOST_STATUS_PREFIX, MONITORING_ALARMS } from "@mailstack/core";
 import { CERTIFICATE_WARN_DAYS } from "./check-tls";
 import { verdict, type Verdict } from "./check-verdict";
 
-/** The health report is written every few minutes: older than this, the timer (or the host) has stopped. */
-export const HEALTH_STALE_MINUTES = 15;
-/** The default backup schedule is daily: a day and two hours without one is a missed run. */
-export const BACKUP_WARN_HOURS = 26;
+const { hostSilent, backupAge } = MONITORING_ALARMS;
+/** The health report is written every five minutes: older than this, the timer (or the host) has stopped, as the `hostSilent` alarm judges. */
+export const HEALTH_STALE_MINUTES = (hostSilent.period * hostSilent.evaluationPeriods) / 60;
+/** The `backupAge` alarm's default: a daily backup missed by more than two hours. */
+export const BACKUP_WARN_HOURS = backupAge.threshold;
 
 /**
  * Every report of the host, by name relative to the stack's path. One GetParametersByPath on

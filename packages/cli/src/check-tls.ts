@@ -5,6 +5,7 @@
 import { createHash, X509Certificate } from "node:crypto";
 import { Socket } from "node:net";
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from "node:tls";
+import { MONITORING_ALARMS } from "@mailstack/core";
 import { verdict, type Verdict } from "./check-verdict";
 
 export interface MailPort {
@@ -208,8 +209,8 @@ export function portVerdict(r: PortResult): Verdict {
 }
 
 const DAY = 86400000;
-/** Let's Encrypt's certificates are renewed with 30 days left: under 14, renewal has been failing for two weeks. */
-export const CERTIFICATE_WARN_DAYS = 14;
+/** The `certificateExpiry` alarm's default: renewal starts with 30 days left, so under this it has been failing for weeks. */
+export const CERTIFICATE_WARN_DAYS = MONITORING_ALARMS.certificateExpiry.threshold;
 
 /** One verdict on the certificates the ports served; several differing ones are each described. */
 export function certificateVerdict(results: PortResult[], hostname: string, now: Date): Verdict {

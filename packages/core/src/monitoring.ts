@@ -238,6 +238,8 @@ export interface MonitoringAlarm {
 const FIVE_MINUTES = 300;
 const ONE_HOUR = 3600;
 const count = (max: number) => ({ min: 1, max, integer: true });
+/** What every alarm on a log filter's count shares: it fires on the period's sum reaching the threshold. */
+const COUNT_IN_LOGS = { statistic: "Sum", evaluationPeriods: 1, comparison: "GreaterThanOrEqualToThreshold", treatMissingData: "notBreaching" } as const;
 
 /** An alarm's key in {@link MONITORING_ALARMS} and in the configuration's `alarms`; the table must have exactly these. */
 export type MonitoringAlarmKey =
@@ -264,102 +266,78 @@ export type MonitoringAlarmKey =
 export const MONITORING_ALARMS: Readonly<Record<MonitoringAlarmKey, MonitoringAlarm>> = {
   smtpAuthFailures: {
     metric: { filter: "smtpAuthFailures" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 50,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more failed SMTP logins in 5 minutes`,
     action:
       "Password guessing, or a client with an old password. In the matching lines, one source address is a campaign (fail2ban bans it); one login failing from everywhere is a targeted account: give it a new password.",
   },
   imapAuthFailures: {
     metric: { filter: "imapAuthFailures" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 50,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more failed IMAP/POP3 logins in 5 minutes`,
     action:
       "Password guessing, or a phone with an old password. The matching lines name the logins and addresses; give a targeted login a new password or app passwords.",
   },
   rateLimited: {
     metric: { filter: "rateLimited" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 1,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more submissions refused by the sending limits in 5 minutes`,
     action:
       "A login reached its hourly sending limit: possibly a stolen password sending spam. The matching lines name the login; if the mail is not its owner's, disable the mailbox or change its password, else raise its sendingLimits.",
   },
   remoteBlocklisted: {
     metric: { filter: "remoteBlocklisted" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 1,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more deliveries refused because a blocklist lists the host`,
     action:
       "Run `mailstack check` (or look the address up at spamhaus.org) to see which list; find what sent spam (rateLimited, bounces), stop it, then ask the list for removal.",
   },
   dkimSigningErrors: {
     metric: { filter: "dkimSigningErrors" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 1,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more outbound messages rspamd could not DKIM-sign`,
     action:
       "Unsigned mail fails DMARC at recipients. Usually the key file is missing or unreadable: read the matching lines, then the runtime sync's journal (`journalctl -u mailstack-sync`).",
   },
   unitFailures: {
     metric: { filter: "unitFailures" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: FIVE_MINUTES,
-    evaluationPeriods: 1,
     threshold: 1,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more failed runs of the host's own units`,
     action: "The matching lines name the unit (backup, certificate, sync); read its journal on the host: `journalctl -u <unit>`.",
   },
   rejectedMail: {
     metric: { filter: "rejected" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: ONE_HOUR,
-    evaluationPeriods: 1,
     threshold: 500,
     thresholdRange: count(1000000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more messages refused in an hour`,
     action: "A spam wave, or a check refusing real mail (DNS trouble, a wrong setting): the matching lines give the reasons.",
   },
   bouncedMail: {
     metric: { filter: "bounced" },
-    statistic: "Sum",
+    ...COUNT_IN_LOGS,
     period: ONE_HOUR,
-    evaluationPeriods: 1,
     threshold: 20,
     thresholdRange: count(100000),
-    comparison: "GreaterThanOrEqualToThreshold",
-    treatMissingData: "notBreaching",
     condition: (n) => `${n} or more messages bounced in an hour`,
     action: "Mail to addresses that do not exist is a sign of a login sending spam: the matching lines show the senders and the remote replies.",
   },
