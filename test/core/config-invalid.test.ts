@@ -219,6 +219,13 @@ const cases: Case[] = [
   ["waitUntilHealthyMinutes as a fraction", set({ waitUntilHealthyMinutes: 1.5 }), "waitUntilHealthyMinutes", "integer"],
   ["healthCheckSkip with an option, not an id", set({ healthCheckSkip: ["--all"] }), "healthCheckSkip[0]", '"--all" must be a check id or its prefix, like port:25 or dnsbl'],
   ["healthCheckSkip as one string", set({ healthCheckSkip: "port:25" }), "healthCheckSkip", "must be a list"],
+
+  // --- Amazon SES ---
+  ["sesOutbound as a string", set({ sesOutbound: "yes" }), "sesOutbound", 'must be a boolean, not the string "yes"'],
+  ["sesRegion with a zone letter", set({ sesOutbound: true, sesRegion: "eu-west-1a" }), "sesRegion", "without the zone letter"],
+  ["sesRegion where SES does not receive", set({ sesInbound: true, sesRegion: "eu-north-1" }), "sesRegion", "SES does not receive mail in eu-north-1 (sesRegion)"],
+  ["sesMailFromSubdomain of two labels", set({ sesOutbound: true, sesRegion: "eu-west-1", sesMailFromSubdomain: "mail.from" }), "sesMailFromSubdomain", "must be one DNS label"],
+  ["sesOutbound with forwarding", set({ sesOutbound: true, sesRegion: "eu-west-1", allowExternalForwarding: true }), "sesOutbound", "cannot carry forwarded mail"],
   ["unknown alarm", set({ alertEmail: "ops@example.net", alarms: { backupAg: false } }), "alarms.backupAg", 'is not a known field. Did you mean "backupAge"?'],
   ["misspelt threshold key", set({ alertEmail: "ops@example.net", alarms: { backupAge: { treshold: 50 } } }), "alarms.backupAge.treshold", 'Did you mean "threshold"?'],
   ["certificate threshold at renewal time", set({ alertEmail: "ops@example.net", alarms: { certificateExpiry: { threshold: 30 } } }), "alarms.certificateExpiry.threshold", "must be a whole number from 1 to 29, not 30"],

@@ -116,6 +116,9 @@ const BASES: Record<string, MailConfigInput> = {
     backupKmsKeyArn: KMS_KEY,
     vpcId: "vpc-0123456789abcdef0",
     subnetId: "subnet-0123456789abcdef0",
+    sesOutbound: true,
+    sesRegion: "eu-west-1",
+    sesMailFromSubdomain: "bounce",
     ldap: {
       url: "ldaps://ldap.example.com:636",
       flavor: "activedirectory",
@@ -298,6 +301,8 @@ const standInHash = (password: string) => `{BLF-CRYPT}$2b$10$${createHash("sha25
 const DKIM_KEY = "-----BEGIN PRIVATE KEY-----\nDKIM\n-----END PRIVATE KEY-----\n";
 const TLS_KEY = "-----BEGIN EC PRIVATE KEY-----\nTLS\n-----END EC PRIVATE KEY-----\n";
 const RESTIC_PASSWORD = "Zq3vT8kW1pLx9cRb4NdY7hGm2sJf6aUe0oKi5tHw8yQn3Vc1";
+/** The SES relay's credentials: an access key id and a password of the form sesSmtpPassword gives. */
+const SES_CREDENTIALS = { username: "AKIAIOSFODNN7EXAMPLE", password: "BAeXAMPLEpassw0rdDerivedFromTheSecretKey+/=" };
 
 interface Rendered {
   /** Host paths, the user data and zone files (`zone:<name>`), each with its content. */
@@ -331,7 +336,7 @@ function render(config: MailConfig, input: MailConfigInput): Rendered {
       return [hash(given, m.credential, m.address), ...m.appPasswords.map((a, i) => hash(given.appPasswords![i], a.credential, appPasswordKey(m.address, a.name)))];
     }),
   );
-  const secrets = { passwordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD, ldapBindPassword: input.ldap && String(input.ldap.bindPassword) };
+  const secrets = { passwordHashes, dkimPrivateKeyPem: DKIM_KEY, tlsPrivateKeyPem: TLS_KEY, resticPassword: RESTIC_PASSWORD, ldapBindPassword: input.ldap && String(input.ldap.bindPassword), sesSmtpCredentials: SES_CREDENTIALS };
   const files = new Map(fixed.files);
   for (const f of runtimeFiles(config, secrets)) files.set(`${RUNTIME}/${f.name}`, f.content);
   return { files, records: fixed.records };

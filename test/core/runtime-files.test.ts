@@ -481,6 +481,7 @@ describe("the table of runtime files the host takes", () => {
       ["dkim/<selector>.key", "pem"],
       ["ldap/dovecot-bind", "dovecot-ldap-bind"],
       ["ldap/postfix-map.cf", "postfix-ldap"],
+      ["ses/smtp-credentials", "sasl-passwords"],
       ["tls/key.pem", "pem"],
     ]);
     // No setuid, setgid or sticky bit, nothing writable but by root, no owner but root.

@@ -26,6 +26,7 @@ import {
   PRODUCTION_ENV,
   runtimeFiles,
   servicePorts,
+  sesSmtpPassword,
   txtValue,
   zoneFile,
 } from "@mailstack/core";
@@ -107,7 +108,11 @@ const CONFIGS: [string, MailConfigInput][] = [
       aliases: [{ address: "fwd@example.com", to: ["alice@example.com", "friend@elsewhere.example"] }],
     },
   ],
+  ["Amazon SES as the relay and as the last MX", { ...fullConfig(), sesOutbound: true, sesInbound: true, sesRegion: "eu-west-1" }],
 ];
+
+/** The relay's credentials, as MailSes derives them. */
+const SES_CREDENTIALS = { username: "AKIAIOSFODNN7EXAMPLE", password: sesSmtpPassword("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "eu-west-1") };
 
 // A real RSA-2048 DKIM key pair, as the stack generates.
 const DKIM = generateKeyPairSync("rsa", {
@@ -262,6 +267,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       tlsPrivateKeyPem: readFileSync(host.env.paths.tlsKey, "utf8"),
       resticPassword: TEST_RESTIC_PASSWORD,
       ldapBindPassword: 'bind #secret "quoted"',
+      sesSmtpCredentials: SES_CREDENTIALS,
     }, host.env)) {
       const dest = join(host.env.paths.runtime, f.name);
       mkdirSync(dirname(dest), { recursive: true });
@@ -453,6 +459,35 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       expect(lookup("virtual_alias_maps", `root@${config.hostname}`)).toBe(config.postmaster);
       expect(lookup("virtual_alias_maps", `nobody@${config.hostname}`)).toBeUndefined();
       expect(param("alias_maps")).toBe("");
+    });
+
+    test("with sesOutbound, mail for other domains leaves only through SES, verified and authenticated; with sesInbound, the importer's smtpd is on loopback", () => {
+      const ses = config.ses;
+      if (!ses?.outbound) {
+        expect(param("default_transport")).toBe("smtp");
+      } else {
+        expect(param("default_transport")).toBe("ses:[email-smtp.eu-west-1.amazonaws.com]:587");
+        expect(Object.fromEntries(["smtp_tls_security_level", "smtp_tls_secure_cert_match", "smtp_sasl_auth_enable", "smtp_sasl_security_options", "soft_bounce"].map((k) => [k, serviceParam(`ses/unix/${k}`)]))).toEqual({
+          smtp_tls_security_level: "secure",
+          smtp_tls_secure_cert_match: "nexthop",
+          smtp_sasl_auth_enable: "yes",
+          smtp_sasl_security_options: "noanonymous",
+          soft_bounce: "yes",
+        });
+        // The real postmap finds the credentials under the next hop the transport uses.
+        const maps = serviceParam("ses/unix/smtp_sasl_password_maps");
+        expect(runOk("postmap", ["-c", dir(), "-q", "[email-smtp.eu-west-1.amazonaws.com]:587", maps]).stdout.trim()).toBe(`${SES_CREDENTIALS.username}:${SES_CREDENTIALS.password}`);
+      }
+      const importer = `127.0.0.1:${host.env.ports.sesImport}/inet`;
+      const services = lines(runOk("postconf", ["-c", dir(), "-M"]).stdout).map((l) => l.split(/\s+/).slice(0, 2).join("/"));
+      expect(services.includes(importer)).toBe(ses?.inbound === true);
+      if (ses?.inbound) {
+        expect(serviceParam(`${importer}/smtpd_authorized_xforward_hosts`)).toBe("127.0.0.0/8");
+        expect(serviceParam(`${importer}/smtpd_relay_restrictions`)).toBe("reject_unauth_destination");
+        // Port 25's recipient checks and milters, not the submission ports'.
+        expect(run("postconf", ["-c", dir(), "-P", "-h", `${importer}/smtpd_recipient_restrictions`]).stdout.trim()).toBe("");
+        expect(run("postconf", ["-c", dir(), "-P", "-h", `${importer}/smtpd_milters`]).stdout.trim()).toBe("");
+      }
     });
 
     test("forwarding: envelope senders and bounce recipients go through PostSRSd's tables, only with allowExternalForwarding", () => {

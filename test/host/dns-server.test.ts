@@ -28,7 +28,7 @@ const ODD_VERIFICATION = 'odd="quoted\\value"; (paren) $dollar @at';
 /** Between them, the two configs publish every record type and both forms of each choice. */
 const CASES: [string, MailConfigInput, string[]][] = [
   [
-    "three mail domains (one an IDN), POP3 on, the next DKIM key published, host in the primary domain",
+    "three mail domains (one an IDN), POP3 on, the next DKIM key published, host in the primary domain, SES both ways",
     {
       domain: "example.com",
       extraDomains: ["example.org", "bücher.example"],
@@ -42,6 +42,10 @@ const CASES: [string, MailConfigInput, string[]][] = [
       dkimSelector: "s2024",
       dkimNextSelector: "s2025",
       secondaryMx: [{ host: "backup-mx.example.net" }, { host: "mx2.example.org", priority: 50 }],
+      // SES's MAIL FROM domains (MX and SPF) and its inbound MX after both secondaries.
+      sesOutbound: true,
+      sesInbound: true,
+      sesRegion: "eu-west-1",
       spfInclude: ["amazonses.com", "include:_spf.google.com"],
       mtaSts: "testing",
       caaIssuers: ["letsencrypt.org", "sectigo.com"],
@@ -56,7 +60,7 @@ const CASES: [string, MailConfigInput, string[]][] = [
     ["example.com", "example.org", "xn--bcher-kva.example", "parked.example"],
   ],
   [
-    "POP3 off, the previous DKIM key kept, host in an extra domain, no CAA",
+    "POP3 off, the previous DKIM key kept, host in an extra domain, no CAA, no SES",
     {
       domain: "example.com",
       extraDomains: ["example.org"],

@@ -119,6 +119,9 @@ COMMENT = re.compile(r"#[\x20-\x7e]*")
 PEM_BEGIN = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,64})-----")
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]{1,80}")
 PRINTABLE_LINE = re.compile(r"[\x20-\x7e]{1,1024}")
+# A Postfix SASL client credential: a bracketed next hop with its port, a user name without
+# spaces or colons, and a password of printable ASCII without spaces.
+SASL_PASSWORD_LINE = re.compile(r"\[[a-z0-9.-]+\]:[0-9]{1,5} [!-9;-~]+:[!-~]+")
 
 
 def domain(text):
@@ -188,6 +191,7 @@ LINE_GRAMMARS = {
     "domain-names": ("a domain name", domain),
     "dovecot-ldap-bind": ('dnpass = "password", with " and \\ escaped by \\', DOVECOT_LDAP_BIND_LINE.fullmatch),
     "postfix-ldap": ("an ldap_table setting mailstack writes, =, then a value", POSTFIX_LDAP_LINE.fullmatch),
+    "sasl-passwords": ("[host]:port, a space, then user:password", SASL_PASSWORD_LINE.fullmatch),
 }
 
 

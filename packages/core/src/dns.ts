@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { MailConfig } from "./config";
 import { domainOf, isWithin } from "./names";
+import { SES_MAIL_FROM_SPF, sesFeedbackMx, sesInboundMx, sesMailFromDomain } from "./ses";
 
 /** The record types mailstack publishes. */
 export type RecordType = "A" | "CNAME" | "MX" | "TXT" | "SRV" | "CAA" | "TLSA";
@@ -239,10 +240,17 @@ export function dnsRecords(config: MailConfig, values: RecordValues): DnsRecord[
   for (const domain of config.domains) {
     config.mx.forEach((mx, i) => {
       records.push({
-        ...record(i === 0 ? `mx-${domain}` : `mx-${mx.host}-${domain}`, domain, domain, "MX", mx.host, i === 0 ? "where other servers deliver mail for the domain" : "backup MX, tried when the mail host does not answer"),
+        ...record(i === 0 ? `mx-${domain}` : `mx-${mx.host}-${domain}`, domain, domain, "MX", mx.host, i === 0 ? "where other servers deliver mail for the domain" : mxComment(config, mx.host)),
         priority: mx.priority,
       });
     });
+    if (config.ses?.outbound) {
+      const mailFrom = sesMailFromDomain(config, domain);
+      records.push(
+        { ...record(`ses-mail-from-mx-${domain}`, domain, mailFrom, "MX", sesFeedbackMx(config.ses.region), "SES's envelope sender domain: bounces and complaints go to SES"), priority: 10 },
+        record(`ses-mail-from-spf-${domain}`, domain, mailFrom, "TXT", txtContent(SES_MAIL_FROM_SPF), "only SES sends with this envelope sender, so SPF aligns with the From for DMARC"),
+      );
+    }
     records.push(record(`spf-${domain}`, domain, domain, "TXT", txtContent(spf), config.spfIncludes.length > 0 ? `the MX hosts and ${config.spfIncludes.join(", ")} may send as this domain` : "only the MX host may send as this domain"));
     for (const selector of config.dkimSelectors) {
       const publicKey = values.dkimPublicKeys[selector];
@@ -290,6 +298,12 @@ export function dnsRecords(config: MailConfig, values: RecordValues): DnsRecord[
     );
   }
   return records;
+}
+
+function mxComment(config: MailConfig, host: string): string {
+  return config.ses?.inbound && host === sesInboundMx(config.ses.region)
+    ? "Amazon SES, tried last: keeps mail in S3 while the mail host is away, for the host to import"
+    : "backup MX, tried when the mail host does not answer";
 }
 
 /** Placeholder values for computing the shape of the record set before resources exist. */

@@ -525,6 +525,8 @@ Unattended-Upgrade::MailReport "only-on-error";
 export function hostPackages(): string[] {
   return [
     "postfix",
+    // PLAIN and LOGIN for Postfix's SASL client, which authenticates to SES (sesOutbound).
+    "libsasl2-modules",
     "dovecot-imapd",
     "dovecot-lmtpd",
     // Users from an LDAP directory (`ldap`); installed whatever the config, as every package is.

@@ -18,3 +18,4 @@ export * from "./cloud-init";
 export * from "./web";
 export * from "./ldap";
 export * from "./monitoring";
+export * from "./ses";

@@ -15,6 +15,8 @@ export interface HostEnv {
     imaps: number;
     /** POP3 over TLS, 995 (only with `pop3`). */
     pop3s: number;
+    /** The SES importer's smtpd on 127.0.0.1, 10026 (only with `sesInbound`). */
+    sesImport: number;
   };
   /** Absolute paths of everything mailstack writes or reads on the host. */
   paths: {
@@ -89,7 +91,7 @@ export interface HostEnv {
 
 /** Where things live on a real mail host. */
 export const PRODUCTION_ENV: HostEnv = {
-  ports: { smtp: 25, submission: 587, submissions: 465, imaps: 993, pop3s: 995 },
+  ports: { smtp: 25, submission: 587, submissions: 465, imaps: 993, pop3s: 995, sesImport: 10026 },
   paths: {
     runtime: "/etc/mailstack",
     runtimeTable: "/usr/local/share/mailstack/runtime-files.json",
@@ -195,6 +197,11 @@ export const HOST_SCRIPTS = {
    * in its `OnFailure=`.
    */
   alert: "mailstack-alert",
+  /**
+   * Hands the mail SES kept in S3 while the host was away (sesInbound) to Postfix, exactly once
+   * per object (timer; only with sesInbound).
+   */
+  sesImport: "mailstack-ses-import",
 } as const;
 
 /**
@@ -246,6 +253,8 @@ export const STATE_FILES = {
   resticCache: "restic-cache",
   /** The journal cursor of the last entry CloudWatch Logs accepted from the log shipper. */
   logCursor: "log-cursor",
+  /** The S3 objects the SES importer handed to Postfix (or refused) and has yet to see removed. */
+  sesImport: "ses-import.json",
   /**
    * Written by the bootstrap as its last step: its unit does not run again on this instance.
    * On the root volume, so a replacement instance bootstraps afresh.

@@ -2,6 +2,7 @@ import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
 import { postfixLdapTable } from "./ldap";
 import { RECIPIENT_ACCESS_FILE } from "./runtime-files";
+import { SES_SMTP_CREDENTIALS_FILE, sesRelayNextHop } from "./ses";
 
 /**
  * Mozilla "intermediate" TLS 1.2 ciphers without the DHE suites: every client that speaks
@@ -89,6 +90,59 @@ export function postsrsdSettings(config: MailConfig): string {
   return generatedHeader() + values.map(([k, v]) => `${k}="${String(v)}"`).join("\n") + "\n";
 }
 
+/**
+ * With sesOutbound, every message for another domain leaves through the SES transport to
+ * SES's SMTP endpoint (see master.cf's {@link SES_TRANSPORT}), never on port 25.
+ */
+function sesRelaySettings(config: MailConfig): [string, string | undefined][] {
+  if (!config.ses?.outbound) return [];
+  return [
+    ["# Outgoing mail through Amazon SES (sesOutbound)", undefined],
+    ["default_transport", `${SES_TRANSPORT}:${sesRelayNextHop(config.ses.region)}`],
+  ];
+}
+
+/** master.cf's transport to SES's SMTP interface. */
+export const SES_TRANSPORT = "ses";
+/** master.cf's smtpd on loopback that the SES importer hands each message to. */
+export const SES_IMPORT_SERVICE = "ses-import";
+
+/**
+ * The SES transport's settings: TLS with SES's certificate verified against the endpoint's
+ * name, and AUTH with the stack's credentials, or no mail at all. SES's refusals (a sandbox's
+ * unverified recipient, a suspended account, wrong credentials) defer instead of bounce: the
+ * mail waits in the queue, where monitoring counts it, until the operator fixes the cause.
+ */
+function sesTransport(env: HostEnv): [string, string][] {
+  return [
+    ["syslog_name", "postfix/ses"],
+    ["smtp_tls_security_level", "secure"],
+    ["smtp_tls_secure_cert_match", "nexthop"],
+    ["smtp_dns_support_level", "enabled"],
+    ["smtp_sasl_auth_enable", "yes"],
+    ["smtp_sasl_password_maps", `texthash:${env.paths.runtime}/${SES_SMTP_CREDENTIALS_FILE}`],
+    ["smtp_sasl_security_options", "noanonymous"],
+    ["smtp_sasl_tls_security_options", "noanonymous"],
+    ["soft_bounce", "yes"],
+  ];
+}
+
+/**
+ * The importer's smtpd: loopback only, port 25's restrictions and milters (main.cf's), and
+ * XFORWARD so that rspamd and the Received header see the client SES saw, not the importer.
+ * No TLS (loopback) and no AUTH: nothing here is a user's submission.
+ */
+function sesImportService(): [string, string][] {
+  return [
+    ["syslog_name", "postfix/ses-import"],
+    ["smtpd_tls_security_level", "none"],
+    ["smtpd_authorized_xforward_hosts", "127.0.0.0/8"],
+    ["smtpd_client_restrictions", ""],
+    ["smtpd_relay_restrictions", "reject_unauth_destination"],
+    ["smtpd_client_connection_rate_limit", "0"],
+  ];
+}
+
 /** /etc/postfix/main.cf */
 export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV): string {
   const p = env.paths;
@@ -169,6 +223,7 @@ export function postfixMainCf(config: MailConfig, env: HostEnv = PRODUCTION_ENV)
       ["smtp_tls_loglevel", 1],
       ["smtp_tls_session_cache_database", "btree:${data_directory}/smtp_scache"],
       ["smtp_address_preference", "ipv4"],
+      ...sesRelaySettings(config),
       ["# Authentication through Dovecot, enabled per service in master.cf", undefined],
       ["smtpd_sasl_type", "dovecot"],
       ["smtpd_sasl_path", "private/auth"],
@@ -331,6 +386,8 @@ export function postfixMasterCf(config: MailConfig, env: HostEnv = PRODUCTION_EN
     { name: "anvil", type: "unix", maxproc: "1", command: "anvil" },
     { name: "scache", type: "unix", maxproc: "1", command: "scache" },
     { name: "postlog", type: "unix-dgram", private: "n", maxproc: "1", command: "postlogd" },
+    ...(config.ses?.outbound ? [{ name: SES_TRANSPORT, type: "unix" as const, command: "smtp", options: sesTransport(env) }] : []),
+    ...(config.ses?.inbound ? [{ name: `127.0.0.1:${env.ports.sesImport}`, type: "inet" as const, private: "n" as const, command: "smtpd", options: sesImportService() }] : []),
   ];
   return (
     generatedHeader() +

@@ -45,7 +45,9 @@ enabled = false;
     "classifier-bayes.conf": `${h}backend = "redis";
 autolearn = true;
 `,
-    "dkim_signing.conf": `${h}enabled = true;
+    // With sesOutbound, SES signs every message with this same key and selector (BYODKIM)
+    // after the changes it makes on the way; a signature from here would only be a second one.
+    "dkim_signing.conf": `${h}enabled = ${config.ses?.outbound ? "false" : "true"};
 # Sign mail from hosted domains only: the selector map lists them (synced from SSM).
 selector_map = "${p.runtime}/dkim-selectors";
 path = "${p.runtime}/dkim/$selector.key";

@@ -4,6 +4,7 @@ import { deliveringAddresses } from "./config/model";
 import { NFT_ADMIN_FILE, nftablesAdmin } from "./firewall";
 import { type HostEnv, PRODUCTION_ENV, UNITS } from "./layout";
 import { dovecotLdapBind, LDAP_DOVECOT_BIND_FILE, LDAP_POSTFIX_MAP_FILE, postfixLdapMap } from "./ldap";
+import { SES_SMTP_CREDENTIALS_FILE, type SesSmtpCredentials, sesSmtpCredentialsFile } from "./ses";
 import { WEB_FILES, webFiles } from "./web";
 
 /**
@@ -44,6 +45,8 @@ export interface RuntimeSecrets {
   resticPassword: string;
   /** Password of the LDAP directory's bind account; needed only with `config.ldap`. */
   ldapBindPassword?: string;
+  /** The SES relay's SMTP credentials; needed only with `config.ses.outbound`. */
+  sesSmtpCredentials?: SesSmtpCredentials;
 }
 
 /** Postfix's recipient access map (disabled mailboxes), relative to the runtime directory. */
@@ -225,9 +228,10 @@ type Readers = "everyone" | { group: string } | "nobody";
  * - `pem`: PEM blocks;
  * - `password`: one line of printable ASCII;
  * - `dovecot-ldap-bind`: the one line `dnpass = "password"`, `"` and `\` escaped with `\`;
- * - `postfix-ldap`: ldap_table(5) lines `name = value` of the names {@link postfixLdapMap} writes.
+ * - `postfix-ldap`: ldap_table(5) lines `name = value` of the names {@link postfixLdapMap} writes;
+ * - `sasl-passwords`: Postfix SASL client lines `[host]:port user:password`, the password printable ASCII.
  */
-export type RuntimeGrammar = "passwd-file" | "app-passwords" | "postfix-map" | "virtual-aliases" | "recipient-access" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password" | "dovecot-ldap-bind" | "postfix-ldap";
+export type RuntimeGrammar = "sasl-passwords" | "passwd-file" | "app-passwords" | "postfix-map" | "virtual-aliases" | "recipient-access" | "dkim-selectors" | "restic-keep" | "nft-admin" | "domain-names" | "static" | "pem" | "password" | "dovecot-ldap-bind" | "postfix-ldap";
 
 /**
  * What the host takes of a runtime file, whatever a manifest says: its name, mode, owner and
@@ -300,6 +304,8 @@ export const RUNTIME_FILE_RULES: readonly RuntimeFileRule[] = [
   rule(NFT_ADMIN_FILE, "nft-admin", [UNITS.nftables]),
   rule(RECIPIENT_ACCESS_FILE, "recipient-access", [UNITS.postfix]),
   rule("sender-logins", "postfix-map", [UNITS.postfix]),
+  // Opened by Postfix's smtp processes as root, before they drop privileges.
+  rule(SES_SMTP_CREDENTIALS_FILE, "sasl-passwords", [UNITS.postfix], "nobody", true),
   rule(TLS_KEY_FILE, "pem", [], "nobody", true),
   rule("users", "passwd-file", [UNITS.dovecot], { group: "dovecot" }),
   // nginx reads these on every request; nothing needs a reload.
@@ -363,9 +369,16 @@ export function runtimeFiles(config: MailConfig, secrets: RuntimeSecrets, env: H
     runtimeFile(NFT_ADMIN_FILE, nftablesAdmin(config)),
     runtimeFile(RESTIC_PASSWORD_FILE, `${secrets.resticPassword}\n`),
     ...ldapFiles(config, secrets.ldapBindPassword, env),
+    ...sesFiles(config, secrets.sesSmtpCredentials),
     runtimeFile(BACKUP_KEEP_FILE, lines(Object.entries(config.backupKeep).filter(([, n]) => n > 0).map(([period, n]) => `--keep-${period}=${n}`))),
   ];
   return files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function sesFiles(config: MailConfig, credentials: SesSmtpCredentials | undefined): RuntimeFile[] {
+  if (!config.ses?.outbound) return [];
+  if (credentials === undefined) throw new Error("sesOutbound is on but the SES SMTP credentials are missing");
+  return [runtimeFile(SES_SMTP_CREDENTIALS_FILE, sesSmtpCredentialsFile(config, credentials))];
 }
 
 /** Longest restic password a stack may carry (MailBackup generates 48 characters). */
@@ -425,6 +438,7 @@ export function keyFileNames(config: MailConfig): string[] {
     tlsPrivateKeyPem: "",
     resticPassword: "",
     ldapBindPassword: "",
+    sesSmtpCredentials: { username: "placeholder", password: "placeholder" },
   };
   return runtimeFiles(config, placeholders)
     .filter((f) => f.key)

@@ -303,6 +303,20 @@ export const FIELDS = {
     kind: "list",
     summary: "Checks that waitUntilHealthyMinutes leaves out, by id or prefix, e.g. port:25 where the machine running Pulumi cannot open port 25.",
   },
+  sesOutbound: {
+    schema: v.optional(v.boolean()),
+    default: false,
+    kind: "boolean",
+    summary: "Send outgoing mail through Amazon SES (port 587) instead of port 25, e.g. while AWS blocks port 25 on the account.",
+  },
+  sesInbound: {
+    schema: v.optional(v.boolean()),
+    default: false,
+    kind: "boolean",
+    summary: "Amazon SES as the last MX: keeps mail in S3 while the host is away; the host imports it when back.",
+  },
+  sesRegion: { schema: checked(checkRegion), kind: "string", summary: "Region of SES for sesOutbound and sesInbound; empty means the stack's region." },
+  sesMailFromSubdomain: { schema: selector, default: "bounce", kind: "string", summary: "Label of each mail domain's MAIL FROM domain with sesOutbound, e.g. bounce (bounce.<domain>)." },
   // valibot's object takes a list too; a list of alarm names is a likely mistake, and would mean nothing.
   alarms: {
     schema: v.optional(v.pipe(v.custom((value) => !Array.isArray(value), "must be an object of alarm settings, not a list"), v.object(schemas(ALARMS)))),
@@ -404,6 +418,12 @@ export interface Defaults {
   waitUntilHealthyMinutes: 0;
   /** {@link MailConfigInput.healthCheckSkip}: every check. */
   healthCheckSkip: readonly [];
+  /** {@link MailConfigInput.sesOutbound}: the host delivers on port 25 itself. */
+  sesOutbound: false;
+  /** {@link MailConfigInput.sesInbound}: no SES MX. */
+  sesInbound: false;
+  /** {@link MailConfigInput.sesMailFromSubdomain}, a DNS label. */
+  sesMailFromSubdomain: "bounce";
   /** {@link MailConfigInput.sendingLimits}; a limit left out takes its own default. */
   sendingLimits: {
     /** {@link SendingLimits.messagesPerHour}. */

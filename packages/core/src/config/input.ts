@@ -298,6 +298,37 @@ export interface MailConfigInput {
    */
   healthCheckSkip?: string[];
   /**
+   * Send every outgoing message through Amazon SES's SMTP interface (port 587, TLS with a
+   * verified certificate, the stack's own SMTP credentials) instead of straight to the
+   * recipient's MX. Each mail domain becomes an SES domain identity that signs with the stack's
+   * DKIM key (BYODKIM; the host then stops signing itself), with a custom MAIL FROM domain
+   * (sesMailFromSubdomain) so SPF aligns too. For accounts whose outbound port 25 is blocked, as
+   * on new AWS accounts. A new SES account is in the sandbox: it sends only to verified
+   * addresses until production access is granted (the plan's next steps say how).
+   * @default false: the host delivers to each recipient's MX itself, on port 25.
+   */
+  sesOutbound?: boolean;
+  /**
+   * Amazon SES receiving as a lower-priority MX: while the host is down or answers 4xx, SES
+   * accepts mail for the hosted addresses into an encrypted S3 bucket, and the host imports
+   * each message through its own filter and delivery when it is back. SES refuses every other
+   * address at RCPT. Not with catch-alls or an LDAP directory, whose addresses SES cannot list.
+   * @default false: senders queue and retry while the host is away.
+   */
+  sesInbound?: boolean;
+  /**
+   * Region of SES for sesOutbound and sesInbound: one with an SMTP endpoint for the first, one
+   * that receives mail for the second.
+   * @default The stack's region.
+   */
+  sesRegion?: string;
+  /**
+   * The label of each mail domain's custom MAIL FROM domain with sesOutbound: bounces and
+   * complaints go to `<label>.<domain>`, whose MX and SPF name SES.
+   * @default "bounce": `bounce.<domain>`.
+   */
+  sesMailFromSubdomain?: string;
+  /**
    * Existing VPC; requires subnetId.
    * @default The account's default VPC.
    */

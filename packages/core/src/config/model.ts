@@ -129,10 +129,24 @@ export interface MailConfig {
   waitUntilHealthyMinutes: number;
   /** Check ids or prefixes the wait leaves out. */
   healthCheckSkip: string[];
+  /** Amazon SES as relay and safety-net MX; undefined when neither sesOutbound nor sesInbound is on. */
+  ses?: SesConfig;
   /** Availability zone of the host, e.g. `eu-west-1a`; undefined means the subnet's zone, or the region's first. */
   availabilityZone?: string;
   /** The directory users come from besides the mailboxes; undefined means none. */
   ldap?: LdapConfig;
+}
+
+/** {@link MailConfig.ses}; each field's meaning is that of the input field of the same name with `ses` before it. */
+export interface SesConfig {
+  /** Region of SES: `sesRegion`, or the stack's region. */
+  region: string;
+  /** Whether outgoing mail leaves through SES's SMTP interface. */
+  outbound: boolean;
+  /** Whether SES receives as the last MX, into the inbound bucket. */
+  inbound: boolean;
+  /** Label of each mail domain's custom MAIL FROM domain. */
+  mailFromSubdomain: string;
 }
 
 /** The LDAP directory of {@link MailConfig.ldap}; each field's meaning is that of {@link LdapInput}'s. */

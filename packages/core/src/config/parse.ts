@@ -71,5 +71,6 @@ function model(ctx: ConfigContext): MailConfig {
     healthCheckSkip: input.healthCheckSkip,
     availabilityZone: input.availabilityZone,
     ...(ctx.ldap === undefined ? {} : { ldap: ctx.ldap }),
+    ...(ctx.ses === undefined ? {} : { ses: ctx.ses }),
   };
 }

@@ -85,6 +85,8 @@ export class ConfigContext {
   readonly nonMailDomains: string[] = [];
   /** verificationRecordsOnManagedDomains */
   readonly verificationRecords: MailConfig["verificationRecords"] = [];
+  /** sesServices: SES's settings, when it is used and they are valid. */
+  ses: MailConfig["ses"];
   /** stackRegionExists: the stack's region, when it was given and is one. */
   region: string | undefined;
 

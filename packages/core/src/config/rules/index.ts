@@ -30,6 +30,7 @@ import { objectLockWithinRetention } from "./object-lock-within-retention";
 import { replicaInOtherRegion } from "./replica-in-other-region";
 import { roleAddressesResolve } from "./role-addresses-resolve";
 import { secondaryMxAfterHost } from "./secondary-mx-after-host";
+import { sesServices } from "./ses-services";
 import { spfIncludeLimit } from "./spf-include-limit";
 import { stackRegionExists } from "./stack-region-exists";
 import { subnetOrZone } from "./subnet-or-zone";
@@ -86,4 +87,6 @@ export const RULES: readonly Rule[] = [
   zoneInStackRegion,
   replicaInOtherRegion,
   kmsKeyInStackRegion,
+  // SES: its region may be the stack's; its MX comes after every other.
+  sesServices,
 ];
