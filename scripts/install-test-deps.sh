@@ -18,7 +18,7 @@ apt-get install -y -q \
   rspamd redis-server unbound nftables rsyslog postsrsd \
   python3 python3-boto3 bind9-utils dnsutils knot knot-dnssecutils iproute2 util-linux mount fdisk e2fsprogs openssl \
   shellcheck systemd nginx libxml2-utils restic python3-systemd systemd-journal-remote \
-  dovecot-ldap postfix-ldap
+  dovecot-ldap postfix-ldap libsasl2-modules
 # The LDAP tests' directory server and its clients; slapd is started by the tests, not configured here.
 echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 apt-get install -y -q slapd ldap-utils

@@ -80,6 +80,12 @@ test("the host: SES's transport and credentials and no DKIM signing with sesOutb
   expect(postfixMasterCf(outbound)).not.toContain("ses-import");
   expect(postfixMasterCf(plain)).not.toMatch(/^ses /m);
 
+  // SES's limits: 50 recipients a message, 40 MB; the submission ports refuse larger mail at once.
+  expect(postfixMainCf(both)).toContain("\nses_destination_recipient_limit = 50\n");
+  expect(postfixMasterCf(both)).toMatch(/\n587 +inet [^\n]*\n(?: {2}-o [^\n]*\n)* {2}-o message_size_limit=40000000\n/);
+  expect(postfixMasterCf(parseConfig({ ...fullConfig(), ...SES, messageSizeLimitMiB: 30 }))).not.toContain("message_size_limit");
+  expect(postfixMasterCf(plain)).not.toContain("message_size_limit");
+
   expect(rspamdLocalFiles(both)["dkim_signing.conf"]).toMatch(/enabled = false;/);
   expect(rspamdLocalFiles(plain)["dkim_signing.conf"]).toMatch(/enabled = true;/);
 

@@ -72,7 +72,15 @@ export interface StackOptions {
    * get a fresh key; only the signing selector's private key reaches the host.
    */
   dkimKeys?: Record<string, DkimKeyPair>;
+  /**
+   * More names for the stack's DNS to answer, beside the core's records: hosts outside the
+   * stack that a test stands in for (an SES endpoint, say), reachable from the namespace.
+   */
+  extraRecords?: ExtraRecord[];
 }
+
+/** A record for StackOptions.extraRecords (TTL 300 unless given; MX priority 10 unless given). */
+export type ExtraRecord = Pick<DnsRecord, "name" | "type" | "content"> & Partial<Pick<DnsRecord, "ttl" | "priority">>;
 
 export function newDkimKey(): DkimKeyPair {
   return generateKeyPairSync("rsa", {
@@ -364,7 +372,7 @@ export class TestStack {
     chownSync(p.vmail, env.vmail.uid, env.vmail.gid);
     chmodSync(p.vmail, 0o750);
 
-    await this.startUnbound();
+    await this.startUnbound(options.extraRecords ?? []);
     if (this.variant === "full") {
       await this.startRedis();
       await this.startRspamd();
@@ -390,11 +398,11 @@ export class TestStack {
   }
 
   /** unbound with the rendered settings, answering from the stack's records and nothing else. */
-  private async startUnbound(): Promise<void> {
+  private async startUnbound(extraRecords: ExtraRecord[]): Promise<void> {
     const dir = this.host.path("/etc/unbound");
-    const rr = (r: DnsRecord) => {
+    const rr = (r: ExtraRecord) => {
       const data = r.type === "MX" ? `${r.priority ?? 10} ${r.content}.` : r.content;
-      return `  local-data: '${r.name}. ${r.ttl} IN ${r.type} ${data}'`;
+      return `  local-data: '${r.name}. ${r.ttl ?? 300} IN ${r.type} ${data}'`;
     };
     writeFileSync(
       join(dir, "unbound-test.conf"),
@@ -411,6 +419,7 @@ export class TestStack {
         // Nothing is looked up outside the namespace: names not listed here do not exist.
         '  local-zone: "." static',
         ...this.records.map(rr),
+        ...extraRecords.map(rr),
         `  local-data: '${OUTSIDE_DOMAIN}. 3600 IN MX 10 mx.${OUTSIDE_DOMAIN}.'`,
         `  local-data: 'mx.${OUTSIDE_DOMAIN}. 3600 IN A ${OUTSIDE_IP}'`,
         `  local-data: '${OUTSIDE_DOMAIN}. 3600 IN TXT "v=spf1 ip4:${OUTSIDE_IP} -all"'`,

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { appPasswordKey, certificateNames, cloudInit, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets } from "@mailstack/core";
+import { appPasswordKey, certificateNames, cloudInit, hashPassword, resticRepositoryUrl, type HostEnv, type HostFile, hostFiles, type HostParams, type MailConfig, type MailConfigInput, PRODUCTION_ENV, runtimeFiles, type RuntimeSecrets, type SesSmtpCredentials, sesSmtpPassword } from "@mailstack/core";
 import { load } from "js-yaml";
 
 /**
@@ -34,6 +34,8 @@ const TOOLS: Record<string, { pkg: string; command?: string[] }> = {
   rsyslogd: { pkg: "rsyslog" },
   logger: { pkg: "bsdutils" },
   postmap: { pkg: "postfix" },
+  // PLAIN and LOGIN for Postfix's SASL client (Cyrus), which authenticates to a relay such as SES.
+  "postfix sasl client": { pkg: "libsasl2-modules", command: ["sh", "-c", "ls /usr/lib/*/sasl2/libplain.so.2 /usr/lib/*/sasl2/liblogin.so.2"] },
   doveconf: { pkg: "dovecot-core" },
   doveadm: { pkg: "dovecot-core" },
   sievec: { pkg: "dovecot-sieve" },
@@ -179,6 +181,8 @@ export const TEST_PARAMS: HostParams = {
   ssmPath: "/mailstack/test/mail",
   dataVolumeId: "vol-0123456789abcdef0",
   backupRepository: resticRepositoryUrl("mailstack-backup-test", "us-east-1", "amazonaws.com"),
+  // Used only by configs with sesInbound, whose importer empties it.
+  sesInboundBucket: "mailstack-ses-inbound-test",
 };
 
 export interface RenderedHost {
@@ -249,6 +253,17 @@ export function groupId(name: string): number {
 /** The restic repository password of test hosts. */
 export const TEST_RESTIC_PASSWORD = "restic test repository passphrase";
 
+/**
+ * The IAM access key of test stacks' SES relay (sesOutbound): AWS's documentation example key,
+ * so nothing real. Its SMTP credentials are what the relay's stand-in accepts.
+ */
+export const TEST_SES_ACCESS_KEY = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+
+/** The SES SMTP credentials of TEST_SES_ACCESS_KEY in `region`, as the stack's components derive them. */
+export function testSesSmtpCredentials(region: string): SesSmtpCredentials {
+  return { username: TEST_SES_ACCESS_KEY.accessKeyId, password: sesSmtpPassword(TEST_SES_ACCESS_KEY.secretAccessKey, region) };
+}
+
 /** The hashes of a test config's mailboxes and app passwords, as the components make them: plain ones hashed, hashes as given. */
 export function testPasswordHashes(input: MailConfigInput, config: MailConfig): Pick<RuntimeSecrets, "passwordHashes"> {
   const hash = (given: { password?: unknown; passwordHash?: unknown }, credential: string, key: string): [string, string] => [
@@ -267,12 +282,14 @@ export function testPasswordHashes(input: MailConfigInput, config: MailConfig): 
 
 /**
  * Installs a config's runtime files into the host's runtime directory as the sync does, with
- * their modes and groups: mailboxes hashed by the core (or given as hashes), the given keys and
- * TEST_RESTIC_PASSWORD.
+ * their modes and groups: mailboxes hashed by the core (or given as hashes), the given keys,
+ * TEST_RESTIC_PASSWORD and, with sesOutbound, the SES SMTP credentials of TEST_SES_ACCESS_KEY
+ * unless `keys` has others.
  */
 export function installRuntimeFiles(host: RenderedHost, input: MailConfigInput, config: MailConfig, keys: Omit<RuntimeSecrets, "passwordHashes" | "resticPassword">): void {
   const ldapBindPassword = input.ldap && String(input.ldap.bindPassword);
-  for (const f of runtimeFiles(config, { ...testPasswordHashes(input, config), ...keys, resticPassword: TEST_RESTIC_PASSWORD, ldapBindPassword }, host.env)) {
+  const sesSmtpCredentials = config.ses?.outbound ? testSesSmtpCredentials(config.ses.region) : undefined;
+  for (const f of runtimeFiles(config, { ...testPasswordHashes(input, config), sesSmtpCredentials, ...keys, resticPassword: TEST_RESTIC_PASSWORD, ldapBindPassword }, host.env)) {
     const dest = join(host.env.paths.runtime, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, f.content);

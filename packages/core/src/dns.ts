@@ -302,7 +302,7 @@ export function dnsRecords(config: MailConfig, values: RecordValues): DnsRecord[
 
 function mxComment(config: MailConfig, host: string): string {
   return config.ses?.inbound && host === sesInboundMx(config.ses.region)
-    ? "Amazon SES, tried last: keeps mail in S3 while the mail host is away, for the host to import"
+    ? "Amazon SES, tried last: holds mail in S3 while the mail host is away"
     : "backup MX, tried when the mail host does not answer";
 }
 

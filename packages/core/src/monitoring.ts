@@ -119,7 +119,10 @@ export function logEventText(identifier: string, pid: string | number | undefine
 
 /** The metric filters on the host's log group, by key. */
 export const LOG_METRIC_FILTERS: Readonly<Record<LogMetricFilterKey, LogMetricFilter>> = {
-  smtpAuthFailures: { metric: "SmtpAuthFailures", terms: ["SASL", "authentication failed"], summary: "failed SMTP AUTH logins (submission, 465 and 587)" },
+  // smtpd logs `SASL LOGIN authentication failed: …`; the colon leaves out Postfix's own SMTP
+  // client, whose `SASL authentication failed; server … said: 535` (sesOutbound's relay refusing
+  // the stack's credentials) is no one guessing passwords.
+  smtpAuthFailures: { metric: "SmtpAuthFailures", terms: ["SASL", "authentication failed:"], summary: "failed SMTP AUTH logins (submission, 465 and 587)" },
   imapAuthFailures: { metric: "ImapAuthFailures", terms: ["-login: ", "auth failed"], summary: "failed IMAP and POP3 logins" },
   // A permanent refusal's reply is logged after ": " (`…]: 550 5.1.1 <x>`, `…]: 5.7.1 Spam`);
   // the temporary ones (postscreen's test of every new server, greylisting) are normal traffic.

@@ -2,7 +2,7 @@ import type { MailConfig } from "./config";
 import { generatedHeader, type HostEnv, POSTSRSD, PRODUCTION_ENV } from "./layout";
 import { postfixLdapTable } from "./ldap";
 import { RECIPIENT_ACCESS_FILE } from "./runtime-files";
-import { SES_SMTP_CREDENTIALS_FILE, sesRelayNextHop } from "./ses";
+import { SES_MAX_MESSAGE_BYTES, SES_MAX_RECIPIENTS, SES_SMTP_CREDENTIALS_FILE, sesRelayNextHop } from "./ses";
 
 /**
  * Mozilla "intermediate" TLS 1.2 ciphers without the DHE suites: every client that speaks
@@ -99,6 +99,7 @@ function sesRelaySettings(config: MailConfig): [string, string | undefined][] {
   return [
     ["# Outgoing mail through Amazon SES (sesOutbound)", undefined],
     ["default_transport", `${SES_TRANSPORT}:${sesRelayNextHop(config.ses.region)}`],
+    [`${SES_TRANSPORT}_destination_recipient_limit`, String(SES_MAX_RECIPIENTS)],
   ];
 }
 
@@ -118,6 +119,8 @@ function sesTransport(env: HostEnv): [string, string][] {
     ["syslog_name", "postfix/ses"],
     ["smtp_tls_security_level", "secure"],
     ["smtp_tls_secure_cert_match", "nexthop"],
+    // SNI: the endpoint's name, as a client of a load-balanced service should send it.
+    ["smtp_tls_servername", "nexthop"],
     ["smtp_dns_support_level", "enabled"],
     ["smtp_sasl_auth_enable", "yes"],
     ["smtp_sasl_password_maps", `texthash:${env.paths.runtime}/${SES_SMTP_CREDENTIALS_FILE}`],
@@ -129,14 +132,16 @@ function sesTransport(env: HostEnv): [string, string][] {
 
 /**
  * The importer's smtpd: loopback only, port 25's restrictions and milters (main.cf's), and
- * XFORWARD so that rspamd and the Received header see the client SES saw, not the importer.
- * No TLS (loopback) and no AUTH: nothing here is a user's submission.
+ * XCLIENT so that the restrictions, rspamd and the Received header see the client SES saw.
+ * Not XFORWARD: that changes only the logs, and rspamd would take the importer's 127.0.0.1
+ * for a local client and skip SPF, DMARC, greylisting and its blocklists. No TLS (loopback)
+ * and no AUTH: nothing here is a user's submission.
  */
 function sesImportService(): [string, string][] {
   return [
     ["syslog_name", "postfix/ses-import"],
     ["smtpd_tls_security_level", "none"],
-    ["smtpd_authorized_xforward_hosts", "127.0.0.0/8"],
+    ["smtpd_authorized_xclient_hosts", "127.0.0.0/8"],
     ["smtpd_client_restrictions", ""],
     ["smtpd_relay_restrictions", "reject_unauth_destination"],
     ["smtpd_client_connection_rate_limit", "0"],
@@ -340,6 +345,8 @@ export function postfixMasterCf(config: MailConfig, env: HostEnv = PRODUCTION_EN
     ["cleanup_service_name", SUBMISSION_CLEANUP],
     // Recipients past it get 452 4.5.3; rspamd's ratelimit counts the rest per hour.
     ["smtpd_recipient_limit", String(config.sendingLimits.recipientsPerMessage)],
+    // Through SES a larger message would wait two days and come back: refused at once instead.
+    ...(config.ses?.outbound && config.messageSizeLimitMiB * 1024 * 1024 > SES_MAX_MESSAGE_BYTES ? [["message_size_limit", String(SES_MAX_MESSAGE_BYTES)] as [string, string]] : []),
   ];
   const services: Service[] = [
     { name: String(env.ports.smtp), type: "inet", private: "n", maxproc: "1", command: "postscreen" },

@@ -27,6 +27,11 @@ export const SES_RECEIVING_REGIONS = [
   "ap-northeast-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
 ] as const;
 
+/** Largest message SES sends or receives, in bytes: "40 MB per message (after base64 encoding)". */
+export const SES_MAX_MESSAGE_BYTES = 40_000_000;
+/** Most recipients SES takes in one message; Postfix's relay hands over no more at a time. */
+export const SES_MAX_RECIPIENTS = 50;
+
 /** Most receipt rules one SES rule set holds: the safety net takes one per receiving address. */
 export const SES_MAX_RECEIPT_RULES = 200;
 

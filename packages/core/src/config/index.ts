@@ -21,5 +21,5 @@ export { pulumiYaml } from "./pulumi-yaml";
 export { AWS_REGION, checkAvailabilityZone, checkRegion, KMS_KEY_ARN, KNOWN_AWS_REGIONS } from "./regions";
 export type { ParseOptions } from "./rules";
 export type { LdapInput } from "./input";
-export type { LdapConfig } from "./model";
+export type { LdapConfig, SesConfig } from "./model";
 export { bindPasswordProblem, DEFAULT_USER_FILTERS, MAX_BIND_PASSWORD_LENGTH } from "./ldap-syntax";
