@@ -30,7 +30,8 @@ const scripts = readdirSync(SCRIPTS_DIR)
   .map((name) => ({ name, text: readFileSync(join(SCRIPTS_DIR, name), "utf8") }));
 
 const PARAMS = { region: "eu-west-1", ssmPath: "/mailstack/prod/mail", dataVolumeId: "vol-0123456789abcdef0", backupRepository: "s3:s3.eu-west-1.amazonaws.com/mail-backups/restic" };
-const files = hostFiles(parseConfig(fullConfig()), PARAMS);
+// With sesInbound, so that the SES importer's script, units and settings are among them.
+const files = hostFiles(parseConfig({ ...fullConfig(), sesInbound: true, sesRegion: "eu-west-1" }), { ...PARAMS, sesInboundBucket: "mail-inbound" });
 
 /** Every fact of the layout a script could state, with where the core states it. */
 function layoutFacts(): { fact: string; value: string; as: "name" | "path" | "command" }[] {
@@ -72,7 +73,7 @@ function hardCoded(texts: { name: string; text: string }[]): { script: string; f
   return texts.flatMap(({ name, text }) => layoutFacts().flatMap(({ fact, value, as }) => statements(text, value, as).map((line) => ({ script: name, fact, line: line.trim() }))));
 }
 
-test("the scripts are the nine the core installs", () => {
+test("the scripts are the ten the core installs", () => {
   expect(scripts.map((s) => s.name)).toEqual([
     "mailstack-alert.sh",
     "mailstack-backup.sh",
@@ -82,6 +83,7 @@ test("the scripts are the nine the core installs", () => {
     "mailstack-first-boot.py",
     "mailstack-logs.py",
     "mailstack-metrics.py",
+    "mailstack-ses-import.py",
     "mailstack-sync.py",
   ]);
 });

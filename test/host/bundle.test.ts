@@ -242,6 +242,7 @@ describe("mailstack-sync.py installing the host bundle", () => {
     const r = await h.sync();
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     expect(r.stdout.trim().split("\n")).toEqual([
+      "mailstack-sync: enable demo-job.timer",
       "mailstack-sync: restart demo-job.timer",
       "mailstack-sync: reload-or-restart demo.service",
       "mailstack-sync: reload-or-restart other.service",
@@ -252,8 +253,9 @@ describe("mailstack-sync.py installing the host bundle", () => {
     // staged app.conf, which was not on disk yet.
     expect(h.checks()).toEqual(["demo", "other"]);
     expectNoOverlay(h);
-    // A unit file changed: systemd reads it again first; the timer is restarted, not reloaded.
-    expect(h.calls()).toEqual(["daemon-reload", "restart demo-job.timer", "reload-or-restart demo.service", "reload-or-restart other.service"]);
+    // A unit file changed: systemd reads it again first; the timer is enabled (so that it runs
+    // after a reboot too) and restarted, not reloaded.
+    expect(h.calls()).toEqual(["daemon-reload", "enable demo-job.timer", "restart demo-job.timer", "reload-or-restart demo.service", "reload-or-restart other.service"]);
     expect(h.calls(true).filter((c) => c.startsWith("is-active")).sort()).toEqual(["is-active --quiet demo-job.timer", "is-active --quiet demo.service", "is-active --quiet other.service"]);
     expect(readdirSync(h.bundles)).toEqual([`${b.sha}.json`]);
     expect(readFileSync(join(h.bundles, `${b.sha}.json`), "utf8")).toBe(b.text);
@@ -286,6 +288,31 @@ describe("mailstack-sync.py installing the host bundle", () => {
     const r = await h.sync();
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     expect(h.calls().slice(marker)).toEqual(["daemon-reload", "restart demo.service"]);
+  });
+
+  test("a timer the bundle brings is enabled and started; one it drops is stopped, its enablement link removed, and not restarted", async () => {
+    const h = host();
+    const one = await running(h);
+    const marker = h.calls().length;
+    const timer = { path: "/etc/systemd/system/demo-import.timer", content: "[Timer]\nOnUnitActiveSec=5min\n", reload: ["demo-import.timer"] };
+    const job = { path: "/etc/systemd/system/demo-import.service", content: "[Service]\nType=oneshot\nExecStart=/bin/true\n" };
+    const two = h.bundle([...one.files, timer, job]);
+    publish(two);
+    const added = await h.sync();
+    expect({ status: added.status, stderr: added.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(h.calls().slice(marker)).toEqual(["daemon-reload", "enable demo-import.timer", "restart demo-import.timer"]);
+
+    // As `systemctl enable` left it on a real host.
+    const link = join(h.root, "etc/systemd/system/timers.target.wants/demo-import.timer");
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync("/etc/systemd/system/demo-import.timer", link);
+    const back = h.calls().length;
+    publish(h.bundle(one.files));
+    const dropped = await h.sync();
+    expect({ status: dropped.status, stderr: dropped.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(h.calls().slice(back)).toEqual(["stop demo-import.timer", "daemon-reload"]);
+    expect(existsSync(join(h.root, timer.path))).toBe(false);
+    expect(existsSync(link) || readdirSync(dirname(link)).includes("demo-import.timer")).toBe(false);
   });
 
   test("a bundle that brings another mailstack-sync hands the rest of the run to it, once: the runtime files are the new program's to install", async () => {

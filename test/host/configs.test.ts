@@ -482,7 +482,7 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
       const services = lines(runOk("postconf", ["-c", dir(), "-M"]).stdout).map((l) => l.split(/\s+/).slice(0, 2).join("/"));
       expect(services.includes(importer)).toBe(ses?.inbound === true);
       if (ses?.inbound) {
-        expect(serviceParam(`${importer}/smtpd_authorized_xforward_hosts`)).toBe("127.0.0.0/8");
+        expect(serviceParam(`${importer}/smtpd_authorized_xclient_hosts`)).toBe("127.0.0.0/8");
         expect(serviceParam(`${importer}/smtpd_relay_restrictions`)).toBe("reject_unauth_destination");
         // Port 25's recipient checks and milters, not the submission ports'.
         expect(run("postconf", ["-c", dir(), "-P", "-h", `${importer}/smtpd_recipient_restrictions`]).stdout.trim()).toBe("");
@@ -765,12 +765,40 @@ describe.each(CONFIGS)("%s config: rendered host files pass the real tools", (_l
         const ruleset = JSON.parse(runOk("ip", ["netns", "exec", ns, "nft", "-j", "list", "chain", "inet", "mailstack", "output"]).stdout).nftables as Record<string, any>[];
         expect(ruleset.find((o) => o.chain)?.chain).toMatchObject({ type: "filter", hook: "output", policy: "accept" });
         const rules: NftRule[] = ruleset.filter((o) => o.rule).map((o) => o.rule);
-        expect(rules).toHaveLength(1);
+        // The second, with sesInbound, is the importer's port (below).
+        expect(rules).toHaveLength(config.ses?.inbound ? 2 : 1);
         expect(portsOf(rules[0]).sort()).toEqual([POSTSRSD.forwardPort, POSTSRSD.reversePort].sort());
         const postfixUid = Number(runOk("id", ["-u", "postfix"]).stdout.trim());
         expect(rules[0].expr).toContainEqual({ match: { op: "==", left: { meta: { key: "oifname" } }, right: "lo" } });
         expect(rules[0].expr).toContainEqual({ match: { op: "!=", left: { meta: { key: "skuid" } }, right: postfixUid } });
         expect(rules[0].expr).toContainEqual({ reject: { type: "tcp reset" } });
+      } finally {
+        run("ip", ["netns", "delete", ns]);
+      }
+    });
+  });
+
+  describe("the SES importer's port", () => {
+    test("with sesInbound, only root's processes reach the loopback smtpd that believes XCLIENT; nobody's are reset", () => {
+      const ns = `ms-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+      runOk("ip", ["netns", "add", ns]);
+      try {
+        runOk("ip", ["-n", ns, "link", "set", "lo", "up"]);
+        runOk("ip", ["netns", "exec", ns, "nft", "-f", host.path("/etc/nftables.conf")]);
+        const port = host.env.ports.sesImport;
+        // A listener that answers every connection, then a client as root and one as nobody.
+        const probe = `
+import socket, subprocess, sys
+server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", ${port})); server.listen(8)
+client = "import socket; s = socket.create_connection(('127.0.0.1', ${port}), timeout=3); print('connected')"
+for who in (["python3", "-c", client], ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "python3", "-c", client]):
+    r = subprocess.run(who, capture_output=True, text=True)
+    print(r.stdout.strip() or r.stderr.strip().splitlines()[-1])
+`;
+        const [asRoot, asNobody] = runOk("ip", ["netns", "exec", ns, "python3", "-c", probe]).stdout.trim().split("\n");
+        expect(asRoot).toBe("connected");
+        expect(asNobody).toBe(config.ses?.inbound ? "ConnectionRefusedError: [Errno 111] Connection refused" : "connected");
       } finally {
         run("ip", ["netns", "delete", ns]);
       }

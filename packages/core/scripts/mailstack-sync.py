@@ -738,6 +738,11 @@ def restore(args, saved):
             write_atomically(path, content, status.st_mode & 0o7777, None if args.no_chown else (status.st_uid, status.st_gid))
 
 
+def timer_unit(path):
+    """Whether a bundle path is a systemd timer of mailstack's own."""
+    return path.startswith("/etc/systemd/system/") and path.endswith(".timer") and path.count("/") == 4
+
+
 def activate(args, changed, removed):
     """Has the running host take up the files as they are now on disk; what went wrong."""
     if args.no_reload:
@@ -752,8 +757,22 @@ def activate(args, changed, removed):
         return result.returncode == 0
 
     touched = changed + removed
+    # A timer only some configurations have (sesInbound's importer) comes and goes with the
+    # bundle: one the bundle dropped is stopped and its enablement link removed (disable needs
+    # the unit file, which is gone), so that nothing restarts it, now or at the next boot.
+    dropped = sorted(os.path.basename(entry["path"]) for entry in removed if timer_unit(entry["path"]))
+    for unit in dropped:
+        say("stop %s" % unit)
+        run(systemctl + ["stop", unit])
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(on_disk(args, "/etc/systemd/system/timers.target.wants/%s" % unit))
     if any(entry["path"].startswith("/etc/systemd/") for entry in touched):
         succeeds(systemctl + ["daemon-reload"], "daemon-reload")
+    # A timer the bundle brings is enabled as the bootstrap enables the first ones: it runs
+    # after a reboot too. Enabling one that is enabled changes nothing.
+    for unit in sorted(os.path.basename(entry["path"]) for entry in changed if timer_unit(entry["path"])):
+        say("enable %s" % unit)
+        succeeds(systemctl + ["enable", unit], "enable %s" % unit)
     # Dovecot cannot compile the global scripts itself, in a directory only root may write.
     sieve = os.environ.get("MAILSTACK_SIEVE")
     if sieve and any(entry["path"].startswith(sieve.rstrip("/") + "/") for entry in changed):
@@ -768,7 +787,7 @@ def activate(args, changed, removed):
     # systemd takes a unit's own settings (a drop-in's) only when it starts the unit.
     restart = {unit for entry in touched if entry["path"].startswith("/etc/systemd/") for unit in entry["reload"]}
     waiting = []
-    for unit in sorted({unit for entry in touched for unit in entry["reload"]}):
+    for unit in sorted({unit for entry in touched for unit in entry["reload"]} - set(dropped)):
         verb = "restart" if unit.endswith(".timer") or unit in restart else "reload-or-restart"
         say("%s %s" % (verb, unit))
         if succeeds(systemctl + [verb, unit], "%s %s" % (unit, verb)):

@@ -104,10 +104,20 @@ ${[
   }
 
   # PostSRSd's tables sign SRS addresses (a valid one makes the host relay its bounces) on
-  # loopback TCP, its only transport: for Postfix's processes alone, not any other local one.
+  # loopback TCP, its only transport: for Postfix's processes alone, not any other local one.${
+    config.ses?.inbound
+      ? `
+  # The SES importer's smtpd believes whatever client XCLIENT names: for the importer (root) alone.`
+      : ""
+  }
   chain output {
     type filter hook output priority filter; policy accept;
-    oifname "lo" tcp dport { ${POSTSRSD.forwardPort}, ${POSTSRSD.reversePort} } meta skuid != "${POSTSRSD_CLIENT}" reject with tcp reset
+    oifname "lo" tcp dport { ${POSTSRSD.forwardPort}, ${POSTSRSD.reversePort} } meta skuid != "${POSTSRSD_CLIENT}" reject with tcp reset${
+      config.ses?.inbound
+        ? `
+    oifname "lo" tcp dport ${env.ports.sesImport} meta skuid != "root" reject with tcp reset`
+        : ""
+    }
   }
 }
 

@@ -25,6 +25,7 @@ import { postfixMainCf, postfixMasterCf, postsrsdSettings, SUBMISSION_HEADER_CHE
 import { redisListenArgs, rspamdLocalFiles, rspamdLocalLua, socketDirCommand, unboundConf } from "./rspamd";
 import { BACKUP_KEEP_FILE, CERTIFICATE_NAMES_FILE, RESTIC_PASSWORD_FILE, runtimeFileTable, TLS_KEY_FILE } from "./runtime-files";
 import { HOST_HEALTH_PARAMETER, HOST_METRICS, logGroupName, METRIC_DIMENSION, METRIC_NAMESPACE } from "./monitoring";
+import { SES_INBOUND_PREFIX, SES_REJECTED_PREFIX } from "./ses";
 import { nginxSite } from "./web";
 
 /** A file of the host bundle. */
@@ -86,6 +87,12 @@ export interface HostParams {
   dataVolumeId: string;
   /** The host's restic repository, as {@link resticRepositoryUrl} gives it. */
   backupRepository: string;
+  /**
+   * The bucket SES keeps inbound mail in while the host is away, in SES's region: its objects
+   * below `inbound/` are what mailstack-ses-import hands to Postfix. Required with `sesInbound`
+   * (hostFiles throws without it), unused otherwise.
+   */
+  sesInboundBucket?: string;
 }
 
 /**
@@ -155,7 +162,8 @@ function defaults(config: MailConfig, params: HostParams, env: HostEnv): string 
     MAILSTACK_RUNTIME: env.paths.runtime,
     MAILSTACK_RUNTIME_TABLE: env.paths.runtimeTable,
     ...monitoringSettings(params),
-    ...scriptSettings(env),
+    ...scriptSettings(config, env),
+    ...sesImportSettings(config, params, env),
   };
   return (
     generatedHeader() +
@@ -188,7 +196,7 @@ function monitoringSettings(params: HostParams): Record<string, string> {
  * The rest of what the scripts need to know about the host, so that none of them states a
  * path, file or unit name of its own.
  */
-function scriptSettings(env: HostEnv): Record<string, string> {
+function scriptSettings(config: MailConfig, env: HostEnv): Record<string, string> {
   const p = env.paths;
   const command = (name: string) => `${p.sbin}/${name}`;
   return {
@@ -200,7 +208,7 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     ...bundleStatePaths(env),
     MAILSTACK_BACKUP_STATUS: `${p.state}/${STATE_FILES.backupStatus}`,
     MAILSTACK_LOG_CURSOR: `${p.state}/${STATE_FILES.logCursor}`,
-    MAILSTACK_LOG_UNITS: LOGGED_UNITS.join(" "),
+    MAILSTACK_LOG_UNITS: loggedUnits(config).join(" "),
     MAILSTACK_POSTFIX_QUEUE: p.postfixQueue,
     MAILSTACK_RESTIC_CACHE: `${p.state}/${STATE_FILES.resticCache}`,
     MAILSTACK_RESTIC_PASSWORD_FILE: `${p.runtime}/${RESTIC_PASSWORD_FILE}`,
@@ -215,7 +223,7 @@ function scriptSettings(env: HostEnv): Record<string, string> {
     // Enabled by their packages, so started at a boot before the bootstrap finished; stopped
     // until the data volume is in place.
     MAILSTACK_BOOT_STOP: BOOT_STOP.join(" "),
-    MAILSTACK_BOOT_START: BOOT_START.join(" "),
+    MAILSTACK_BOOT_START: bootStart(config).join(" "),
     // The daemons the bootstrap starts or stops: none stays failed from before it ran.
     MAILSTACK_BOOT_RESET: [UNITS.postfixInstance, ...BOOT_STOP, UNITS.fail2ban, UNITS.unbound, UNITS.unboundResolvconf, UNITS.resolved, UNITS.nftables, LOGS_UNIT].join(" "),
     // The daemons that read the certificate, reloaded after a new one.
@@ -229,21 +237,48 @@ function scriptSettings(env: HostEnv): Record<string, string> {
   };
 }
 
+/**
+ * What the SES importer needs with sesInbound: where SES keeps the mail and how its keys are
+ * laid out (the core's prefixes), the loopback port of Postfix's import service, and the
+ * record of the objects already handed over. None without sesInbound.
+ */
+function sesImportSettings(config: MailConfig, params: HostParams, env: HostEnv): Record<string, string | number> {
+  if (!config.ses?.inbound) return {};
+  return {
+    MAILSTACK_SES_BUCKET: sesInboundBucket(params),
+    MAILSTACK_SES_REGION: config.ses.region,
+    MAILSTACK_SES_INBOUND_PREFIX: SES_INBOUND_PREFIX,
+    MAILSTACK_SES_REJECTED_PREFIX: SES_REJECTED_PREFIX,
+    MAILSTACK_SES_IMPORT_PORT: env.ports.sesImport,
+    MAILSTACK_SES_IMPORT_STATE: `${env.paths.state}/${STATE_FILES.sesImport}`,
+  };
+}
+
+function sesInboundBucket(params: HostParams): string {
+  if (params.sesInboundBucket === undefined || params.sesInboundBucket === "") {
+    throw new Error("hostFiles: sesInbound is on but HostParams.sesInboundBucket is not given; pass the name of the bucket SES stores inbound mail in");
+  }
+  return params.sesInboundBucket;
+}
+
 /** The scripts run by a timer, each by a service of its own name. */
 const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup, HOST_SCRIPTS.metrics];
+
+/** The timers of a config's host: every host's, and the SES importer's with sesInbound. */
+const timers = (config: MailConfig): string[] => [...TIMERS, ...(config.ses?.inbound ? [HOST_SCRIPTS.sesImport] : [])];
 
 /** The log shipper's unit, running for the host's life. */
 const LOGS_UNIT = `${HOST_SCRIPTS.logs}.service`;
 
 const BOOT_STOP = [UNITS.postfix, UNITS.dovecot, UNITS.rspamd, UNITS.redis, UNITS.postsrsd, UNITS.nginx];
-const BOOT_START = [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postsrsd, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...TIMERS.map((t) => `${t}.timer`), LOGS_UNIT];
+const bootStart = (config: MailConfig): string[] => [UNITS.redis, UNITS.rspamd, UNITS.dovecot, UNITS.postsrsd, UNITS.postfix, UNITS.nginx, UNITS.fail2ban, ...timers(config).map((t) => `${t}.timer`), LOGS_UNIT];
 
 /**
  * The units whose own output (start-up errors, mailstack's scripts) the log shipper sends,
  * besides every line of the mail and auth facilities and the failure tag's. The alert's
  * instances are named after the failed unit, so they are covered by the tag.
  */
-const LOGGED_UNITS = [
+const loggedUnits = (config: MailConfig): string[] => [
   UNITS.postfixInstance,
   UNITS.dovecot,
   UNITS.rspamd,
@@ -252,7 +287,7 @@ const LOGGED_UNITS = [
   UNITS.nginx,
   UNITS.unbound,
   UNITS.fail2ban,
-  ...[HOST_SCRIPTS.bootstrap, HOST_SCRIPTS.dataVolume, ...TIMERS, HOST_SCRIPTS.logs].map((s) => `${s}.service`),
+  ...[HOST_SCRIPTS.bootstrap, HOST_SCRIPTS.dataVolume, ...timers(config), HOST_SCRIPTS.logs].map((s) => `${s}.service`),
 ];
 
 /** Mounts the data volume at every boot; see {@link onDataVolume}. */
@@ -463,6 +498,21 @@ Unattended-Upgrade::MailReport "only-on-error";
         Install: [["WantedBy", "timers.target"]],
       }),
     ),
+    // The safety net's importer (sesInbound): mail SES kept while the host was away.
+    ...(config.ses?.inbound
+      ? [
+          script(HOST_SCRIPTS.sesImport, readScript("mailstack-ses-import.py")),
+          systemUnit(`${HOST_SCRIPTS.sesImport}.service`, sesImportService(env)),
+          systemUnit(
+            `${HOST_SCRIPTS.sesImport}.timer`,
+            unit({
+              Unit: [["Description", "Import the mail SES kept, soon after a boot and every five minutes"]],
+              Timer: [["OnBootSec", "2min"], ["OnUnitActiveSec", "5min"]],
+              Install: [["WantedBy", "timers.target"]],
+            }),
+          ),
+        ]
+      : []),
     file(
       `${SYSTEMD}/${LOGS_UNIT}`,
       unit({
@@ -515,6 +565,53 @@ Unattended-Upgrade::MailReport "only-on-error";
     ),
   ];
   return files;
+}
+
+/**
+ * The SES importer's service: a oneshot run of the script. A run that leaves mail in S3 after
+ * Postfix's temporary refusals (greylisting) exits 75, no failure: the next run tries again.
+ * One that cannot reach Postfix or S3 fails, and the postmaster is told (OnFailure), at most
+ * once a day.
+ */
+function sesImportService(env: HostEnv): string {
+  return unit({
+    Unit: [
+      ["Description", "Hand the mail SES kept in S3 while the host was away to Postfix"],
+      ["Wants", "network-online.target"],
+      // Ordered only: with Postfix down the run fails and leaves every message where it is.
+      ["After", `network-online.target ${UNITS.postfixInstance}`],
+      ["OnFailure", `${HOST_SCRIPTS.alert}@%n.service`],
+    ],
+    Service: [
+      ["Type", "oneshot"],
+      ["EnvironmentFile", DEFAULTS_FILE],
+      ["ExecStart", `${env.paths.sbin}/${HOST_SCRIPTS.sesImport}`],
+      ["SuccessExitStatus", "75"],
+      // It parses headers written by strangers: it reads S3, talks SMTP to loopback, and
+      // writes its record in the state directory, and may do nothing else.
+      ["UMask", "0077"],
+      ["NoNewPrivileges", "yes"],
+      ["CapabilityBoundingSet", ""],
+      ["ProtectSystem", "strict"],
+      ["ReadWritePaths", env.paths.state],
+      ["ProtectHome", "yes"],
+      ["PrivateTmp", "yes"],
+      ["PrivateDevices", "yes"],
+      ["ProtectKernelTunables", "yes"],
+      ["ProtectKernelModules", "yes"],
+      ["ProtectKernelLogs", "yes"],
+      ["ProtectControlGroups", "yes"],
+      ["ProtectClock", "yes"],
+      ["ProtectHostname", "yes"],
+      ["RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX AF_NETLINK"],
+      ["RestrictNamespaces", "yes"],
+      ["RestrictRealtime", "yes"],
+      ["RestrictSUIDSGID", "yes"],
+      ["LockPersonality", "yes"],
+      ["SystemCallArchitectures", "native"],
+      ["SystemCallFilter", "@system-service"],
+    ],
+  });
 }
 
 /**
