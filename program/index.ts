@@ -21,3 +21,11 @@ export const dsRecords = mail.dsRecords;
 export const nextSteps = mail.nextSteps;
 // The host bundle this deployment publishes: the host runs it once its report says so.
 export const hostBundleSha256 = mail.hostBundleSha256;
+// Amazon SES, null without sesOutbound / sesInbound: the identities, their MAIL FROM domains and
+// the relay's SMTP user name (its password stays a secret in SSM); the bucket SES keeps inbound
+// mail in and the receipt rule set made active in SES's region.
+export const sesIdentities = mail.sesIdentities ?? null;
+export const sesMailFromDomains = mail.sesMailFromDomains ?? null;
+export const sesSmtpUsername = mail.sesSmtpUsername ?? null;
+export const sesInboundBucket = mail.sesInboundBucketName ?? null;
+export const sesReceiptRuleSet = mail.sesReceiptRuleSetName ?? null;

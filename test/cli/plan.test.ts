@@ -113,6 +113,7 @@ describe("mailstack plan of the default stack", () => {
     expect(outputs.resticPassword).toBe("[secret]");
     expect(outputs.resticRepository).toMatch(/^s3:https:\/\/s3\.us-east-1\.amazonaws\.com\/mail-backup-bucket-\w+\/restic$/);
     expect(outputs.backupReplicaBucket).toBeNull();
+    for (const key of ["sesIdentities", "sesMailFromDomains", "sesSmtpUsername", "sesInboundBucket", "sesReceiptRuleSet"]) expect({ key, value: outputs[key] }).toEqual({ key, value: null });
     // What `mailstack check` reads: where the host reports its status and ships its journal.
     expect(outputs.parameterPath).toBe("/mailstack/mailstack/example/mail");
     expect(outputs.logGroupName).toBe("/mailstack/mailstack/example/mail");
@@ -215,6 +216,34 @@ test("with dnssec the plan signs each zone and the next steps give the DS record
   expect(run.stdout).toMatch(/cloudflare\.DnsRecord +mail-dns-host-tlsa +TLSA +_25\._tcp\.mail\.example\.net 3 1 1 [0-9a-f]{20}/);
   expect(run.stdout).toMatch(/^6\. DNSSEC: add each zone's DS record at the domain's registrar/m);
   expect(run.stdout).toMatch(/^ +example\.net\. IN DS (\d+) 13 2 [0-9A-F]{64} +\(key tag \1, algorithm 13, digest type 2\)$/m);
+});
+
+test("with SES both ways the plan shows its resources, masks the relay's credentials and says how to leave the sandbox", () => {
+  const file = stackFile("ses", { ...MINIMAL, "mailstack:sesOutbound": true, "mailstack:sesInbound": true, "mailstack:sesRegion": "eu-west-1" });
+  const out = join(work, "ses");
+  const run = mailstack(["plan", "--config", file, "--out", out]);
+  expect(run.stderr).toBe("");
+  expect(run.status).toBe(0);
+  const rows = run.stdout.split("\n");
+  const row = (type: string, name: string) => rows.find((r) => r.startsWith(type) && r.includes(` ${name} `)) ?? "";
+  expect(row("aws.sesv2.EmailIdentity", "mail-ses-identity-example.net")).toMatch(/example\.net, BYODKIM \(key secret\), configuration set mailstack-mail-example-net in eu-west-1/);
+  expect(row("aws.sesv2.EmailIdentityMailFromAttributes", "mail-ses-mail-from-example.net")).toMatch(/MAIL FROM bounce\.example\.net/);
+  expect(row("aws.iam.UserPolicy", "mail-ses-smtp-send")).toMatch(/1 actions on ses:identity\/example\.net, ses:configuration-set\/mailstack-mail-example-net/);
+  expect(row("aws.ses.ReceiptRule", "mail-ses-rule-carol@example.net")).toMatch(/carol@example\.net -> s3:mail-ses-inbound-bucket-\w+\/inbound\/carol@example\.net\/, TLS Optional/);
+  expect(row("aws.ses.ActiveReceiptRuleSet", "mail-ses-active-rule-set")).toMatch(/ACTIVE in eu-west-1, replacing any other active rule set there/);
+  expect(row("aws.ssm.Parameter", "mail-parameters-ses-smtp-credentials")).toMatch(/\/files\/ses\/smtp-credentials SecureString/);
+  expect(row("cloudflare.DnsRecord", "mail-dns-ses-mail-from-mx-example.net")).toMatch(/MX +bounce\.example\.net 10 feedback-smtp\.eu-west-1\.amazonses\.com/);
+  expect(run.stdout).toMatch(/^1\. Outgoing mail leaves through Amazon SES in eu-west-1\./m);
+  expect(run.stdout).toMatch(/^6\. Amazon SES \(inbound-smtp\.eu-west-1\.amazonaws\.com\) is the domains' last MX/m);
+  const outputs = JSON.parse(readFileSync(join(out, "outputs.json"), "utf8")) as Record<string, unknown>;
+  expect(outputs).toMatchObject({ sesIdentities: ["example.net"], sesMailFromDomains: { "example.net": "bounce.example.net" }, sesReceiptRuleSet: "mailstack-mail.example.net" });
+  expect(outputs.sesSmtpUsername).toMatch(/^AKIA[0-9A-F]{16}$/);
+  expect(outputs.sesInboundBucket).toMatch(/^mail-ses-inbound-bucket-/);
+  expect(readFileSync(join(out, "zones", "example.net.zone"), "utf8")).toContain("bounce.example.net. 3600 IN MX 10 feedback-smtp.eu-west-1.amazonses.com.");
+  const resources = JSON.parse(readFileSync(join(out, "resources.json"), "utf8")) as { name: string; inputs: Record<string, any> }[];
+  expect(resources.find((r) => r.name === "mail-parameters-ses-smtp-credentials")?.inputs.value).toBe("[secret]");
+  expect(resources.find((r) => r.name === "mail-ses-identity-example.net")?.inputs.dkimSigningAttributes).toBe("[secret]");
+  for (const text of [run.stdout, ...filesUnder(out).map((f) => readFileSync(f, "utf8"))]) expect(text).not.toMatch(/email-smtp\.eu-west-1\.amazonaws\.com\]:587 AKIA/);
 });
 
 describe("the plan follows the stack's region and partition", () => {

@@ -52,7 +52,7 @@ test("builds for both packages without a warning, with a page for every componen
     .filter(([name, value]) => typeof value === "function" && value.prototype instanceof pulumi.ComponentResource && name !== "MailDns")
     .map(([name]) => name)
     .sort();
-  expect(components).toEqual(["DkimKey", "MailAlerts", "MailBackup", "MailDnsCloudflare", "MailDnsRoute53", "MailFirewall", "MailHost", "MailMonitoring", "MailParameters", "MailReadiness", "MailSnapshots", "MailStack", "TlsKey"]);
+  expect(components).toEqual(["DkimKey", "MailAlerts", "MailBackup", "MailDnsCloudflare", "MailDnsRoute53", "MailFirewall", "MailHost", "MailMonitoring", "MailParameters", "MailReadiness", "MailSes", "MailSnapshots", "MailStack", "TlsKey"]);
   for (const name of components) {
     expect({ name, page: existsSync(join(scratch, "api", "classes", `_mailstack_pulumi.${name}.html`)) }).toEqual({ name, page: true });
     if (name !== "TlsKey") expect({ name, args: existsSync(join(scratch, "api", "interfaces", `_mailstack_pulumi.${name}Args.html`)) }).toEqual({ name, args: true });

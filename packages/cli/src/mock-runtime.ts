@@ -1,4 +1,4 @@
-import { createHash, generateKeyPair, type KeyObject, randomInt } from "node:crypto";
+import { createHash, generateKeyPair, type KeyObject, randomBytes, randomInt } from "node:crypto";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -128,6 +128,15 @@ async function computed(type: string, name: string, inputs: Record<string, any>,
       const resourceName = inputs.name ?? `${name}-${h(7)}`;
       const kind = type.includes("role") ? "role" : "instance-profile";
       return { id: resourceName, state: { ...inputs, name: resourceName, arn: arn("iam", `${kind}/${resourceName}`, "") } };
+    }
+    case "aws:iam/user:User": {
+      const userName = inputs.name ?? `${name}-${h(7)}`;
+      return { id: userName, state: { ...inputs, name: userName, path: inputs.path ?? "/", arn: arn("iam", `user${inputs.path ?? "/"}${userName}`, ""), uniqueId: `AIDA${h(17).toUpperCase()}` } };
+    }
+    case "aws:iam/accessKey:AccessKey": {
+      // A secret like AWS's (40 characters), random so that a test can look for it where it must not be.
+      const id = `AKIA${h(16).toUpperCase()}`;
+      return { id, state: { ...inputs, secret: randomBytes(30).toString("base64"), status: inputs.status ?? "Active" } };
     }
     case "aws:s3/bucket:Bucket": {
       const bucket = inputs.bucket ?? `${name}-${h(7)}`;

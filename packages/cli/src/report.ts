@@ -38,6 +38,21 @@ function dataText(type: string, data: Inputs): string {
   return JSON.stringify(data);
 }
 
+/** A lifecycle rule in words: what it moves, expires or aborts, and where. */
+function lifecycleRule(r: any): string {
+  const parts: string[] = [];
+  if (r.noncurrentVersionExpiration !== undefined) {
+    const moves = (r.noncurrentVersionTransitions ?? []).map((t: any) => `${t.storageClass} after ${t.noncurrentDays}`);
+    parts.push(`old versions ${moves.length ? `move to ${moves.join(", ")}, ` : ""}expire after ${r.noncurrentVersionExpiration.noncurrentDays} days`);
+  }
+  if (r.expiration?.days !== undefined) parts.push(`objects${r.filter?.prefix ? ` under ${r.filter.prefix}` : ""} expire after ${r.expiration.days} days`);
+  if (r.abortIncompleteMultipartUpload !== undefined && r.noncurrentVersionExpiration === undefined) parts.push(`incomplete uploads aborted after ${r.abortIncompleteMultipartUpload.daysAfterInitiation} days`);
+  return `${r.id}: ${parts.join(", ")}`;
+}
+
+/** ` in <region>` for a resource that names a region of its own (SES's, a replica's). */
+const inRegion = (i: Inputs) => (i.region ? ` in ${i.region}` : "");
+
 /** The inputs worth seeing for each resource type, in a line. */
 const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "aws:ec2/instance:Instance": (i, r) =>
@@ -62,13 +77,7 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
   "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (i) =>
     ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"].every((k) => i[k]) ? "all public access blocked" : "SOME PUBLIC ACCESS ALLOWED",
   "aws:s3/bucketPolicy:BucketPolicy": (i) => policyActions(i.policy),
-  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (i) =>
-    (i.rules ?? [])
-      .map((r: any) => {
-        const moves = (r.noncurrentVersionTransitions ?? []).map((t: any) => `${t.storageClass} after ${t.noncurrentDays}`);
-        return `${r.id}: old versions ${moves.length ? `move to ${moves.join(", ")}, ` : ""}expire after ${r.noncurrentVersionExpiration?.noncurrentDays} days`;
-      })
-      .join("; "),
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (i) => (i.rules ?? []).map(lifecycleRule).join("; "),
   "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": (i) =>
     `Object Lock ${i.rule?.defaultRetention?.mode} ${i.rule?.defaultRetention?.days} days`,
   "aws:s3/bucketReplicationConfig:BucketReplicationConfig": (i) =>
@@ -79,6 +88,22 @@ const DETAILS: Record<string, (i: Inputs, r: RecordedResource) => string> = {
       .map((s: any) => `snapshot ${JSON.stringify(i.policyDetails.targetTags)} daily at ${s.createRule?.times} UTC, keep ${s.retainRule?.count}`)
       .join("; "),
   "random:index/randomPassword:RandomPassword": (i) => `${i.length} characters`,
+  "aws:sesv2/emailIdentity:EmailIdentity": (i) =>
+    // The signing attributes hold the private key: a secret as a whole, the selector with it.
+    `${i.emailIdentity}${i.dkimSigningAttributes !== undefined ? ", BYODKIM (key secret)" : ""}, configuration set ${i.configurationSetName}${inRegion(i)}`,
+  "aws:sesv2/emailIdentityMailFromAttributes:EmailIdentityMailFromAttributes": (i) => `MAIL FROM ${i.mailFromDomain} for ${i.emailIdentity}, on MX failure ${i.behaviorOnMxFailure}${inRegion(i)}`,
+  "aws:sesv2/configurationSet:ConfigurationSet": (i) =>
+    `${i.configurationSetName}: suppresses ${(i.suppressionOptions?.suppressedReasons ?? []).join(", ") || "nothing"}, reputation metrics ${i.reputationOptions?.reputationMetricsEnabled ? "on" : "off"}${inRegion(i)}`,
+  "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": (i) =>
+    `${(i.eventDestination?.matchingEventTypes ?? []).join(", ")} -> ${arnResource(i.eventDestination?.snsDestination?.topicArn)}${inRegion(i)}`,
+  "aws:sns/topicPolicy:TopicPolicy": (i) => policyActions(i.policy),
+  "aws:iam/user:User": (i) => `path ${i.path ?? "/"}`,
+  "aws:iam/userPolicy:UserPolicy": (i) => policyActions(i.policy),
+  "aws:iam/accessKey:AccessKey": (i) => `of user ${i.user}`,
+  "aws:ses/receiptRuleSet:ReceiptRuleSet": (i) => `${i.ruleSetName}${inRegion(i)}`,
+  "aws:ses/receiptRule:ReceiptRule": (i) =>
+    `${(i.recipients ?? []).join(", ")} -> ${(i.s3Actions ?? []).map((a: any) => `s3:${a.bucketName}/${a.objectKeyPrefix ?? ""}`).join(", ")}, TLS ${i.tlsPolicy}${i.after ? `, after ${i.after}` : ""}`,
+  "aws:ses/activeReceiptRuleSet:ActiveReceiptRuleSet": (i) => `${i.ruleSetName} ACTIVE${inRegion(i)}, replacing any other active rule set there`,
   "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (i) => `${i.rule?.objectOwnership}`,
   "cloudflare:index/dnsRecord:DnsRecord": (i) =>
     `${i.type.padEnd(5)} ${i.name} ${i.data !== undefined ? clip(dataText(i.type, i.data), 60) : `${i.priority !== undefined ? `${i.priority} ` : ""}${clip(String(i.content), 60)}`}${i.proxied ? " PROXIED" : ""}`,

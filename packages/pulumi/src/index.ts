@@ -8,6 +8,7 @@ export { BACKUP_DENIED_ACTIONS, CANONICAL_OWNER_ID, MailHost, type MailHostArgs 
 export { MailMonitoring, type MailMonitoringArgs } from "./mail-monitoring";
 export { MailReadiness, type MailReadinessArgs } from "./mail-readiness";
 export { type Credential, type MailboxCredential, MailParameters, type MailParametersArgs } from "./mail-parameters";
+export { MailSes, type MailSesArgs, receiptRuleName, SES_ALERT_EVENTS, SES_SMTP_ACTION } from "./mail-ses";
 export { MailSnapshots, type MailSnapshotsArgs, SNAPSHOT_TAG } from "./mail-snapshots";
 export { type AppPasswordArgs, type LdapArgs, type MailboxArgs, MailStack, type MailStackArgs, PORT_25_REQUEST_URL } from "./mail-stack";
 export { MailStackConfigError } from "./config-error";

@@ -5,7 +5,7 @@ import * as vpc from "@pulumi/aws/vpc";
 
 /** Arguments of {@link MailFirewall}. */
 export interface MailFirewallArgs {
-  /** The validated configuration: decides the ports (POP3S) and who may reach SSH. */
+  /** The validated configuration: decides the ports (POP3S, the SES relay's 587 out) and who may reach SSH. */
   readonly config: MailConfig;
   /** VPC of the security group. */
   readonly vpcId: pulumi.Input<string>;
@@ -14,7 +14,7 @@ export interface MailFirewallArgs {
 }
 
 /** Outbound traffic the host needs, and nothing else. */
-const EGRESS: { name: string; protocol: "tcp" | "udp"; port: number; description: string }[] = [
+const EGRESS: EgressRule[] = [
   { name: "smtp", protocol: "tcp", port: 25, description: "deliver mail to other servers" },
   { name: "http", protocol: "tcp", port: 80, description: "Ubuntu package mirrors" },
   { name: "https", protocol: "tcp", port: 443, description: "SSM, S3, Let's Encrypt, rspamd maps" },
@@ -23,9 +23,20 @@ const EGRESS: { name: string; protocol: "tcp" | "udp"; port: number; description
   { name: "fuzzy", protocol: "udp", port: 11335, description: "rspamd fuzzy hash checks" },
 ];
 
+/** With sesOutbound: Postfix relays every outgoing message to SES's SMTP endpoint on the submission port. */
+const SES_RELAY_EGRESS: EgressRule = { name: "ses-relay", protocol: "tcp", port: 587, description: "relay outgoing mail through Amazon SES" };
+
+interface EgressRule {
+  name: string;
+  protocol: "tcp" | "udp";
+  port: number;
+  description: string;
+}
+
 /**
  * The host's security group: the mail ports (and ACME on 80) from anywhere, SSH only
- * from admin CIDRs, and egress limited to what mail delivery, updates and the resolver use.
+ * from admin CIDRs, and egress limited to what mail delivery (with sesOutbound, SES's port 587
+ * too), updates and the resolver use.
  * Each rule is its own resource, so adding one never rewrites the others.
  */
 export class MailFirewall extends pulumi.ComponentResource {
@@ -66,7 +77,7 @@ export class MailFirewall extends pulumi.ComponentResource {
         parent,
       );
     }
-    for (const rule of EGRESS) {
+    for (const rule of args.config.ses?.outbound ? [...EGRESS, SES_RELAY_EGRESS] : EGRESS) {
       new vpc.SecurityGroupEgressRule(
         `${name}-out-${rule.name}`,
         {

@@ -10,6 +10,8 @@ import {
   type MailConfig,
   RESTIC_PREFIX,
   resticRepositoryUrl,
+  SES_INBOUND_PREFIX,
+  SES_REJECTED_PREFIX,
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ebs from "@pulumi/aws/ebs";
@@ -64,6 +66,13 @@ export interface MailHostArgs {
    * `aws/s3` key, which S3 lets the account's principals use without a grant.
    */
   readonly backupKmsKeyArn?: pulumi.Input<string>;
+  /**
+   * ARN of the bucket SES keeps inbound mail in (MailSes's `inboundBucketArn`), with
+   * `config.ses.inbound`: the host's importer reads it. The role may list `inbound/`, read and
+   * delete objects below it, and add objects below `rejected/` (where the importer copies what
+   * the host refused), nothing else there. Required with sesInbound, refused without it.
+   */
+  readonly sesInboundBucketArn?: pulumi.Input<string>;
   /** Extra tags for the data volume, e.g. MailSnapshots' targetTags. Default none. */
   readonly dataVolumeTags?: Readonly<Record<string, string>>;
   /**
@@ -78,7 +87,7 @@ export interface MailHostArgs {
 /**
  * The mail host: an Ubuntu 24.04 instance, a separate encrypted data volume for mail that
  * outlives it, an Elastic IP, and an instance role that can reach SSM Session Manager, its own
- * parameters and its bundles, nothing more.
+ * parameters and its bundles (and, with sesInbound, SES's inbound mail), nothing more.
  *
  * Every host file (daemon configuration, mailstack's scripts and units) is in the host bundle:
  * one JSON object named by its SHA-256 in the backup bucket, and an SSM parameter that points
@@ -108,8 +117,14 @@ export class MailHost extends pulumi.ComponentResource {
   readonly bundleSha256: pulumi.Output<string>;
 
   constructor(name: string, args: MailHostArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mailstack:aws:MailHost", name, {}, opts);
     const { config } = args;
+    const inbound = config.ses?.inbound === true;
+    if (inbound !== (args.sesInboundBucketArn !== undefined)) {
+      // Before super(): a refused component is not registered at all; the message names it.
+      const problem = inbound ? "is required with sesInbound: give MailSes's inboundBucketArn" : "is given, but without sesInbound the host imports nothing; leave it out";
+      throw new pulumi.ResourceError(`MailHost ${name}: sesInboundBucketArn: ${problem}`, undefined);
+    }
+    super("mailstack:aws:MailHost", name, {}, opts);
     const parent = { parent: this };
     const protect = args.protect ?? true;
     const tags = { ...args.tags, Name: config.hostname };
@@ -214,6 +229,13 @@ export class MailHost extends pulumi.ComponentResource {
       },
       parent,
     );
+    if (args.sesInboundBucketArn !== undefined) {
+      new iam.RolePolicy(
+        `${name}-ses-inbound`,
+        { role: this.role.id, policy: pulumi.output(args.sesInboundBucketArn).apply((arn) => JSON.stringify(sesInboundPolicy(arn))) },
+        parent,
+      );
+    }
     const profile = new iam.InstanceProfile(`${name}-profile`, { role: this.role.name, tags: args.tags }, parent);
 
     this.dataVolume = new ebs.Volume(
@@ -252,10 +274,17 @@ export class MailHost extends pulumi.ComponentResource {
 
     // An S3 bucket ARN is arn:<partition>:s3:::<name>.
     const bucketName = pulumi.output(args.backupBucketArn).apply((arn) => arn.split(":::")[1]);
+    const sesInboundBucket = args.sesInboundBucketArn === undefined ? undefined : pulumi.output(args.sesInboundBucketArn).apply((arn) => arn.split(":::")[1]);
     const bundle = pulumi
-      .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, bucketName])
-      .apply(([region, dnsSuffix, dataVolumeId, bucket]) => {
-        const rendered = hostBundle(config, { region, ssmPath: args.parameterPath, dataVolumeId, backupRepository: resticRepositoryUrl(bucket, region, dnsSuffix) });
+      .all([region, partitionInfo.dnsSuffix, this.dataVolume.id, bucketName, sesInboundBucket])
+      .apply(([region, dnsSuffix, dataVolumeId, bucket, sesInboundBucket]) => {
+        const rendered = hostBundle(config, {
+          region,
+          ssmPath: args.parameterPath,
+          dataVolumeId,
+          backupRepository: resticRepositoryUrl(bucket, region, dnsSuffix),
+          ...(sesInboundBucket === undefined ? {} : { sesInboundBucket }),
+        });
         return { ...rendered, pointer: hostBundlePointer(rendered, bucket, region, dnsSuffix) };
       });
     this.bundle = new s3.BucketObjectv2(
@@ -402,4 +431,21 @@ function backupPolicy(bucketArn: string, kmsKeyArn: string | undefined, s3Servic
     });
   }
   return { Version: "2012-10-17", Statement: statements };
+}
+
+/**
+ * What the SES importer needs of the inbound bucket, and no more: find the messages under
+ * `inbound/`, read each and delete it once Postfix has it, and copy one the host refused to
+ * `rejected/` (a copy reads its source, already allowed, and writes its target). It cannot
+ * read `rejected/` back, list it, or write anywhere SES reads.
+ */
+function sesInboundPolicy(bucketArn: string) {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "ListSesInbound", Effect: "Allow", Action: "s3:ListBucket", Resource: bucketArn, Condition: { StringLike: { "s3:prefix": [SES_INBOUND_PREFIX, `${SES_INBOUND_PREFIX}*`] } } },
+      { Sid: "ImportSesInbound", Effect: "Allow", Action: ["s3:GetObject", "s3:DeleteObject"], Resource: `${bucketArn}/${SES_INBOUND_PREFIX}*` },
+      { Sid: "KeepRefusedSesInbound", Effect: "Allow", Action: "s3:PutObject", Resource: `${bucketArn}/${SES_REJECTED_PREFIX}*` },
+    ],
+  };
 }

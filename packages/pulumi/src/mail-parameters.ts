@@ -13,6 +13,7 @@ import {
   type MailConfig,
   runtimeDelivery,
   runtimeFiles,
+  type SesSmtpCredentials,
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import { getPartitionOutput } from "@pulumi/aws/getPartition";
@@ -72,17 +73,24 @@ export interface MailParametersArgs {
    * runtime key files `ldap/dovecot-bind` and `ldap/postfix-map.cf`, never in the object.
    */
   readonly ldapBindPassword?: pulumi.Input<string>;
+  /**
+   * The SES relay's SMTP user name and password (MailSes's `smtpCredentials`, a secret), with
+   * `config.ses.outbound`: delivered in the runtime key file `ses/smtp-credentials`, a
+   * SecureString parameter of its own, never in the object. Required with sesOutbound,
+   * refused without it.
+   */
+  readonly sesSmtpCredentials?: pulumi.Input<SesSmtpCredentials>;
   /** Tags for every parameter and the object. Default none. */
   readonly tags?: Readonly<Record<string, string>>;
 }
 
 /**
  * The stack's runtime files (Dovecot users with password hashes, Postfix maps, DKIM and TLS
- * keys, the restic password): each key in a SecureString parameter of its own under one path,
- * every other file in one KMS-encrypted object in the backup bucket, and the manifest the host
- * checks them all against. Which parameters exist depends only on the configuration (its DKIM
- * signing selector), never on the number of mailboxes, so the set is known before any secret
- * resolves.
+ * keys, the restic password, the SES relay's credentials): each key in a SecureString
+ * parameter of its own under one path, every other file in one KMS-encrypted object in the
+ * backup bucket, and the manifest the host checks them all against. Which parameters exist
+ * depends only on the configuration (its DKIM signing selector, sesOutbound, ldap), never on
+ * the number of mailboxes, so the set is known before any secret resolves.
  */
 export class MailParameters extends pulumi.ComponentResource {
   /** The SSM path holding every parameter. */
@@ -93,8 +101,14 @@ export class MailParameters extends pulumi.ComponentResource {
   readonly object: s3.BucketObjectv2;
 
   constructor(name: string, args: MailParametersArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mailstack:aws:MailParameters", name, {}, opts);
     const { config } = args;
+    const outbound = config.ses?.outbound === true;
+    if (outbound !== (args.sesSmtpCredentials !== undefined)) {
+      // Before super(): a refused component is not registered at all; the message names it.
+      const problem = outbound ? "is required with sesOutbound: give MailSes's smtpCredentials" : "is given, but without sesOutbound nothing relays through SES; leave it out";
+      throw new pulumi.ResourceError(`MailParameters ${name}: sesSmtpCredentials: ${problem}`, undefined);
+    }
+    super("mailstack:aws:MailParameters", name, {}, opts);
     this.path = args.path;
     // Inputs as given: wrapping each in an Output first would cost two more per mailbox, a
     // tenth of a thousand-mailbox plan.
@@ -157,10 +171,10 @@ export class MailParameters extends pulumi.ComponentResource {
       return password;
     });
     const delivery = pulumi
-      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location, ldapBindPassword])
-      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location, ldapBindPassword]) => {
+      .all([checked, hashed, args.dkimPrivateKeyPem, args.tlsPrivateKeyPem, location, ldapBindPassword, args.sesSmtpCredentials])
+      .apply(([{ hashes, resticPassword }, fromPasswords, dkimPrivateKeyPem, tlsPrivateKeyPem, location, ldapBindPassword, sesSmtpCredentials]) => {
         const passwordHashes = new Map(Object.entries({ ...hashes, ...fromPasswords }));
-        return runtimeDelivery(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword, ldapBindPassword }), location);
+        return runtimeDelivery(runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem, tlsPrivateKeyPem, resticPassword, ldapBindPassword, sesSmtpCredentials }), location);
       });
     const secret = pulumi.secret(delivery);
 

@@ -13,6 +13,7 @@ import {
   type MailConfigInput,
   type LdapInput,
   parseConfig,
+  sesInboundMx,
 } from "@mailstack/core";
 import * as pulumi from "@pulumi/pulumi";
 import * as ec2 from "@pulumi/aws/ec2";
@@ -27,6 +28,7 @@ import { MailFirewall } from "./mail-firewall";
 import { MailHost } from "./mail-host";
 import { MailMonitoring } from "./mail-monitoring";
 import { MailReadiness } from "./mail-readiness";
+import { MailSes } from "./mail-ses";
 import { type Credential, MANIFEST_PARAMETER, type MailboxCredential, MailParameters } from "./mail-parameters";
 import { MailSnapshots } from "./mail-snapshots";
 import { MailStackConfigError } from "./config-error";
@@ -142,7 +144,8 @@ export const PORT_25_REQUEST_URL = "https://aws-portal.amazon.com/gp/aws/html-fo
 
 /**
  * A complete mail service: host, firewall, DNS, DKIM, runtime parameters and backup bucket,
- * from one configuration that is validated before any resource is declared.
+ * and Amazon SES as relay and last MX where the options ask for it, from one configuration
+ * that is validated before any resource is declared.
  */
 export class MailStack extends pulumi.ComponentResource {
   /** The validated configuration every child was built from. */
@@ -171,6 +174,8 @@ export class MailStack extends pulumi.ComponentResource {
   readonly monitoring: MailMonitoring;
   /** The wait for a healthy service at the end of `pulumi up`; undefined when waitUntilHealthyMinutes is 0. */
   readonly readiness?: MailReadiness;
+  /** Amazon SES as relay (sesOutbound) and last MX (sesInbound); undefined when both are off. */
+  readonly ses?: MailSes;
   /** The host's public IPv4 address (its Elastic IP), dotted. */
   readonly publicIp: pulumi.Output<string>;
   /** The host's name, e.g. `mail.example.com`: its A record, reverse DNS, HELO and certificate name. */
@@ -197,6 +202,16 @@ export class MailStack extends pulumi.ComponentResource {
   readonly dsRecords: pulumi.Output<DsRecord[]>;
   /** What to do after the first `pulumi up`, with this deployment's values filled in. */
   readonly nextSteps: pulumi.Output<string>;
+  /** The SES domain identities (the mail domains), with sesOutbound or sesInbound; undefined without either. */
+  readonly sesIdentities?: string[];
+  /** Each mail domain's custom MAIL FROM domain (`bounce.example.com`), with sesOutbound; undefined without. */
+  readonly sesMailFromDomains?: Record<string, string>;
+  /** The SMTP user name the host relays to SES with (an access key id; the password stays a secret in SSM), with sesOutbound; undefined without. */
+  readonly sesSmtpUsername?: pulumi.Output<string>;
+  /** The bucket SES keeps inbound mail in while the host is away, with sesInbound; undefined without. */
+  readonly sesInboundBucketName?: pulumi.Output<string>;
+  /** The SES receipt rule set made active in the SES region, with sesInbound; undefined without. */
+  readonly sesReceiptRuleSetName?: string;
 
   constructor(name: string, args: MailStackArgs, opts?: pulumi.ComponentResourceOptions) {
     // Every bad field is reported at once, before any resource exists, this one included.
@@ -235,6 +250,28 @@ export class MailStack extends pulumi.ComponentResource {
     );
     this.snapshots = new MailSnapshots(`${name}-snapshots`, { retentionDays: config.snapshotRetentionDays, tags }, parent);
 
+    // SES publishes sending events only to a topic in its own region: the alert topic when SES
+    // is in the stack's region (known once MailAlerts exists, after the host), else a topic of
+    // MailSes's own there.
+    let resolveAlertTopic: ((arn: pulumi.Output<string>) => void) | undefined;
+    if (config.ses !== undefined) {
+      const notify = config.ses.outbound && config.alertEmail !== undefined;
+      const sameRegion = stackRegion(opts) === config.ses.region;
+      let alertTopicArn: pulumi.Output<string> | undefined;
+      if (notify && sameRegion) [alertTopicArn, resolveAlertTopic] = pulumi.deferredOutput<string>();
+      this.ses = new MailSes(
+        `${name}-ses`,
+        {
+          config,
+          dkimPrivateKeyPem: this.dkim.privateKeyPem,
+          alertTopicArn,
+          alertEmail: notify && !sameRegion ? config.alertEmail : undefined,
+          tags,
+        },
+        parent,
+      );
+    }
+
     this.parameters = new MailParameters(
       `${name}-parameters`,
       {
@@ -247,6 +284,7 @@ export class MailStack extends pulumi.ComponentResource {
         tlsPrivateKeyPem: this.tlsKey.privateKeyPem,
         resticPassword: this.backup.resticPassword,
         ldapBindPassword: args.ldap?.bindPassword,
+        sesSmtpCredentials: this.ses?.smtpCredentials,
         tags,
       },
       parent,
@@ -262,6 +300,7 @@ export class MailStack extends pulumi.ComponentResource {
         amiId: args.amiId,
         backupBucketArn: this.backup.bucketArn,
         backupKmsKeyArn: args.backupKmsKeyArn,
+        sesInboundBucketArn: this.ses?.inboundBucketArn,
         dataVolumeTags: this.snapshots.targetTags,
         protect,
         tags,
@@ -294,6 +333,7 @@ export class MailStack extends pulumi.ComponentResource {
         { email: config.alertEmail, instanceId: this.host.instanceId, hostname: config.hostname, tags },
         parent,
       );
+      resolveAlertTopic?.(this.alerts.topicArn);
     }
     this.monitoring = new MailMonitoring(
       `${name}-monitoring`,
@@ -337,15 +377,36 @@ export class MailStack extends pulumi.ComponentResource {
     this.resticRepository = this.backup.repositoryUrl;
     this.hostBundleSha256 = this.host.bundleSha256;
     this.resticPassword = this.backup.resticPassword;
+    if (this.ses !== undefined) {
+      this.sesIdentities = [...this.ses.identityNames];
+      if (config.ses?.outbound) {
+        this.sesMailFromDomains = { ...this.ses.mailFromDomains };
+        this.sesSmtpUsername = this.ses.smtpUsername;
+      }
+      this.sesInboundBucketName = this.ses.inboundBucketName;
+      this.sesReceiptRuleSetName = this.ses.receiptRuleSetName;
+    }
     const laterSteps = this.dsRecords.apply((ds) => {
       const steps: string[] = [];
-      if (config.alertEmail) steps.push(`Confirm the subscription AWS mailed to ${config.alertEmail}; until then, alarms about the host are not delivered.`);
+      if (config.alertEmail) {
+        const what = config.ses?.outbound ? "alarms about the host and SES's bounce and complaint events" : "alarms about the host";
+        const subscriptions =
+          this.ses?.eventTopic !== undefined
+            ? `both subscriptions AWS mailed to ${config.alertEmail} (SES's events come from a topic of their own in ${config.ses?.region})`
+            : `the subscription AWS mailed to ${config.alertEmail}`;
+        steps.push(`Confirm ${subscriptions}; until then, ${what} are not delivered.`);
+      }
       if (ds.length > 0) steps.push(dnssecStep(ds));
+      if (config.ses?.inbound) steps.push(sesInboundStep(config.ses.region, this.sesReceiptRuleSetName as string));
       return steps.map((step, i) => `\n${6 + i}. ${step}`).join("");
     });
-    this.nextSteps = pulumi.interpolate`Next steps for ${config.hostname}:
-1. Ask AWS to lift the port-25 limit: ${PORT_25_REQUEST_URL}
+    const firstStep = config.ses?.outbound
+      ? sesSandboxStep(config.ses.region, config.domain)
+      : pulumi.interpolate`Ask AWS to lift the port-25 limit: ${PORT_25_REQUEST_URL}
    Elastic IP: ${this.publicIp}; reverse DNS record: ${config.hostname}. Until AWS agrees, outbound mail waits in the queue (two days at most, then it bounces).
+   AWS takes days to answer and refuses many new accounts: to send from day one, set sesOutbound (relay through Amazon SES on port 587; see docs/ses.md).`;
+    this.nextSteps = pulumi.interpolate`Next steps for ${config.hostname}:
+1. ${firstStep}
 2. Reverse DNS is already set (${this.publicIp} -> ${config.hostname}): \`dig -x ${this.publicIp} +short\`.
 3. Once the A record resolves, the host obtains its Let's Encrypt certificate within 15 minutes:
    \`openssl s_client -connect ${config.hostname}:993 -brief </dev/null\` then names Let's Encrypt as issuer.
@@ -366,8 +427,32 @@ export class MailStack extends pulumi.ComponentResource {
       hostBundleSha256: this.hostBundleSha256,
       dsRecords: this.dsRecords,
       nextSteps: this.nextSteps,
+      // Registered only when they exist, like the replica's name.
+      ...(this.sesIdentities ? { sesIdentities: this.sesIdentities } : {}),
+      ...(this.sesSmtpUsername ? { sesMailFromDomains: this.sesMailFromDomains, sesSmtpUsername: this.sesSmtpUsername } : {}),
+      ...(this.sesInboundBucketName ? { sesInboundBucketName: this.sesInboundBucketName, sesReceiptRuleSetName: this.sesReceiptRuleSetName } : {}),
     });
   }
+}
+
+/** The SES sandbox, with sesOutbound: what it allows, and how to leave it. */
+function sesSandboxStep(region: string, domain: string): string {
+  return (
+    `Outgoing mail leaves through Amazon SES in ${region}. Every account starts in SES's sandbox, in each region: until AWS grants production access there, ` +
+    "SES takes mail only for verified recipients and at most 200 messages a day, and what it refuses waits in the host's queue (two days at most, then it bounces). " +
+    `Request it in the SES console (${region}) under Account dashboard, Request production access, or:\n` +
+    `   \`aws sesv2 put-account-details --region ${region} --production-access-enabled --mail-type TRANSACTIONAL --website-url https://${domain} --use-case-description "…"\`\n` +
+    `   The domains' identities verify once their DKIM records resolve: \`aws sesv2 get-email-identity --region ${region} --email-identity ${domain}\`.`
+  );
+}
+
+/** With sesInbound: SES's MX, and the rule set that replaced any other. */
+function sesInboundStep(region: string, ruleSetName: string): string {
+  return (
+    `Amazon SES (${sesInboundMx(region)}) is the domains' last MX, keeping mail in S3 while the host is away. Its receipt rule set ${ruleSetName} is now the active one in ${region}: ` +
+    "an account has one active rule set per region, so any rule set that was active there before is not any more. Check with " +
+    `\`aws ses describe-active-receipt-rule-set --region ${region}\`.`
+  );
 }
 
 function dnssecStep(ds: DsRecord[]): string {
