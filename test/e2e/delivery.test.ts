@@ -4,7 +4,7 @@
  */
 import { type MailConfigInput, txtValue } from "@mailstack/core";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
-import { LISTED_IP, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
+import { header, LISTED_IP, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
 import { requireRoot, requireTools } from "../support/tools";
 
 requireTools("postconf", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "openssl");
@@ -96,13 +96,6 @@ function resolver(records = stack.records) {
     return found.map((r) => r.content);
   };
 }
-
-const header = (source: string, name: string) =>
-  source
-    .split(/\r?\n\r?\n/)[0]
-    .replace(/\r?\n[ \t]+/g, " ")
-    .split(/\r?\n/)
-    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
 
 describe("submission on 587 and 465", () => {
   test("587 offers STARTTLS and no AUTH before it, AUTH after it", async () => {

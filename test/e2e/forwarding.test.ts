@@ -18,7 +18,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type MailConfigInput, POSTSRSD } from "@mailstack/core";
 import { spf } from "mailauth/lib/spf";
-import { escapeRegExp, HOST_IP, message, OUTSIDE_DOMAIN, OUTSIDE_IP, source, TestStack } from "../support/stack";
+import { escapeRegExp, header, HOST_IP, message, OUTSIDE_DOMAIN, OUTSIDE_IP, source, TestStack } from "../support/stack";
 import { requireRoot, requireTools } from "../support/tools";
 
 requireTools("postconf", "postmap", "doveconf", "doveadm", "sievec", "rspamadm", "ip", "nft", "dig", "setpriv", "postsrsd");
@@ -99,14 +99,6 @@ async function relayedWith(subject: string): Promise<Relayed> {
   await stack.until(`the sink to receive "${subject}"`, () => (found = relayed().find((m) => m.data.includes(`Subject: ${subject}\r\n`))) !== undefined);
   return found!;
 }
-
-/** Header lines of a message, unfolded. */
-const header = (data: string, name: string) =>
-  data
-    .split(/\r?\n\r?\n/)[0]
-    .replace(/\r?\n[ \t]+/g, " ")
-    .split(/\r?\n/)
-    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
 
 /** Mail as another server sends it to port 25 (no AUTH). */
 function inbound(from: string, to: string[], data: string) {

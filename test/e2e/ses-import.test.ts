@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { HOST_SCRIPTS, type MailConfigInput, SES_INBOUND_PREFIX, SES_REJECTED_PREFIX, sesInboundMx } from "@mailstack/core";
 import { fakeAwsEnv } from "../support/fake-aws";
 import { NetnsBridge } from "../support/netns-bridge";
-import { escapeRegExp, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
+import { escapeRegExp, header, message, NO_DMARC_DOMAIN, OUTSIDE_DOMAIN, OUTSIDE_IP, sleep, source, TestStack } from "../support/stack";
 import { hostSettings, requireRoot, requireTools, runAsync, type RunResult, runOk, TEST_PARAMS, TOOL_PATH } from "../support/tools";
 
 requireTools("postconf", "doveadm", "rspamadm", "ip", "openssl", "python3", "boto3");
@@ -252,13 +252,6 @@ function delivered(address: string, messageId: string): string {
   if (!file) throw new Error(`${messageId} is not in ${address}'s mailbox`);
   return readFileSync(file, "utf8");
 }
-
-const header = (source: string, name: string) =>
-  source
-    .split(/\r?\n\r?\n/)[0]
-    .replace(/\r?\n[ \t]+/g, " ")
-    .split(/\r?\n/)
-    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
 
 /** The script's line about one key. */
 const lineOf = (r: RunResult, key: string) => r.stdout.split("\n").filter((l) => l.startsWith(`mailstack-ses-import: ${key}: `));

@@ -20,7 +20,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { filterMatches, hostFiles, LOG_METRIC_FILTERS, type MailConfigInput, parseConfig, SES_SMTP_CREDENTIALS_FILE, sesSmtpCredentialsFile, sesSmtpPassword } from "@mailstack/core";
 import { SES_IP, SES_LINK_IP, type SesMessage, type SesSession, SesStandIn } from "../support/ses-stand-in";
-import { escapeRegExp, message, OUTSIDE_DOMAIN, source, TestStack } from "../support/stack";
+import { escapeRegExp, header, message, OUTSIDE_DOMAIN, source, TestStack } from "../support/stack";
 import { requireRoot, requireTools, TEST_PARAMS, TEST_SES_ACCESS_KEY, testSesSmtpCredentials } from "../support/tools";
 
 requireTools("postconf", "postqueue", "ip", "openssl", "postfix sasl client");
@@ -81,14 +81,6 @@ async function submit(what: string): Promise<{ subject: string; queueId: string 
 }
 
 const withSubject = (subject: string) => (m: { data: string }) => m.data.includes(`Subject: ${subject}\r\n`);
-
-/** Header lines of a message, unfolded. */
-const header = (data: string, name: string) =>
-  data
-    .split(/\r?\n\r?\n/)[0]
-    .replace(/\r?\n[ \t]+/g, " ")
-    .split(/\r?\n/)
-    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
 
 /** Waits until SES has the message, and the queue is empty; it must have arrived exactly once. */
 async function arrivedOnce(subject: string): Promise<SesMessage> {

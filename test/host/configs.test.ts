@@ -26,13 +26,12 @@ import {
   PRODUCTION_ENV,
   runtimeFiles,
   servicePorts,
-  sesSmtpPassword,
   txtValue,
   zoneFile,
 } from "@mailstack/core";
 import { fullConfig, minimalConfig, SAMPLE_HASH } from "../support/fixtures";
 import { TEST_LDAP_CA } from "../support/ldap-ca";
-import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot, TOOL_PATH } from "../support/tools";
+import { nginxMainConf, type RenderedHost, renderHost, requireRoot, requireTools, run, runAsync, runOk, TEST_PARAMS, TEST_RESTIC_PASSWORD, tempRoot, testSesSmtpCredentials, TOOL_PATH } from "../support/tools";
 
 requireTools(
   "bash", "cloud-init", "cloud-init (python)", "named-checkzone", "postconf", "postmap", "doveconf", "sievec", "rspamadm",
@@ -112,7 +111,7 @@ const CONFIGS: [string, MailConfigInput][] = [
 ];
 
 /** The relay's credentials, as MailSes derives them. */
-const SES_CREDENTIALS = { username: "AKIAIOSFODNN7EXAMPLE", password: sesSmtpPassword("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "eu-west-1") };
+const SES_CREDENTIALS = testSesSmtpCredentials("eu-west-1");
 
 // A real RSA-2048 DKIM key pair, as the stack generates.
 const DKIM = generateKeyPairSync("rsa", {

@@ -31,7 +31,7 @@ import {
 } from "@mailstack/core";
 import { type FakeS3, FakeSsm, fakeAws, fakeAwsEnv, SSM_PAGE } from "../support/fake-aws";
 import { fullConfig, SAMPLE_HASH } from "../support/fixtures";
-import { requireTools, runAsync, type RunResult, TEST_PARAMS, tempRoot } from "../support/tools";
+import { requireTools, runAsync, type RunResult, TEST_PARAMS, tempRoot, testSesSmtpCredentials } from "../support/tools";
 
 requireTools("python3", "boto3");
 
@@ -90,7 +90,7 @@ function stack(options: { selector?: string; hashes?: Record<string, string>; ke
   const config = parseConfig(options.input ?? manyMailboxes(options.selector, options.mailboxes));
   const keys = config.mailboxes.flatMap((m) => [m.address, ...m.appPasswords.map((a) => appPasswordKey(m.address, a.name))]);
   const passwordHashes = new Map(keys.map((key) => [key, options.hashes?.[key] ?? SAMPLE_HASH]));
-  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase", ldapBindPassword: 'bind #pass "quoted" \\ $x' });
+  const files = runtimeFiles(config, { passwordHashes, dkimPrivateKeyPem: KEYS[options.key ?? 0], tlsPrivateKeyPem: TLS_KEY, resticPassword: "restic sync test passphrase", ldapBindPassword: 'bind #pass "quoted" \\ $x', sesSmtpCredentials: testSesSmtpCredentials("eu-west-1") });
   const delivery = runtimeDelivery(files, options.location ?? LOCATION);
   const parameters = new Map(delivery.parameters.map((p) => [`${PREFIX}/${p.name}`, p.value]));
   parameters.set(`${PREFIX}/manifest`, delivery.manifest);
@@ -958,6 +958,9 @@ describe("mailstack-sync.py against fake SSM and S3 endpoints", () => {
     // Users from a directory for a domain without a catch-all: the two LDAP key files.
     input.extraDomains = [...(input.extraDomains ?? []), "example.net"];
     input.ldap = { url: "ldaps://ldap.example.net", bindDn: "cn=mail,dc=example,dc=net", bindPassword: "unused here", baseDn: "ou=people,dc=example,dc=net", domains: ["example.net"] };
+    // The SES relay's credentials, the one key file only sesOutbound delivers.
+    input.sesOutbound = true;
+    input.sesRegion = "eu-west-1";
     const full = stack({ input });
     const files = hostFiles(full.config, TEST_PARAMS);
     const carried = files.find((f) => f.path === PRODUCTION_ENV.paths.runtimeTable)!;

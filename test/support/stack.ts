@@ -629,6 +629,14 @@ function rspamdVars(root: string, localConfDir: string): Record<string, string> 
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The lines of a message's header named `name` (any case), each unfolded to one line. */
+export const header = (source: string, name: string): string[] =>
+  source
+    .split(/\r?\n\r?\n/)[0]
+    .replace(/\r?\n[ \t]+/g, " ")
+    .split(/\r?\n/)
+    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+
 /**
  * A message with a unique Message-ID, and a unique reference line ending the body: rspamd's
  * greylisting remembers bodies, so two tests sending the same text would meet each other.

@@ -272,16 +272,7 @@ function hardenedBucket(parent: pulumi.Resource, name: string, options: BucketOp
       policy: bucket.arn.apply((arn) =>
         JSON.stringify({
           Version: "2012-10-17",
-          Statement: [
-            {
-              Sid: "DenyInsecureTransport",
-              Effect: "Deny",
-              Principal: "*",
-              Action: "s3:*",
-              Resource: [arn, `${arn}/*`],
-              Condition: { Bool: { "aws:SecureTransport": "false" } },
-            },
-          ],
+          Statement: [denyInsecureTransport(arn)],
         }),
       ),
     },
@@ -324,6 +315,18 @@ export interface NoncurrentTransition {
   noncurrentDays: number;
   /** The S3 storage class it moves to, e.g. `STANDARD_IA` or `GLACIER_IR`. */
   storageClass: string;
+}
+
+/** A bucket policy statement that refuses every request to the bucket not made over TLS. */
+export function denyInsecureTransport(bucketArn: string) {
+  return {
+    Sid: "DenyInsecureTransport",
+    Effect: "Deny",
+    Principal: "*",
+    Action: "s3:*",
+    Resource: [bucketArn, `${bucketArn}/*`],
+    Condition: { Bool: { "aws:SecureTransport": "false" } },
+  };
 }
 
 /**

@@ -18,6 +18,7 @@ import * as s3 from "@pulumi/aws/s3";
 import * as ses from "@pulumi/aws/ses";
 import * as sesv2 from "@pulumi/aws/sesv2";
 import * as sns from "@pulumi/aws/sns";
+import { denyInsecureTransport } from "./mail-backup";
 
 /** The sending events SES publishes to the alert topic: those an operator acts on, not every delivery. */
 export const SES_ALERT_EVENTS = ["BOUNCE", "COMPLAINT", "REJECT", "DELIVERY_DELAY", "RENDERING_FAILURE"] as const;
@@ -390,14 +391,7 @@ function inboundBucketPolicy(bucketArn: string, account: string, receiptRules: s
   return {
     Version: "2012-10-17",
     Statement: [
-      {
-        Sid: "DenyInsecureTransport",
-        Effect: "Deny",
-        Principal: "*",
-        Action: "s3:*",
-        Resource: [bucketArn, `${bucketArn}/*`],
-        Condition: { Bool: { "aws:SecureTransport": "false" } },
-      },
+      denyInsecureTransport(bucketArn),
       {
         Sid: "SesStoresInbound",
         Effect: "Allow",
