@@ -264,6 +264,9 @@ function sesInboundBucket(params: HostParams): string {
 /** The scripts run by a timer, each by a service of its own name. */
 const TIMERS = [HOST_SCRIPTS.sync, HOST_SCRIPTS.certificate, HOST_SCRIPTS.backup, HOST_SCRIPTS.metrics];
 
+/** The failure alert's instance for the unit that names it in OnFailure. */
+const alertUnit = `${HOST_SCRIPTS.alert}@%n.service`;
+
 /** The timers of a config's host: every host's, and the SES importer's with sesInbound. */
 const timers = (config: MailConfig): string[] => [...TIMERS, ...(config.ses?.inbound ? [HOST_SCRIPTS.sesImport] : [])];
 
@@ -354,7 +357,6 @@ export function hostFiles(config: MailConfig, params: HostParams, env: HostEnv =
   // systemd reads a unit's settings only when it starts: a changed drop-in restarts `restart`.
   const dropIn = (unitName: string, content: string, restart = unitName) => file(`${SYSTEMD}/${unitName}.d/mailstack.conf`, content, { reload: [restart] });
   const postfix = { reload: [UNITS.postfixInstance], check: "postfix" as const };
-  const alertUnit = `${HOST_SCRIPTS.alert}@%n.service`;
   const files: HostFile[] = [
     file(DEFAULTS_FILE, defaults(config, params, env)),
     // Sourced by the package's launcher at each start; a change restarts the daemon.
@@ -580,7 +582,7 @@ function sesImportService(env: HostEnv): string {
       ["Wants", "network-online.target"],
       // Ordered only: with Postfix down the run fails and leaves every message where it is.
       ["After", `network-online.target ${UNITS.postfixInstance}`],
-      ["OnFailure", `${HOST_SCRIPTS.alert}@%n.service`],
+      ["OnFailure", alertUnit],
     ],
     Service: [
       ["Type", "oneshot"],

@@ -44,7 +44,10 @@ export const sesInboundMx = (region: string): string => `inbound-smtp.${region}.
 /** Where bounces and complaints to a custom MAIL FROM domain go (its MX). */
 export const sesFeedbackMx = (region: string): string => `feedback-smtp.${region}.amazonses.com`;
 /** The custom MAIL FROM domain of a mail domain: SES's envelope sender, so SPF aligns with the From. */
-export const sesMailFromDomain = (config: MailConfig, domain: string): string => `${config.ses?.mailFromSubdomain ?? "bounce"}.${domain}`;
+export function sesMailFromDomain(config: MailConfig, domain: string): string {
+  if (config.ses === undefined) throw new Error("sesMailFromDomain: the config has no ses settings");
+  return `${config.ses.mailFromSubdomain}.${domain}`;
+}
 /** SPF of each MAIL FROM domain: only SES sends with it. */
 export const SES_MAIL_FROM_SPF = "v=spf1 include:amazonses.com -all";
 
